@@ -1,0 +1,201 @@
+"""The sampler: replays any :class:`~taskmix.schedule.Schedule`, vectorised and resumable.
+
+One sampler for every strategy (in contrast to one subclass per strategy, each
+recomputing its probabilities and drawing one task at a time): the strategy is
+the schedule, the sampler only replays it.
+
+* Task draws: per sample within a batch (the paper), or one task for the whole
+  batch (``per="batch"``).  Draws are a pure function of the seed and the
+  number of draws made so far, so every data-parallel rank constructed with the
+  same seed makes the same draws (ranks then split the global batch; see
+  :mod:`taskmix.torch_data`).
+* Examples within a task: shuffled passes without replacement, reshuffled each
+  pass.  The permutation of pass ``k`` of task ``i`` is derived from
+  ``(seed, i, k)``, so the state is two integers per task.
+* ``state_dict()`` / ``load_state_dict()`` capture everything needed to resume
+  mid-epoch and reproduce the same stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from .schedule import Schedule
+
+
+def categorical(rng: np.random.Generator, p: np.ndarray, k: int) -> np.ndarray:
+    """Draw ``k`` indices from the categorical distribution ``p`` (vectorised inverse CDF)."""
+    cdf = np.cumsum(p, dtype=np.float64)
+    cdf /= cdf[-1]
+    u = rng.random(k)
+    out = np.searchsorted(cdf, u, side="right")
+    # guard against u == cdf[-1] rounding and zero-weight trailing tasks
+    np.minimum(out, len(p) - 1, out=out)
+    return out.astype(np.int64, copy=False)
+
+
+class ExampleStreams:
+    """Per-task example indices: shuffled passes without replacement, reshuffled each pass."""
+
+    def __init__(self, sizes: Sequence[int], seed: int = 0, shuffle: bool = True):
+        self.sizes = [int(n) for n in sizes]
+        if any(n <= 0 for n in self.sizes):
+            raise ValueError(f"every task needs at least one example, got sizes {self.sizes}")
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.passes = [0] * len(self.sizes)  # number of the current pass per task
+        self.cursors = [0] * len(self.sizes)  # position within the current pass
+        self._perm_cache: dict[int, tuple[int, np.ndarray]] = {}
+
+    def _perm(self, task: int, pass_no: int) -> np.ndarray:
+        cached = self._perm_cache.get(task)
+        if cached is not None and cached[0] == pass_no:
+            return cached[1]
+        n = self.sizes[task]
+        if self.shuffle:
+            perm = np.random.default_rng([self.seed, 0xE5A, task, pass_no]).permutation(n)
+        else:
+            perm = np.arange(n)
+        self._perm_cache[task] = (pass_no, perm)
+        return perm
+
+    def take(self, task: int, k: int) -> np.ndarray:
+        """Next ``k`` example indices of ``task``."""
+        out = np.empty(k, dtype=np.int64)
+        filled = 0
+        n = self.sizes[task]
+        while filled < k:
+            perm = self._perm(task, self.passes[task])
+            c = self.cursors[task]
+            m = min(k - filled, n - c)
+            out[filled : filled + m] = perm[c : c + m]
+            filled += m
+            c += m
+            if c == n:
+                self.passes[task] += 1
+                c = 0
+            self.cursors[task] = c
+        return out
+
+    def take_for(self, task_ids: np.ndarray) -> np.ndarray:
+        """Example index for each entry of ``task_ids`` (same length), in order."""
+        out = np.empty(len(task_ids), dtype=np.int64)
+        for t in np.unique(task_ids):
+            pos = np.flatnonzero(task_ids == t)
+            out[pos] = self.take(int(t), len(pos))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "sizes": list(self.sizes), "passes": list(self.passes), "cursors": list(self.cursors)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state["sizes"]) != self.sizes:
+            raise ValueError(f"example-stream state is for task sizes {state['sizes']}, not {self.sizes}")
+        self.seed = int(state["seed"])
+        self.passes = [int(v) for v in state["passes"]]
+        self.cursors = [int(v) for v in state["cursors"]]
+        self._perm_cache.clear()
+
+
+class TaskSampler:
+    """Replays a schedule: which task (and which example) each sample of each step uses.
+
+    Args:
+        schedule: the weights to replay.
+        batch_size: samples per training step (the global batch under data parallelism).
+        sizes: training-set size of each task (in schedule order); needed for
+            :meth:`next_batch`, not for :meth:`next_tasks`.
+        seed: all randomness derives from it.
+        per: ``"sample"`` draws a task per sample (the paper); ``"batch"`` one task per batch.
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        batch_size: int,
+        sizes: Sequence[int] | None = None,
+        seed: int = 0,
+        per: Literal["sample", "batch"] = "sample",
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if per not in ("sample", "batch"):
+            raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
+        if sizes is not None and len(sizes) != schedule.n_tasks:
+            raise ValueError(f"{len(sizes)} sizes for {schedule.n_tasks} tasks")
+        self.schedule = schedule
+        self.batch_size = int(batch_size)
+        self.per = per
+        self.seed = int(seed)
+        self.step = 0
+        self._rng = np.random.Generator(np.random.PCG64([self.seed, 0x7A5C]))
+        self.examples = ExampleStreams(sizes, seed=self.seed) if sizes is not None else None
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        if schedule.tasks != self.schedule.tasks:
+            raise ValueError(f"new schedule has tasks {schedule.tasks}, expected {self.schedule.tasks}")
+        self.schedule = schedule
+
+    def next_tasks(self) -> np.ndarray:
+        """Task index of each sample of the next step (length ``batch_size``); advances the step."""
+        p = self.schedule.weights_at(self.step)
+        self.step += 1
+        if self.per == "batch":
+            t = categorical(self._rng, p, 1)[0]
+            return np.full(self.batch_size, t, dtype=np.int64)
+        return categorical(self._rng, p, self.batch_size)
+
+    def draw_many(self, n_steps: int) -> np.ndarray:
+        """Task draws for the next ``n_steps`` steps at once, shape (n_steps, batch_size)."""
+        out = np.empty((n_steps, self.batch_size), dtype=np.int64)
+        s = 0
+        while s < n_steps:
+            row = self.schedule.row_index(self.step)
+            if row == self.schedule.n_rows - 1:
+                span = n_steps - s
+            else:
+                span = min(n_steps - s, (row + 1) * self.schedule.steps_per_meta_step - self.step)
+            p = self.schedule.weights[row]
+            if self.per == "batch":
+                out[s : s + span] = categorical(self._rng, p, span)[:, None]
+            else:
+                out[s : s + span] = categorical(self._rng, p, span * self.batch_size).reshape(span, self.batch_size)
+            s += span
+            self.step += span
+        return out
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(task_ids, example_ids)`` for the next step."""
+        if self.examples is None:
+            raise ValueError("TaskSampler needs the task sizes to draw examples")
+        tasks = self.next_tasks()
+        return tasks, self.examples.take_for(tasks)
+
+    def __iter__(self):
+        while True:
+            yield self.next_batch()
+
+    # ------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "step": self.step,
+            "per": self.per,
+            "batch_size": self.batch_size,
+            "rng": self._rng.bit_generator.state,
+            "examples": self.examples.state_dict() if self.examples is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["batch_size"] != self.batch_size or state["per"] != self.per:
+            raise ValueError(
+                f"sampler state is for batch_size={state['batch_size']}, per={state['per']!r}; "
+                f"this sampler has batch_size={self.batch_size}, per={self.per!r}"
+            )
+        self.seed = int(state["seed"])
+        self.step = int(state["step"])
+        self._rng.bit_generator.state = state["rng"]
+        if self.examples is not None and state.get("examples") is not None:
+            self.examples.load_state_dict(state["examples"])

@@ -1,0 +1,362 @@
+"""Schedules: the static artifact of a search, and the rule-based mixtures.
+
+A :class:`Schedule` is a table of task weights, one row per meta-step (or a
+single row for a time-invariant mixture).  It is the seam between search and
+reuse: anyone can replay it with :class:`taskmix.sampler.TaskSampler` (or the
+PyTorch / Hugging Face adapters) without any policy optimisation.
+
+File format (JSON)::
+
+    {"format": "taskmix.schedule/1",
+     "tasks": ["rte", "mnli"],
+     "steps_per_meta_step": 200,
+     "weights": [[0.6, 0.4], [0.7, 0.3]],
+     "provenance": {...}}
+
+One row of ``weights`` is time-invariant; with several rows, row ``m`` holds
+for training steps ``[m*N, (m+1)*N)`` and the last row holds past the end.
+
+Rule-based strategies are small functions that return weights (as in seqio's
+``mixing_rate_num_examples``); :meth:`Schedule.from_weights` normalises them in
+one place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ScheduleError, atomic_write_text
+
+FORMAT = "taskmix.schedule/1"
+TOLERANCE = 1e-6
+
+__all__ = [
+    "FORMAT",
+    "Schedule",
+    "single_task",
+    "uniform",
+    "proportional",
+    "temperature",
+    "examples_proportional",
+    "explicit",
+    "RULES",
+]
+
+
+def _check_rows(weights: Any, n_tasks: int, where: str) -> np.ndarray:
+    if not isinstance(weights, (list, tuple, np.ndarray)) or len(weights) == 0:
+        raise ScheduleError(f"{where}: 'weights' must be a non-empty list of rows, got {type(weights).__name__}")
+    rows = []
+    for m, row in enumerate(weights):
+        if isinstance(row, np.ndarray):
+            row = row.tolist()
+        if not isinstance(row, (list, tuple)):
+            raise ScheduleError(f"{where}: weights[{m}] must be a list of {n_tasks} numbers, got {type(row).__name__}")
+        if len(row) != n_tasks:
+            raise ScheduleError(f"{where}: weights[{m}] has {len(row)} entries, expected {n_tasks} (one per task)")
+        vals = []
+        for i, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ScheduleError(f"{where}: weights[{m}][{i}] must be a number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v):
+                raise ScheduleError(f"{where}: weights[{m}][{i}] is {v}, expected a finite number")
+            if v < 0:
+                raise ScheduleError(f"{where}: weights[{m}][{i}] is {v}, expected a non-negative number")
+            vals.append(v)
+        s = math.fsum(vals)
+        if abs(s - 1.0) > TOLERANCE:
+            raise ScheduleError(f"{where}: weights[{m}] sums to {s:.9g}, expected 1 (within {TOLERANCE:g})")
+        rows.append(vals)
+    return np.asarray(rows, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Task weights over meta-steps. Validated on construction."""
+
+    tasks: tuple[str, ...]
+    weights: np.ndarray  # (n_rows, n_tasks), rows sum to 1
+    steps_per_meta_step: int = 1
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = str(self.provenance.get("_source", "schedule")) if isinstance(self.provenance, dict) else "schedule"
+        tasks = self.tasks
+        if isinstance(tasks, (str, bytes)) or not isinstance(tasks, (list, tuple)) or len(tasks) == 0:
+            raise ScheduleError(f"{where}: 'tasks' must be a non-empty list of task names")
+        for i, t in enumerate(tasks):
+            if not isinstance(t, str) or not t:
+                raise ScheduleError(f"{where}: tasks[{i}] must be a non-empty string, got {t!r}")
+        if len(set(tasks)) != len(tasks):
+            dup = sorted({t for t in tasks if list(tasks).count(t) > 1})
+            raise ScheduleError(f"{where}: 'tasks' has duplicate names {dup}")
+        spm = self.steps_per_meta_step
+        if isinstance(spm, bool) or not isinstance(spm, (int, np.integer)) or spm < 1:
+            raise ScheduleError(f"{where}: 'steps_per_meta_step' must be a positive integer, got {spm!r}")
+        if not isinstance(self.provenance, dict):
+            raise ScheduleError(f"{where}: 'provenance' must be an object, got {type(self.provenance).__name__}")
+        w = _check_rows(self.weights, len(tasks), where)
+        w = w / w.sum(axis=1, keepdims=True)  # exact normalisation within tolerance
+        w.setflags(write=False)
+        object.__setattr__(self, "tasks", tuple(tasks))
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "steps_per_meta_step", int(spm))
+        prov = {k: v for k, v in self.provenance.items() if k != "_source"}
+        object.__setattr__(self, "provenance", prov)
+
+    # ------------------------------------------------------------------ access
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def time_invariant(self) -> bool:
+        return self.n_rows == 1
+
+    def row_index(self, step: int) -> int:
+        """Meta-step row that holds at training step ``step`` (last row past the end)."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        return min(step // self.steps_per_meta_step, self.n_rows - 1)
+
+    def weights_at(self, step: int) -> np.ndarray:
+        return self.weights[self.row_index(step)]
+
+    def mean_weights(self, total_steps: int | None = None) -> np.ndarray:
+        """Average weights over ``total_steps`` steps (default: all rows equally)."""
+        if total_steps is None:
+            return self.weights.mean(axis=0)
+        steps = np.arange(total_steps)
+        idx = np.minimum(steps // self.steps_per_meta_step, self.n_rows - 1)
+        counts = np.bincount(idx, minlength=self.n_rows)
+        return (counts[:, None] * self.weights).sum(axis=0) / max(total_steps, 1)
+
+    def weight_of(self, task: str) -> np.ndarray:
+        return self.weights[:, self.index(task)]
+
+    def index(self, task: str) -> int:
+        try:
+            return self.tasks.index(task)
+        except ValueError:
+            raise ScheduleError(f"schedule: unknown task {task!r}; it has {list(self.tasks)}") from None
+
+    def restrict_to(self, tasks: Sequence[str]) -> "Schedule":
+        """Check that the schedule's tasks match ``tasks`` and reorder to that order."""
+        unknown = [t for t in self.tasks if t not in tasks]
+        if unknown:
+            raise ScheduleError(f"schedule: unknown task(s) {unknown}; the config has {list(tasks)}")
+        idx = [self.tasks.index(t) if t in self.tasks else -1 for t in tasks]
+        w = np.zeros((self.n_rows, len(tasks)))
+        for j, i in enumerate(idx):
+            if i >= 0:
+                w[:, j] = self.weights[:, i]
+        return Schedule(tuple(tasks), w, self.steps_per_meta_step, dict(self.provenance))
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "tasks": list(self.tasks),
+            "steps_per_meta_step": self.steps_per_meta_step,
+            "weights": [[float(v) for v in row] for row in self.weights],
+            "provenance": _jsonable(self.provenance),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        atomic_write_text(path, self.to_json())
+        return path
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "schedule") -> "Schedule":
+        if not isinstance(d, dict):
+            raise ScheduleError(f"{source}: expected a JSON object at the top level, got {type(d).__name__}")
+        fmt = d.get("format")
+        if fmt != FORMAT:
+            raise ScheduleError(f"{source}: 'format' must be {FORMAT!r}, got {fmt!r}")
+        allowed = {"format", "tasks", "steps_per_meta_step", "weights", "provenance"}
+        extra = sorted(set(d) - allowed)
+        if extra:
+            raise ScheduleError(f"{source}: unknown key(s) {extra}; expected only {sorted(allowed)}")
+        for key in ("tasks", "steps_per_meta_step", "weights"):
+            if key not in d:
+                raise ScheduleError(f"{source}: missing key {key!r}")
+        prov = d.get("provenance", {})
+        if not isinstance(prov, dict):
+            raise ScheduleError(f"{source}: 'provenance' must be an object, got {type(prov).__name__}")
+        tasks = d["tasks"]
+        if not isinstance(tasks, list):
+            raise ScheduleError(f"{source}: 'tasks' must be a list of task names, got {type(tasks).__name__}")
+        return cls(tuple(tasks), d["weights"], d["steps_per_meta_step"], {**prov, "_source": source})
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str = "schedule") -> "Schedule":
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            line = getattr(e, "lineno", "?")
+            raise ScheduleError(f"{source}:{line}: not valid JSON ({getattr(e, 'msg', e)})") from None
+        except RecursionError:
+            raise ScheduleError(f"{source}: JSON nested too deeply") from None
+        return cls.from_dict(d, source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Schedule":
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ScheduleError(f"{path}: schedule file not found") from None
+        except IsADirectoryError:
+            raise ScheduleError(f"{path}: is a directory, expected a schedule JSON file") from None
+        return cls.from_json(data, str(path))
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def from_weights(
+        cls,
+        tasks: Sequence[str],
+        weights: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+        steps_per_meta_step: int = 1,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> "Schedule":
+        """Build from unnormalised non-negative weights (one row or many)."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim == 1:
+            w = w[None, :]
+        if w.ndim != 2 or w.shape[1] != len(tasks):
+            raise ScheduleError(f"weights: expected shape (rows, {len(tasks)}), got {tuple(w.shape)}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ScheduleError("weights: expected finite, non-negative numbers")
+        s = w.sum(axis=1, keepdims=True)
+        if np.any(s <= 0):
+            raise ScheduleError("weights: every row needs at least one positive weight")
+        return cls(tuple(tasks), w / s, steps_per_meta_step, dict(provenance or {}))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return (
+            self.tasks == other.tasks
+            and self.steps_per_meta_step == other.steps_per_meta_step
+            and self.weights.shape == other.weights.shape
+            and bool(np.array_equal(self.weights, other.weights))
+        )
+
+    def __repr__(self) -> str:
+        rows = "; ".join(", ".join(f"{t}={v:.3f}" for t, v in zip(self.tasks, r)) for r in self.weights[:3])
+        more = f" ... ({self.n_rows} rows)" if self.n_rows > 3 else ""
+        return f"Schedule({rows}{more}, steps_per_meta_step={self.steps_per_meta_step})"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+# --------------------------------------------------------------- rule-based
+# Each rule maps (tasks, sizes, **params) to unnormalised weights; the
+# Schedule constructor normalises them.  ``sizes`` are the training-set sizes.
+
+
+def _sizes(tasks: Sequence[str], sizes: Mapping[str, int]) -> np.ndarray:
+    missing = [t for t in tasks if t not in sizes]
+    if missing:
+        raise ScheduleError(f"sizes: no training-set size for task(s) {missing}")
+    n = np.asarray([float(sizes[t]) for t in tasks])
+    if np.any(n < 0) or not np.all(np.isfinite(n)):
+        raise ScheduleError("sizes: training-set sizes must be finite and non-negative")
+    return n
+
+
+def single_task(tasks: Sequence[str], target: str, **_: Any) -> Schedule:
+    """All weight on the target task."""
+    if target not in tasks:
+        raise ScheduleError(f"single_task: target {target!r} is not among the tasks {list(tasks)}")
+    w = [1.0 if t == target else 0.0 for t in tasks]
+    return Schedule.from_weights(tasks, w, provenance={"method": "single_task", "target": target})
+
+
+def uniform(tasks: Sequence[str], **_: Any) -> Schedule:
+    return Schedule.from_weights(tasks, np.ones(len(tasks)), provenance={"method": "uniform"})
+
+
+def proportional(tasks: Sequence[str], sizes: Mapping[str, int], **_: Any) -> Schedule:
+    """p_i proportional to the number of training examples."""
+    return Schedule.from_weights(tasks, _sizes(tasks, sizes), provenance={"method": "proportional"})
+
+
+def temperature(tasks: Sequence[str], sizes: Mapping[str, int], temperature: float = 2.0, **_: Any) -> Schedule:
+    """p_i proportional to n_i^(1/T): T=1 is proportional, T->inf is uniform."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ScheduleError(f"temperature: T must be a positive finite number, got {temperature!r}")
+    n = _sizes(tasks, sizes)
+    return Schedule.from_weights(
+        tasks, n ** (1.0 / temperature), provenance={"method": "temperature", "temperature": float(temperature)}
+    )
+
+
+def examples_proportional(
+    tasks: Sequence[str], sizes: Mapping[str, int], cap: int = 2**15, temperature: float = 1.0, **_: Any
+) -> Schedule:
+    """T5/seqio: p_i proportional to min(n_i, K)^(1/T) (artificial data-set size limit K)."""
+    if not (isinstance(cap, (int, float)) and cap > 0):
+        raise ScheduleError(f"examples_proportional: cap must be positive, got {cap!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ScheduleError(f"examples_proportional: temperature must be positive, got {temperature!r}")
+    n = np.minimum(_sizes(tasks, sizes), float(cap)) ** (1.0 / temperature)
+    return Schedule.from_weights(
+        tasks,
+        n,
+        provenance={"method": "examples_proportional", "cap": cap, "temperature": float(temperature)},
+    )
+
+
+def explicit(tasks: Sequence[str], weights: Mapping[str, float] | Sequence[float], **_: Any) -> Schedule:
+    """User-given weights, as a mapping task -> weight or a list in task order."""
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(tasks))
+        if unknown:
+            raise ScheduleError(f"explicit: unknown task(s) {unknown}; tasks are {list(tasks)}")
+        w = [float(weights.get(t, 0.0)) for t in tasks]
+    else:
+        w = [float(v) for v in weights]
+    return Schedule.from_weights(tasks, w, provenance={"method": "explicit"})
+
+
+RULES: dict[str, Callable[..., Schedule]] = {
+    "single_task": single_task,
+    "uniform": uniform,
+    "proportional": proportional,
+    "temperature": temperature,
+    "examples_proportional": examples_proportional,
+    "explicit": explicit,
+}
