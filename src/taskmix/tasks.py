@@ -17,7 +17,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from .config import Config
 
 import numpy as np
 
@@ -194,3 +197,59 @@ def check_same_dim(tasks: Sequence[Task]) -> int | None:
     if len(distinct) > 1:
         raise DataError(f"tasks have different feature dimensions {dims}; all tasks must share one input space")
     return next(iter(distinct))
+
+
+# ----------------------------------------------------------------- dispatch
+
+
+def load_tasks(cfg: "Config", encoder: Any = None) -> list[Task]:
+    """All tasks of a config, in config order (the built-in benchmark if ``cfg.synthetic``).
+
+    Feature tasks come from ``.npz`` files; everything else is a text task
+    (:func:`taskmix.text.load_text_task`), encoded by ``encoder`` when given
+    (frozen regime) or kept as text (fine-tuning regime).
+    """
+    if cfg.synthetic is not None:
+        from .synthetic import make_tasks
+
+        return make_tasks(cfg.synthetic)
+    tasks: list[Task] = []
+    for name, spec in cfg.tasks.items():
+        is_npz = spec.format == "npz" or (
+            spec.format == "auto" and spec.preset is None and str(spec.train or "").endswith(".npz")
+        )
+        if is_npz:
+            tasks.append(_load_npz_task(name, spec, cfg, required_eval=(name == cfg.target)))
+        else:
+            from .text import load_text_task
+
+            tasks.append(load_text_task(name, spec, cfg, encoder))
+    check_same_dim(tasks)
+    return tasks
+
+
+def _load_npz_task(name: str, spec: Any, cfg: "Config", required_eval: bool) -> Task:
+    if spec.train is None:
+        raise DataError(f"tasks.{name}.train: missing; expected a path to an .npz file")
+    train = load_npz_split(cfg.resolve(spec.train))
+    if spec.max_train is not None and len(train) > spec.max_train:
+        train = train.take(np.arange(spec.max_train))
+    val = load_npz_split(cfg.resolve(spec.validation)) if spec.validation else None
+    test = load_npz_split(cfg.resolve(spec.test)) if spec.test else None
+    if required_eval and val is None and test is None:
+        raise DataError(f"tasks.{name}: the target needs a 'test' or 'validation' file to report on")
+    return Task(name, train=train, validation=val, test=test, metric=spec.metric)
+
+
+def load_run_tasks(cfg: "Config") -> list[Task]:
+    """Tasks for a run: builds the frozen encoder (text tasks, frozen regime) once, then :func:`load_tasks`."""
+    text = cfg.synthetic is None and any(
+        not (s.format == "npz" or (s.format == "auto" and s.preset is None and str(s.train or "").endswith(".npz")))
+        for s in cfg.tasks.values()
+    )
+    encoder = None
+    if text and cfg.model.regime == "frozen":
+        from .encoders import SentenceEncoder
+
+        encoder = SentenceEncoder.from_config(cfg.encoder, cfg)
+    return load_tasks(cfg, encoder)

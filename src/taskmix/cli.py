@@ -1,0 +1,233 @@
+"""The ``taskmix`` command line: a thin layer over the library.
+
+Commands (names and outputs are a contract):
+
+* ``taskmix search CONFIG --out DIR [--seed S] [--resume]`` -> ``DIR/schedule.json``, ``DIR/log.{jsonl,csv}``
+* ``taskmix train CONFIG --schedule FILE --out DIR [--seed S]`` -> ``DIR/metrics.json``
+* ``taskmix compare CONFIG --seeds N --out DIR [--oracle]`` -> ``DIR/results.json`` (+ table, report)
+* ``taskmix plot SCHEDULE --out PNG``
+* ``taskmix demo --out DIR``: ``compare`` on the built-in benchmark
+
+``CONFIG`` is a YAML file, or ``builtin`` for the built-in benchmark.  Every
+command takes ``-o KEY=VALUE`` overrides (``-o search.epsilon=0.05``) and
+``--data-dir`` (text presets).  Bad input exits with code 2 and a one-line
+message; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from .errors import TaskmixError, atomic_write_text
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Learn how to mix tasks in multi-task training: search a task-sampling schedule, replay it, compare strategies.",
+)
+
+OverrideOpt = typer.Option(None, "--override", "-o", help="KEY=VALUE config override (repeatable), e.g. -o search.epsilon=0.05")
+DataDirOpt = typer.Option(None, "--data-dir", help="Directory of local data files for presets (overrides data_dir)")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TaskmixError as e:
+            _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: int | None = None):
+    """Config + tasks (text tasks encoded through the cache), validated before any output is written."""
+    from .config import load_config
+    from .tasks import load_run_tasks
+
+    ov = list(overrides or [])
+    if data_dir is not None:
+        ov.append(f"data_dir={Path(data_dir).resolve()}")
+    if seed is not None:
+        ov.append(f"seed={seed}")
+    cfg = load_config(None if config == "builtin" else config, ov)
+    _threads(cfg)
+    tasks = load_run_tasks(cfg)
+    return cfg, tasks
+
+
+def _threads(cfg) -> None:
+    import torch
+
+    n = cfg.train.threads or (1 if cfg.model.regime == "frozen" else max(1, os.cpu_count() or 1))
+    torch.set_num_threads(n)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=False, disable=not sys.stderr.isatty() and os.environ.get("TASKMIX_PROGRESS") != "1")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------- search
+
+
+@app.command()
+@handle_errors
+def search(
+    config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
+    out: Path = typer.Option(..., "--out", help="Output directory"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the config's seed)"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint in DIR"),
+    keep: int = typer.Option(2, "--keep-checkpoints", min=1, help="Checkpoints to keep"),
+    overrides: Optional[list[str]] = OverrideOpt,
+    data_dir: Optional[str] = DataDirOpt,
+) -> None:
+    """Learn a task-sampling schedule: DIR/schedule.json and the per-meta-step log."""
+    from .search import run_search_dir
+
+    cfg, tasks = load(config, overrides, data_dir, seed)
+    res = run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=_progress())
+    w = res.schedule.mean_weights()
+    typer.echo(f"schedule: {out / 'schedule.json'}")
+    typer.echo("mean weights: " + ", ".join(f"{t}={v:.3f}" for t, v in zip(res.schedule.tasks, w)))
+
+
+# ------------------------------------------------------------------ train
+
+
+@app.command()
+@handle_errors
+def train(
+    config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
+    schedule: Path = typer.Option(..., "--schedule", help="Schedule JSON to replay"),
+    out: Path = typer.Option(..., "--out", help="Output directory"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    overrides: Optional[list[str]] = OverrideOpt,
+    data_dir: Optional[str] = DataDirOpt,
+) -> None:
+    """Retrain a fresh model with a static schedule: DIR/metrics.json."""
+    from .compare import prepare_job
+    from .schedule import Schedule
+    from .train import train_with_schedule
+
+    sched = Schedule.load(schedule)
+    cfg, tasks = load(config, overrides, data_dir, seed)
+    sched = sched.restrict_to([t.name for t in tasks])
+    job = prepare_job(cfg, tasks, cfg.seed)
+    res = train_with_schedule(job.tasks, job.target, sched, cfg, cfg.seed)
+    metrics = {"target": cfg.target, "seed": cfg.seed, "schedule": str(schedule), **res.to_dict()}
+    _write_json(out / "metrics.json", metrics)
+    typer.echo(f"{cfg.target} {res.metric} on {res.report_split}: {res.test:.4f}  ({res.seconds:.1f} s)  -> {out / 'metrics.json'}")
+
+
+# ---------------------------------------------------------------- compare
+
+
+@app.command()
+@handle_errors
+def compare(
+    config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
+    out: Path = typer.Option(..., "--out", help="Output directory"),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Number of paired seeds"),
+    oracle: bool = typer.Option(False, "--oracle", help="Add a grid search over static mixtures"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: the config's or the standard set)"),
+    backend: str = typer.Option("sequential", "--backend", help="sequential | ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (backend ray)"),
+    resume: bool = typer.Option(False, "--resume", help="Skip (method, seed) cells already in DIR/rows.jsonl"),
+    overrides: Optional[list[str]] = OverrideOpt,
+    data_dir: Optional[str] = DataDirOpt,
+) -> None:
+    """Every strategy on the same tasks and paired seeds: DIR/results.json and a table."""
+    from .compare import run_compare
+
+    ov = list(overrides or [])
+    if methods:
+        ov.append("compare.methods=[" + ",".join(m.strip() for m in methods.split(",") if m.strip()) + "]")
+    cfg, tasks = load(config, ov, data_dir)
+    res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, backend=backend, address=address, resume=resume,
+                      progress=_progress())
+    typer.echo(res["table"])
+    typer.echo(f"results: {out / 'results.json'}")
+
+
+# ------------------------------------------------------------------- plot
+
+
+@app.command()
+@handle_errors
+def plot(
+    schedule: Path = typer.Argument(..., help="Schedule JSON"),
+    out: Path = typer.Option(..., "--out", help="PNG file"),
+    log: Optional[Path] = typer.Option(None, "--log", help="Search log.jsonl: draw the policy after each update"),
+    title: Optional[str] = typer.Option(None, "--title"),
+) -> None:
+    """Plot a schedule's task weights over meta-steps (the paper's Figure 1)."""
+    from .report import plot_schedule
+    from .schedule import Schedule
+
+    sched = Schedule.load(schedule)
+    entries = None
+    if log is not None:
+        from .errors import TaskmixError as _E
+
+        try:
+            entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        except (OSError, json.JSONDecodeError) as e:
+            raise _E(f"{log}: not a readable log.jsonl ({e})") from None
+    plot_schedule(sched, out, title=title, log=entries)
+    typer.echo(f"plot: {out}")
+
+
+# ------------------------------------------------------------------- demo
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", help="Output directory"),
+    seeds: int = typer.Option(5, "--seeds", min=1),
+    oracle: bool = typer.Option(False, "--oracle", help="Add the oracle grid (slower)"),
+    overrides: Optional[list[str]] = OverrideOpt,
+) -> None:
+    """`compare` on the built-in benchmark; writes results.json, the learned schedule.json and its plot."""
+    from .compare import run_compare
+
+    t0 = time.perf_counter()
+    cfg, tasks = load("builtin", overrides, None)
+    res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, progress=_progress())
+    typer.echo(res["table"])
+    typer.echo(f"results: {out / 'results.json'}   schedule: {out / 'schedule.json'}   plot: {out / 'schedule.png'}")
+    typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,299 @@
+"""Validated YAML configs (pydantic; unknown keys are errors) with command-line overrides.
+
+Minimal config::
+
+    target: rte
+    tasks:
+      rte:  {train: rte/train.npz, validation: rte/dev.npz, test: rte/test.npz}
+      mnli: {train: mnli/train.npz}
+
+Paths are relative to the config file.  Optional sections: ``model``,
+``encoder`` (text tasks), ``train``, ``search``, ``compare``.  ``synthetic``
+replaces ``tasks`` with the built-in benchmark.  Overrides use dotted keys
+(``search.epsilon=0.05``) and YAML values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+
+REWARDS = ("gradient_alignment", "lookahead", "accuracy", "loss", "constant")
+PER_TASK_REWARDS = ("gradient_alignment", "lookahead")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TaskSpec(_Strict):
+    """Where one task's data lives and how to read it."""
+
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    preset: str | None = Field(None, description="e.g. glue/rte, glue/mnli, xnli/sw")
+    splits: dict[str, str] | None = Field(None, description="role -> file stem / hub split, e.g. {train: train_9k}")
+    format: Literal["auto", "npz", "jsonl", "json", "csv", "tsv", "parquet"] = "auto"
+    columns: dict[str, str] | None = Field(None, description="text_a / text_b / label -> column name")
+    labels: list[str] | dict[str, int] | None = None
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    max_train: int | None = Field(None, gt=0, description="use at most this many training rows")
+
+
+class SyntheticConfig(_Strict):
+    """The built-in benchmark (see :mod:`taskmix.synthetic`)."""
+
+    dim: int = Field(32, gt=4)
+    n_target: int = Field(1000, gt=8)
+    n_helpful: int = Field(4000, gt=0)
+    n_harmful: int = Field(4000, gt=0)
+    n_irrelevant: int = Field(4000, gt=0)
+    n_test: int = Field(2000, gt=0)
+    label_noise: float = Field(0.05, ge=0, lt=0.5)
+    target_label_noise: float = Field(0.05, ge=0, lt=0.5)
+    helpful_shift: float = Field(0.0, ge=0)
+    data_seed: int = 0
+
+
+class ModelConfig(_Strict):
+    hidden: int = Field(64, gt=0)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    heads: Literal["per_task", "shared"] = "per_task"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    regime: Literal["frozen", "finetune"] = "frozen"
+
+
+class EncoderConfig(_Strict):
+    """Text encoder (frozen: features cached on disk; finetune: trained end to end)."""
+
+    model: str = "minilm"
+    pair: Literal["concat", "joint"] = "concat"
+    cache_dir: str | None = None
+    threads: int | None = Field(None, gt=0)
+    batch_size: int = Field(64, gt=0)
+    max_length: int = Field(128, gt=0)
+    device: str = "auto"
+
+
+class TrainConfig(_Strict):
+    batch_size: int = Field(64, gt=0)
+    steps: int = Field(1000, gt=0)
+    per: Literal["sample", "batch"] = "sample"
+    eval_batch_size: int = Field(4096, gt=0)
+    threads: int | None = Field(None, gt=0)
+    device: str = "cpu"
+
+
+class SearchConfig(_Strict):
+    policy: Literal["time_invariant", "time_variant"] = "time_invariant"
+    reward: str = "gradient_alignment"
+    epsilon: float = Field(0.1, ge=0, le=1)
+    gamma: float = Field(0.2, ge=0, le=1)
+    meta_steps: int = Field(10, gt=0)
+    steps_per_meta_step: int | None = Field(None, gt=0)
+    lr: float = Field(0.03, gt=0)
+    sgd_steps: int = Field(100, gt=0)
+    baseline: Literal["none", "moving_average"] = "moving_average"
+    baseline_decay: float = Field(0.9, ge=0, lt=1)
+    normalize: bool = True
+    entropy: float = Field(0.0, ge=0)
+    rounds: int = Field(1, gt=0)
+    reward_fraction: float = Field(0.1, gt=0, lt=1)
+    probe_steps: int = Field(5, gt=0)
+    probe_batches: int = Field(8, gt=0)
+    similarity: Literal["dot", "cosine"] = "dot"
+    time_variant_init: Literal["uniform", "previous"] = "previous"
+
+    @field_validator("reward")
+    @classmethod
+    def _reward_name(cls, v: str) -> str:
+        base = v.split(":", 1)[1] if v.startswith("shuffled:") else v
+        if base not in REWARDS or (v.startswith("shuffled:") and base not in PER_TASK_REWARDS):
+            allowed = list(REWARDS) + [f"shuffled:{r}" for r in PER_TASK_REWARDS]
+            raise ValueError(f"unknown reward {v!r}; expected one of {allowed}")
+        return v
+
+    @model_validator(mode="after")
+    def _exploration(self) -> "SearchConfig":
+        if self.epsilon > self.gamma:
+            raise ValueError(f"epsilon ({self.epsilon}) must not exceed gamma ({self.gamma}): gamma - epsilon is the target share")
+        return self
+
+
+class CompareConfig(_Strict):
+    methods: list[str] | None = None
+    temperatures: list[float] = Field(default_factory=lambda: [2.0])
+    cap: int = Field(2**15, gt=0)
+    oracle_step: float = Field(0.25, gt=0, le=1)
+    oracle_samples: int = Field(64, gt=0)
+
+
+class Config(_Strict):
+    target: str = "target"
+    tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    synthetic: SyntheticConfig | None = None
+    data_dir: str | None = None
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+
+    # where relative paths are resolved; not part of the file
+    base_dir: str = Field(".", exclude=True)
+
+    @model_validator(mode="after")
+    def _tasks(self) -> "Config":
+        if self.synthetic is None and not self.tasks:
+            raise ValueError("either 'tasks' or 'synthetic' must be given")
+        if self.synthetic is not None and self.tasks:
+            raise ValueError("give 'tasks' or 'synthetic', not both")
+        if self.synthetic is not None and "heads" not in self.model.model_fields_set:
+            # the built-in tasks share one label space, like XNLI languages
+            self.model = self.model.model_copy(update={"heads": "shared"})
+        names = self.task_names()
+        if self.target not in names:
+            raise ValueError(f"target {self.target!r} is not among the tasks {names}")
+        spm = self.search.steps_per_meta_step
+        if spm is None:
+            if self.train.steps % self.search.meta_steps:
+                raise ValueError(
+                    f"train.steps ({self.train.steps}) must be a multiple of search.meta_steps "
+                    f"({self.search.meta_steps}), or set search.steps_per_meta_step"
+                )
+        return self
+
+    def task_names(self) -> list[str]:
+        if self.synthetic is not None:
+            from .synthetic import TASK_NAMES
+
+            return list(TASK_NAMES)
+        return list(self.tasks)
+
+    @property
+    def steps_per_meta_step(self) -> int:
+        return self.search.steps_per_meta_step or self.train.steps // self.search.meta_steps
+
+    @property
+    def search_steps(self) -> int:
+        return self.steps_per_meta_step * self.search.meta_steps
+
+    def resolve(self, path: str) -> Path:
+        p = Path(os.path.expanduser(path))
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that determines a run's result (for resume checks)."""
+        return self.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------ loading
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    got = e.get("input")
+    extra = ""
+    if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)) and "input" in e:
+        extra = f" (got {got!r})"
+    more = f" [and {len(err.errors()) - 1} more error(s)]" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{extra}{more}"
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. search.epsilon=0.05")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r}: empty key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        d = raw
+        for k in keys[:-1]:
+            nxt = d.get(k)
+            if nxt is None:
+                nxt = d[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is not a section")
+            d = nxt
+        d[keys[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: Any, source: str = "config", base_dir: str | os.PathLike = ".") -> Config:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    if "base_dir" in raw:
+        raise ConfigError(f"{source}: base_dir: unknown key")
+    try:
+        return Config(**raw, base_dir=str(base_dir))
+    except ValidationError as e:
+        raise ConfigError(_format_error(source, e)) from None
+    except TypeError as e:  # non-string keys
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> Config:
+    """Read and validate a YAML config (``None``: the built-in benchmark)."""
+    if path is None:
+        raw: Any = {"synthetic": {}, "train": {"steps": 500}}
+        source, base = "<built-in>", Path.cwd()
+    else:
+        p = Path(path)
+        source, base = str(p), p.resolve().parent
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{p}: is a directory, expected a YAML file") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{p}{line}: not valid YAML ({problem})") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: YAML nested too deeply") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    return config_from_dict(raw, source, base)
+
+
+def builtin_config(overrides: list[str] | None = None) -> Config:
+    return load_config(None, overrides)

@@ -1,0 +1,205 @@
+"""Rewards: what the policy learns from at the end of each meta-step.
+
+Every reward returns one number per task (a scalar reward is the same number
+for every task) and feeds the same REINFORCE update (:mod:`taskmix.policy`).
+
+================== ========= ===================================================== =====================================
+name               per task  what it measures                                      extra cost per meta-step
+================== ========= ===================================================== =====================================
+accuracy           no        the paper's: target metric on the reward split          1 evaluation of the reward split
+loss               no        minus the target's reward-split loss (smoother)        1 evaluation of the reward split
+gradient_alignment yes       cosine between the target's reward-split gradient      (1 + n_tasks x probe_batches) backward
+                             and each task's gradient (shared parameters; MultiDDS)  passes, no optimiser steps
+lookahead          yes       for each task, ``probe_steps`` optimiser steps on a      n_tasks x probe_steps training steps
+                             copy of the model; reward = drop of the target's        + (n_tasks + 1) reward-split evaluations
+                             reward-split loss
+constant           no        control: always 1 (no information)                     none
+shuffled:NAME      yes       control: NAME's per-task credits, randomly permuted     as NAME
+                             across tasks each meta-step (no task identity)
+================== ========= ===================================================== =====================================
+
+When to use which: ``gradient_alignment`` is the cheap default and works when
+tasks share parameters that matter (trunk, shared head); ``lookahead`` measures
+the actual effect of training on each task (including optimiser effects and
+non-linear interactions) at a few training steps per task and meta-step, so it
+suits few tasks and expensive evaluation less; ``accuracy`` is the paper's and
+is kept for comparison -- one scalar per meta-step says little about *which*
+task helped (see :mod:`taskmix.policy`).  Run the controls to check that a
+reward learns more than its exploration prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+from .sampler import ExampleStreams
+from .tasks import Split
+from .train import Trainer
+
+
+@dataclass
+class RewardContext:
+    trainer: Trainer
+    target: int
+    reward_split: Split
+    batch_size: int
+    rng: np.random.Generator  # for probe batches and controls; part of the search state
+    meta_step: int
+
+
+class Reward(Protocol):
+    name: str
+    per_task: bool
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray: ...
+
+
+def _probe_batch(ctx: RewardContext, task: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    n = ctx.trainer.tasks[task].n_train
+    k = min(ctx.batch_size, n)
+    ex = ctx.rng.choice(n, size=k, replace=False)
+    tids = np.full(k, task, dtype=np.int64)
+    return ctx.trainer.batch(tids, ex)
+
+
+def _reward_batch(ctx: RewardContext) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    s = ctx.reward_split
+    x = ctx.trainer.split_inputs(s)
+    y = torch.from_numpy(s.y).to(ctx.trainer.device)
+    t = torch.full((len(s),), ctx.target, dtype=torch.long, device=ctx.trainer.device)
+    return x, y, t
+
+
+class AccuracyReward:
+    """The paper's reward: the target's metric on the reward split."""
+
+    name = "accuracy"
+    per_task = False
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        m = ctx.trainer.metric(ctx.reward_split, ctx.target)
+        return np.full(len(ctx.trainer.tasks), m)
+
+
+class LossReward:
+    """Minus the target's mean cross-entropy on the reward split."""
+
+    name = "loss"
+    per_task = False
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        _, loss = ctx.trainer.predict(ctx.reward_split, ctx.target)
+        return np.full(len(ctx.trainer.tasks), -loss)
+
+
+class GradientAlignmentReward:
+    """Cosine between the target's reward-split gradient and each task's training gradient."""
+
+    name = "gradient_alignment"
+    per_task = True
+
+    def __init__(self, probe_batches: int = 4, similarity: str = "dot"):
+        self.probe_batches = probe_batches
+        self.similarity = similarity
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        tr = ctx.trainer
+        params = tr.model.shared_parameters()
+        rng_state = torch.get_rng_state()
+        g_target = tr.flat_grad(*_reward_batch(ctx), params)
+        out = np.zeros(len(tr.tasks))
+        for i in range(len(tr.tasks)):
+            g = torch.zeros_like(g_target)
+            for _ in range(self.probe_batches):
+                g += tr.flat_grad(*_probe_batch(ctx, i), params)
+            g /= self.probe_batches
+            if self.similarity == "cosine":
+                denom = float(g.norm() * g_target.norm())
+            else:  # first-order drop of the target's reward-split loss per unit step, relative to its own
+                denom = float(g_target.norm() ** 2)
+            out[i] = float(g @ g_target) / denom if denom > 0 else 0.0
+        torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
+        return out
+
+
+class LookaheadReward:
+    """For each task: a few optimiser steps on it from the current state; reward = target loss drop."""
+
+    name = "lookahead"
+    per_task = True
+
+    def __init__(self, probe_steps: int = 5):
+        self.probe_steps = probe_steps
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        tr = ctx.trainer
+        import copy
+
+        snapshot = copy.deepcopy(tr.state_dict())
+        rng_state = torch.get_rng_state()
+        _, base = tr.predict(ctx.reward_split, ctx.target)
+        out = np.zeros(len(tr.tasks))
+        for i in range(len(tr.tasks)):
+            for _ in range(self.probe_steps):
+                x, y, t = _probe_batch(ctx, i)
+                tr.model.train()
+                loss = tr.model.per_sample_loss(x, y, t).mean()
+                tr.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                tr.optimizer.step()
+            _, after = tr.predict(ctx.reward_split, ctx.target)
+            out[i] = base - after
+            tr.load_state_dict(copy.deepcopy(snapshot))
+        torch.set_rng_state(rng_state)
+        return out
+
+
+class ConstantReward:
+    """Control: the same reward every meta-step -- the policy learns nothing but drift."""
+
+    name = "constant"
+    per_task = False
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        return np.ones(len(ctx.trainer.tasks))
+
+
+class ShuffledReward:
+    """Control: a per-task reward with the task identities randomly permuted each meta-step."""
+
+    per_task = True
+
+    def __init__(self, base: Reward):
+        if not base.per_task:
+            raise ConfigError(f"search.reward: 'shuffled:{base.name}' needs a per-task reward; {base.name!r} is scalar")
+        self.base = base
+        self.name = f"shuffled:{base.name}"
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        r = self.base(ctx)
+        return r[ctx.rng.permutation(len(r))]
+
+
+_FACTORIES: dict[str, Callable[[Any], Reward]] = {
+    "accuracy": lambda s: AccuracyReward(),
+    "loss": lambda s: LossReward(),
+    "gradient_alignment": lambda s: GradientAlignmentReward(s.probe_batches, s.similarity),
+    "lookahead": lambda s: LookaheadReward(s.probe_steps),
+    "constant": lambda s: ConstantReward(),
+}
+NAMES = tuple(_FACTORIES) + tuple(f"shuffled:{k}" for k in ("gradient_alignment", "lookahead"))
+
+
+def make_reward(name: str, search_cfg: Any) -> Reward:
+    """Build a reward from its config name (``search.reward``)."""
+    if name.startswith("shuffled:"):
+        return ShuffledReward(make_reward(name.split(":", 1)[1], search_cfg))
+    try:
+        return _FACTORIES[name](search_cfg)
+    except KeyError:
+        raise ConfigError(f"search.reward: unknown reward {name!r}; expected one of {list(NAMES)}") from None
