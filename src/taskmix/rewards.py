@@ -59,9 +59,9 @@ class Reward(Protocol):
     def __call__(self, ctx: RewardContext) -> np.ndarray: ...
 
 
-def _probe_batch(ctx: RewardContext, task: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+def _probe_batch(ctx: RewardContext, task: int, size: int | None = None) -> tuple[Any, torch.Tensor, torch.Tensor]:
     n = ctx.trainer.tasks[task].n_train
-    k = min(ctx.batch_size, n)
+    k = min(size or ctx.batch_size, n)
     ex = ctx.rng.choice(n, size=k, replace=False)
     tids = np.full(k, task, dtype=np.int64)
     return ctx.trainer.batch(tids, ex)
@@ -114,10 +114,8 @@ class GradientAlignmentReward:
         g_target = tr.flat_grad(*_reward_batch(ctx), params)
         out = np.zeros(len(tr.tasks))
         for i in range(len(tr.tasks)):
-            g = torch.zeros_like(g_target)
-            for _ in range(self.probe_batches):
-                g += tr.flat_grad(*_probe_batch(ctx, i), params)
-            g /= self.probe_batches
+            # one backward pass over probe_batches x batch_size examples (the mean of the batch gradients)
+            g = tr.flat_grad(*_probe_batch(ctx, i, self.probe_batches * ctx.batch_size), params)
             if self.similarity == "cosine":
                 denom = float(g.norm() * g_target.norm())
             else:  # first-order drop of the target's reward-split loss per unit step, relative to its own

@@ -30,10 +30,16 @@ def categorical(rng: np.random.Generator, p: np.ndarray, k: int) -> np.ndarray:
     cdf = np.cumsum(p, dtype=np.float64)
     cdf /= cdf[-1]
     u = rng.random(k)
-    out = np.searchsorted(cdf, u, side="right")
+    n = len(p)
+    if n <= 16:  # a few comparisons per draw beat a binary search for few tasks
+        out = np.zeros(k, dtype=np.int64)
+        for c in cdf[:-1]:
+            out += u >= c
+    else:
+        out = np.searchsorted(cdf, u, side="right").astype(np.int64)
     # guard against u == cdf[-1] rounding and zero-weight trailing tasks
-    np.minimum(out, len(p) - 1, out=out)
-    return out.astype(np.int64, copy=False)
+    np.minimum(out, n - 1, out=out)
+    return out
 
 
 class ExampleStreams:
@@ -82,9 +88,12 @@ class ExampleStreams:
     def take_for(self, task_ids: np.ndarray) -> np.ndarray:
         """Example index for each entry of ``task_ids`` (same length), in order."""
         out = np.empty(len(task_ids), dtype=np.int64)
-        for t in np.unique(task_ids):
-            pos = np.flatnonzero(task_ids == t)
-            out[pos] = self.take(int(t), len(pos))
+        counts = np.bincount(task_ids, minlength=len(self.sizes))
+        for t in np.flatnonzero(counts):
+            if counts[t] == len(task_ids):
+                out[:] = self.take(int(t), len(task_ids))
+                break
+            out[task_ids == t] = self.take(int(t), int(counts[t]))
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -109,6 +118,12 @@ class TaskSampler:
             :meth:`next_batch`, not for :meth:`next_tasks`.
         seed: all randomness derives from it.
         per: ``"sample"`` draws a task per sample (the paper); ``"batch"`` one task per batch.
+        prefetch: steps drawn at once (tasks and examples, vectorised); the
+            draws are the same for any value, only the cost per step changes.
+
+    Draws are made ``prefetch`` steps at a time; the state records where the
+    current block started and how far it has been served, so a resumed
+    sampler regenerates the block and continues exactly.
     """
 
     def __init__(
@@ -118,74 +133,151 @@ class TaskSampler:
         sizes: Sequence[int] | None = None,
         seed: int = 0,
         per: Literal["sample", "batch"] = "sample",
+        prefetch: int = 1024,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if per not in ("sample", "batch"):
             raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be >= 1, got {prefetch}")
         if sizes is not None and len(sizes) != schedule.n_tasks:
             raise ValueError(f"{len(sizes)} sizes for {schedule.n_tasks} tasks")
         self.schedule = schedule
         self.batch_size = int(batch_size)
         self.per = per
         self.seed = int(seed)
-        self.step = 0
+        self.prefetch = int(prefetch)
         self._rng = np.random.Generator(np.random.PCG64([self.seed, 0x7A5C]))
         self.examples = ExampleStreams(sizes, seed=self.seed) if sizes is not None else None
+        self._drawn = 0  # steps drawn from the RNG
+        self._block: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._block_start: dict[str, Any] | None = None
+        self._pos = 0
 
-    def set_schedule(self, schedule: Schedule) -> None:
-        if schedule.tasks != self.schedule.tasks:
-            raise ValueError(f"new schedule has tasks {schedule.tasks}, expected {self.schedule.tasks}")
-        self.schedule = schedule
+    @property
+    def step(self) -> int:
+        """Number of steps served so far (the schedule row follows it)."""
+        if self._block is None:
+            return self._drawn
+        return self._drawn - len(self._block[0]) + self._pos
 
-    def next_tasks(self) -> np.ndarray:
-        """Task index of each sample of the next step (length ``batch_size``); advances the step."""
-        p = self.schedule.weights_at(self.step)
-        self.step += 1
-        if self.per == "batch":
-            t = categorical(self._rng, p, 1)[0]
-            return np.full(self.batch_size, t, dtype=np.int64)
-        return categorical(self._rng, p, self.batch_size)
-
-    def draw_many(self, n_steps: int) -> np.ndarray:
-        """Task draws for the next ``n_steps`` steps at once, shape (n_steps, batch_size)."""
+    def _draw(self, n_steps: int) -> np.ndarray:
         out = np.empty((n_steps, self.batch_size), dtype=np.int64)
         s = 0
         while s < n_steps:
-            row = self.schedule.row_index(self.step)
+            row = self.schedule.row_index(self._drawn)
             if row == self.schedule.n_rows - 1:
                 span = n_steps - s
             else:
-                span = min(n_steps - s, (row + 1) * self.schedule.steps_per_meta_step - self.step)
+                span = min(n_steps - s, (row + 1) * self.schedule.steps_per_meta_step - self._drawn)
             p = self.schedule.weights[row]
             if self.per == "batch":
                 out[s : s + span] = categorical(self._rng, p, span)[:, None]
             else:
                 out[s : s + span] = categorical(self._rng, p, span * self.batch_size).reshape(span, self.batch_size)
             s += span
-            self.step += span
+            self._drawn += span
         return out
+
+    def _refill(self) -> None:
+        self._block_start = {
+            "drawn": self._drawn,
+            "rng": self._rng.bit_generator.state,
+            "examples": self.examples.state_dict() if self.examples is not None else None,
+        }
+        tasks = self._draw(self.prefetch)
+        ex = None
+        if self.examples is not None:
+            ex = self.examples.take_for(tasks.ravel()).reshape(tasks.shape)
+        self._block = (tasks, ex)
+        self._pos = 0
+
+    def _next(self) -> tuple[np.ndarray, np.ndarray | None]:
+        block = self._block
+        if block is None or self._pos == len(block[0]):
+            self._refill()
+            block = self._block
+        i = self._pos
+        self._pos = i + 1
+        t, e = block  # type: ignore[misc]
+        return t[i], (e[i] if e is not None else None)
+
+    def next_tasks(self) -> np.ndarray:
+        """Task index of each sample of the next step (length ``batch_size``); advances the step."""
+        return self._next()[0]
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """``(task_ids, example_ids)`` for the next step."""
         if self.examples is None:
             raise ValueError("TaskSampler needs the task sizes to draw examples")
-        tasks = self.next_tasks()
-        return tasks, self.examples.take_for(tasks)
+        t, e = self._next()
+        assert e is not None
+        return t, e
+
+    def draw_many(self, n_steps: int) -> np.ndarray:
+        """Task draws for the next ``n_steps`` steps at once, shape (n_steps, batch_size).
+
+        Only the task draws advance (the example streams do not): the fastest
+        way to replay a schedule's task sequence.  Use :meth:`skip` to advance both.
+        """
+        out = np.empty((n_steps, self.batch_size), dtype=np.int64)
+        k = 0
+        if self._block is not None:  # serve what is left of the current block first
+            rest = self._block[0][self._pos : self._pos + n_steps]
+            out[: len(rest)] = rest
+            self._pos += len(rest)
+            k = len(rest)
+        if k < n_steps:
+            out[k:] = self._draw(n_steps - k)
+            self._block, self._pos = None, 0
+        return out
+
+    def skip(self, n_steps: int) -> None:
+        """Advance by ``n_steps`` steps exactly as that many :meth:`next_batch` calls would."""
+        while n_steps > 0 and self._block is not None and self._pos < len(self._block[0]):
+            self._pos += 1
+            n_steps -= 1
+        while n_steps > 0:
+            k = min(n_steps, max(1, 2**20 // self.batch_size))
+            tasks = self._draw(k)
+            if self.examples is not None:
+                self.examples.take_for(tasks.ravel())
+            self._block, self._pos = None, 0
+            n_steps -= k
 
     def __iter__(self):
         while True:
             yield self.next_batch()
 
+    def set_schedule(self, schedule: Schedule) -> None:
+        """Replace the schedule; draws already prefetched are discarded and redrawn from the same state."""
+        if schedule.tasks != self.schedule.tasks:
+            raise ValueError(f"new schedule has tasks {schedule.tasks}, expected {self.schedule.tasks}")
+        state = self.state_dict()
+        self.schedule = schedule
+        self.load_state_dict(state)
+
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
+        if self._block is not None and self._block_start is not None:
+            base, pos = self._block_start, self._pos
+        else:
+            base = {
+                "drawn": self._drawn,
+                "rng": self._rng.bit_generator.state,
+                "examples": self.examples.state_dict() if self.examples is not None else None,
+            }
+            pos = 0
         return {
             "seed": self.seed,
-            "step": self.step,
             "per": self.per,
             "batch_size": self.batch_size,
-            "rng": self._rng.bit_generator.state,
-            "examples": self.examples.state_dict() if self.examples is not None else None,
+            "drawn": base["drawn"],
+            "rng": base["rng"],
+            "examples": base["examples"],
+            "served_in_block": pos,
+            "step": base["drawn"] + pos,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -195,7 +287,12 @@ class TaskSampler:
                 f"this sampler has batch_size={self.batch_size}, per={self.per!r}"
             )
         self.seed = int(state["seed"])
-        self.step = int(state["step"])
+        self._drawn = int(state["drawn"])
         self._rng.bit_generator.state = state["rng"]
         if self.examples is not None and state.get("examples") is not None:
             self.examples.load_state_dict(state["examples"])
+        self._block, self._block_start, self._pos = None, None, 0
+        pos = int(state.get("served_in_block", 0))
+        if pos:
+            self._refill()
+            self._pos = pos

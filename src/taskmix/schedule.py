@@ -65,13 +65,19 @@ def _check_rows(weights: Any, n_tasks: int, where: str) -> np.ndarray:
         for i, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise ScheduleError(f"{where}: weights[{m}][{i}] must be a number, got {v!r}")
-            v = float(v)
+            try:
+                v = float(v)
+            except OverflowError:  # an integer beyond the float range
+                raise ScheduleError(f"{where}: weights[{m}][{i}] is too large, expected a weight in [0, 1]") from None
             if not math.isfinite(v):
                 raise ScheduleError(f"{where}: weights[{m}][{i}] is {v}, expected a finite number")
             if v < 0:
                 raise ScheduleError(f"{where}: weights[{m}][{i}] is {v}, expected a non-negative number")
             vals.append(v)
-        s = math.fsum(vals)
+        try:
+            s = math.fsum(vals)
+        except OverflowError:
+            s = math.inf
         if abs(s - 1.0) > TOLERANCE:
             raise ScheduleError(f"{where}: weights[{m}] sums to {s:.9g}, expected 1 (within {TOLERANCE:g})")
         rows.append(vals)
@@ -104,7 +110,7 @@ class Schedule:
         if not isinstance(self.provenance, dict):
             raise ScheduleError(f"{where}: 'provenance' must be an object, got {type(self.provenance).__name__}")
         w = _check_rows(self.weights, len(tasks), where)
-        w = w / w.sum(axis=1, keepdims=True)  # exact normalisation within tolerance
+        # rows are stored as given (already within tolerance of 1) so that a JSON round trip is exact
         w.setflags(write=False)
         object.__setattr__(self, "tasks", tuple(tasks))
         object.__setattr__(self, "weights", w)
@@ -152,11 +158,11 @@ class Schedule:
         except ValueError:
             raise ScheduleError(f"schedule: unknown task {task!r}; it has {list(self.tasks)}") from None
 
-    def restrict_to(self, tasks: Sequence[str]) -> "Schedule":
+    def restrict_to(self, tasks: Sequence[str], source: str = "schedule") -> "Schedule":
         """Check that the schedule's tasks match ``tasks`` and reorder to that order."""
         unknown = [t for t in self.tasks if t not in tasks]
         if unknown:
-            raise ScheduleError(f"schedule: unknown task(s) {unknown}; the config has {list(tasks)}")
+            raise ScheduleError(f"{source}: unknown task(s) {unknown}; the config has {list(tasks)}")
         idx = [self.tasks.index(t) if t in self.tasks else -1 for t in tasks]
         w = np.zeros((self.n_rows, len(tasks)))
         for j, i in enumerate(idx):
@@ -209,10 +215,13 @@ class Schedule:
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            line = getattr(e, "lineno", "?")
-            raise ScheduleError(f"{source}:{line}: not valid JSON ({getattr(e, 'msg', e)})") from None
+            line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+            why = e.msg if isinstance(e, json.JSONDecodeError) else f"not UTF-8: {e.reason}"
+            raise ScheduleError(f"{source}{line}: not valid JSON ({why})") from None
         except RecursionError:
             raise ScheduleError(f"{source}: JSON nested too deeply") from None
+        except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
+            raise ScheduleError(f"{source}: not valid JSON ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         return cls.from_dict(d, source)
 
     @classmethod
@@ -224,6 +233,8 @@ class Schedule:
             raise ScheduleError(f"{path}: schedule file not found") from None
         except IsADirectoryError:
             raise ScheduleError(f"{path}: is a directory, expected a schedule JSON file") from None
+        except OSError as e:
+            raise ScheduleError(f"{path}: cannot be read ({e.strerror or e})") from None
         return cls.from_json(data, str(path))
 
     # ----------------------------------------------------------- constructors
