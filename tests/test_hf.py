@@ -58,7 +58,9 @@ class RecordingModel(nn.Module):
         return {"loss": nn.functional.cross_entropy(logits, labels), "logits": logits}
 
 
-def make_trainer(tmp_path, schedule, *, steps, per_device, accumulation, callbacks=(), seed=0, task_sizes=SIZES):
+def make_trainer(
+    tmp_path, schedule, *, steps, per_device, accumulation, callbacks=(), seed=0, task_sizes=SIZES, save_steps=None
+):
     pytest.importorskip("accelerate")  # the Trainer needs it
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"),
@@ -69,7 +71,8 @@ def make_trainer(tmp_path, schedule, *, steps, per_device, accumulation, callbac
         learning_rate=1e-3,
         report_to=[],
         use_cpu=True,
-        save_strategy="no",
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
         disable_tqdm=True,
         seed=seed,
     )
@@ -123,6 +126,19 @@ def test_trainer_schedule_row_follows_the_optimiser_step(tmp_path):
     assert len(per_micro) == 16
     expected = [{0}] * 6 + [{2}] * 6 + [{1}] * 4
     assert per_micro == expected
+
+
+def test_trainer_resume_from_checkpoint_continues_the_stream(tmp_path):
+    schedule = Schedule.from_weights(TASKS, [[0.6, 0.3, 0.1], [0.1, 0.1, 0.8]], steps_per_meta_step=4)
+    first = make_trainer(tmp_path / "first", schedule, steps=8, per_device=4, accumulation=2, save_steps=3)
+    first.train()
+    proportions = TaskProportionCallback()
+    again = make_trainer(tmp_path / "again", schedule, steps=8, per_device=4, accumulation=2, callbacks=[proportions])
+    again.train(resume_from_checkpoint=str(tmp_path / "first" / "out" / "checkpoint-3"))
+    # steps 3..7 (micro-batches 6..15) are exactly those of the uninterrupted run
+    assert again.model.consumed == first.model.consumed[6:]
+    consumed = np.concatenate([t for t, _ in first.model.consumed])
+    assert np.array_equal(proportions.counts, np.bincount(consumed, minlength=3)) and proportions.steps == 8
 
 
 def test_trainer_rejects_a_train_set_that_does_not_match_task_sizes(tmp_path):

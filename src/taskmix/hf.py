@@ -322,11 +322,13 @@ def interleave_stages(
     * ``"all_exhausted"`` (default): the stream wraps around at the end of the
       dataset, and every stage has exactly its ``num_examples`` rows; when one
       ``interleave_datasets`` call ends early, another (fresh seed) continues
-      the stage.  The cost of a call grows like ``len(source) / probability``
-      for its rarest source.
-    * ``"first_exhausted"``: no example is used twice in the whole export, so
-      the export ends when the first task runs out, possibly inside a stage:
-      the result can be shorter than ``total_steps * batch_size`` (with a
+      the stage.  A call draws about ``min(len(task), num_examples) /
+      probability`` rows for its rarest task before it stops.
+    * ``"first_exhausted"``: no example is used twice in the whole export.
+      The export ends inside a stage when ``interleave_datasets`` stops (right
+      after it uses some task's last example) before the stage is full, or at
+      the start of a stage that would draw from a task already used up;
+      the result is then shorter than ``total_steps * batch_size`` (with a
       warning).  The stages it does contain start at their scheduled rows.
 
     The draws are those of ``interleave_datasets``, run on light index

@@ -66,7 +66,6 @@ __all__ = [
 ]
 
 STATE_FORMAT = "taskmix.schedule_sampler/1"
-_FAST_FORWARD_CHUNK = 1 << 20  # samples drawn at once when seeking
 
 
 def realised_proportions(task_ids: Sequence[int] | np.ndarray | torch.Tensor, n_tasks: int) -> np.ndarray:
@@ -204,16 +203,8 @@ class ScheduleBatchSampler(Sampler[list[int]]):
         """Position the stream so that the next batch drawn is global step ``step``."""
         if step < self._sampler.step:
             self._sampler = self._new_task_sampler()
-        remaining = step - self._sampler.step
-        steps_per_chunk = max(1, _FAST_FORWARD_CHUNK // self.batch_size)
-        assert self._sampler.examples is not None
-        while remaining > 0:
-            k = min(remaining, steps_per_chunk)
-            # draw_many(k) + one take_for over the flattened draws consume the
-            # generator and the example streams exactly as k next_batch() calls.
-            tasks = self._sampler.draw_many(k)
-            self._sampler.examples.take_for(tasks.ravel())
-            remaining -= k
+        # skip() consumes the generator and the example streams exactly as that many next_batch() calls
+        self._sampler.skip(step - self._sampler.step)
         self._epoch, self._pos = divmod(step, self.num_steps)
 
     # ------------------------------------------------------------- iteration
