@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+pytest.importorskip("datasets", reason="text tasks need the 'text' extra (pip install 'taskmix[text]')")
+
 from taskmix.config import Config, TaskSpec, config_from_dict, load_config
 from taskmix.encoders import SentenceEncoder
 from taskmix.errors import ConfigError, DataError, TaskmixError
@@ -341,7 +343,9 @@ def test_null_text_is_reported_with_its_line(tmp_path):
     assert msg.startswith(f"{f}:2:") and "'text'" in msg and "null or missing" in msg and "expected text" in msg
 
 
-@pytest.mark.parametrize("name,content", [("a.jsonl", ""), ("b.jsonl", "\n\n  \n"), ("c.csv", "text,label\n"), ("d.tsv", "")])
+@pytest.mark.parametrize(
+    "name,content", [("a.jsonl", ""), ("b.jsonl", "\n\n  \n"), ("c.csv", "text,label\n"), ("d.tsv", ""), ("e.json", " [ ]")]
+)
 def test_empty_split(tmp_path, name, content):
     (tmp_path / name).write_text(content, encoding="utf-8")
     assert "empty split" in error_of(load, tmp_path, {"train": name})

@@ -34,7 +34,8 @@ one transaction (atomic; concurrent runs share the file safely).  The model
 identity is the backend, the model's name, a signature of its files (names,
 sizes, and a digest of their content -- whole files up to 3 MiB, three 1 MiB
 samples of larger ones) and ``max_length``, so the cache is invalidated when
-any of them changes.  Hub names not present on disk are identified by name.
+any of them changes.  Hub names are identified by name alone (pin a revision by
+downloading it to a directory if that matters).
 """
 
 from __future__ import annotations
@@ -172,7 +173,9 @@ def resolve_model(spec: str, resolve: Callable[[str], Path] | None = None) -> Mo
             backend = forced or ("st" if (d / "modules.json").is_file() else "hf")
             return ModelRef(spec, backend, str(d), d, d.name)
     if name.startswith(("/", ".", "~")):
-        raise ConfigError(f"encoder.model: directory {candidates[0]} not found; expected 'minilm', a model directory or a hub name")
+        raise ConfigError(
+            f"encoder.model: directory {candidates[0]} not found; expected 'minilm', a model directory or a hub name"
+        )
     return ModelRef(spec, forced or "st", name, None, name)
 
 
@@ -274,7 +277,15 @@ class SentenceTransformerBackend:
     that rejects pairs gets ``"a <sep> b"`` with its tokenizer's sep token.
     """
 
-    def __init__(self, ref: ModelRef, *, max_length: int = 128, batch_size: int = 64, device: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        ref: ModelRef,
+        *,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "auto",
+        threads: int | None = None,
+    ):
         self.ref = ref
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
@@ -330,7 +341,15 @@ class SentenceTransformerBackend:
 class HFMeanPoolBackend:
     """A plain transformers model: ``AutoModel`` + mean pooling over the attention mask, no normalisation."""
 
-    def __init__(self, ref: ModelRef, *, max_length: int = 128, batch_size: int = 64, device: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        ref: ModelRef,
+        *,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "auto",
+        threads: int | None = None,
+    ):
         self.ref = ref
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
@@ -352,7 +371,8 @@ class HFMeanPoolBackend:
                     model = AutoModel.from_pretrained(loc)
             except Exception as e:
                 raise ConfigError(
-                    f"encoder.model {self.ref.spec!r}: could not load {loc} with transformers ({type(e).__name__}: {_first_line(e)})"
+                    f"encoder.model {self.ref.spec!r}: could not load {loc} with transformers "
+                    f"({type(e).__name__}: {_first_line(e)})"
                 ) from None
             model.eval().to(resolve_device(self.device))
             self._loaded = (tok, model)
@@ -402,7 +422,7 @@ def make_backend(
 
 
 class EmbeddingCache:
-    """Vectors in a SQLite file: ``vectors(key BLOB PRIMARY KEY, vec BLOB)`` (float32 bytes).
+    """Vectors in a SQLite file: ``vectors(key BLOB UNIQUE, vec BLOB)`` (little-endian float32 bytes).
 
     Writes go in one transaction per :meth:`put_many` call (atomic); the WAL
     journal lets concurrent runs read while one writes.  A vector whose size
@@ -424,7 +444,8 @@ class EmbeddingCache:
                 pass
             db.execute("PRAGMA synchronous=NORMAL")
             with db:
-                db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL) WITHOUT ROWID")
+                # a rowid table keeps each ~1.5 KB vector on its own page run (WITHOUT ROWID would overflow)
+                db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB NOT NULL UNIQUE, vec BLOB NOT NULL)")
                 db.execute("CREATE TABLE IF NOT EXISTS models (identity TEXT PRIMARY KEY, dim INTEGER NOT NULL)")
             self._db = db
         return self._db
@@ -446,7 +467,7 @@ class EmbeddingCache:
         rows = [(k, np.ascontiguousarray(v, dtype="<f4").tobytes()) for k, v in zip(keys, vecs)]
         db = self._conn()
         with db:
-            db.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)", rows)
+            db.executemany("INSERT INTO vectors (key, vec) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET vec = excluded.vec", rows)
 
     def get_dim(self, identity: str) -> int | None:
         row = self._conn().execute("SELECT dim FROM models WHERE identity = ?", (identity,)).fetchone()
@@ -528,11 +549,24 @@ class SentenceEncoder:
         self._dim: int | None = None
 
     @classmethod
-    def from_config(cls, cfg: "Config | EncoderConfig", *, backend: EncoderBackend | None = None) -> "SentenceEncoder":
-        """Build from a :class:`Config` (relative paths resolved against the config file) or an ``EncoderConfig``."""
-        enc = getattr(cfg, "encoder", cfg)
-        resolve = getattr(cfg, "resolve", None)
-        cache_dir: Path | str | None = enc.cache_dir
+    def from_config(
+        cls,
+        enc: "EncoderConfig | Config",
+        cfg: "Config | None" = None,
+        *,
+        backend: EncoderBackend | None = None,
+    ) -> "SentenceEncoder":
+        """Build from an ``encoder`` section.
+
+        Either ``from_config(cfg)`` with a whole :class:`Config`, or
+        ``from_config(cfg.encoder, cfg)``; with a :class:`Config`, a relative
+        ``cache_dir`` or model directory is resolved against the config file.
+        A bare ``EncoderConfig`` resolves relative paths against the working directory.
+        """
+        if cfg is None and hasattr(enc, "encoder"):
+            cfg, enc = enc, enc.encoder  # type: ignore[assignment, union-attr]
+        resolve = cfg.resolve if cfg is not None else None
+        cache_dir: Path | str | None = enc.cache_dir  # type: ignore[union-attr]
         if cache_dir is not None and resolve is not None:
             cache_dir = resolve(os.path.expanduser(cache_dir))
         return cls(
@@ -593,7 +627,15 @@ class SentenceEncoder:
             size=lambda p: len(p[0]) + len(p[1]),
         )
 
-    def _cached(self, kind: bytes, items: list[Any], run: Callable[[list[Any]], np.ndarray], payload: Callable[[Any], str], size: Callable[[Any], int]) -> np.ndarray:
+    def _cached(
+        self,
+        kind: bytes,
+        items: list[Any],
+        run: Callable[[list[Any]], np.ndarray],
+        payload: Callable[[Any], str],
+        size: Callable[[Any], int],
+    ) -> np.ndarray:
+        """Vectors of ``items`` (kind ``s``: sentences, ``p``: joint pairs): cache hits, the rest encoded and stored."""
         uniq = list(dict.fromkeys(items))
         keys = [self._key(kind, payload(it)) for it in uniq]
         if self._dim is None:
@@ -708,9 +750,18 @@ class TransformerTrunk(torch.nn.Module):
         self.to(resolve_device(device))
 
     @classmethod
-    def from_config(cls, cfg: "Config") -> "TransformerTrunk":
-        enc = cfg.encoder
-        return cls(enc.model, max_length=enc.max_length, device=enc.device, threads=enc.threads, resolve=cfg.resolve)
+    def from_config(cls, enc: "EncoderConfig | Config", cfg: "Config | None" = None) -> "TransformerTrunk":
+        """Build from ``encoder`` settings: ``from_config(cfg)`` or ``from_config(cfg.encoder, cfg)``."""
+        if cfg is None and hasattr(enc, "encoder"):
+            cfg, enc = enc, enc.encoder  # type: ignore[assignment, union-attr]
+        resolve = cfg.resolve if cfg is not None else None
+        return cls(
+            enc.model,  # type: ignore[union-attr]
+            max_length=enc.max_length,  # type: ignore[union-attr]
+            device=enc.device,  # type: ignore[union-attr]
+            threads=enc.threads,  # type: ignore[union-attr]
+            resolve=resolve,
+        )
 
     @property
     def device(self) -> torch.device:

@@ -79,6 +79,7 @@ __all__ = [
     "is_text_spec",
     "load_text_task",
     "load_text_tasks",
+    "max_train_indices",
     "read_text_file",
 ]
 
@@ -401,6 +402,8 @@ def _check_json(path: Path) -> list[int] | None:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not doc:
+        raise DataError(f"{path}: empty split (an empty JSON array)")
     for i, item in enumerate(doc):
         if not isinstance(item, dict):
             raise DataError(f"{path}: item {i + 1} of the array is a JSON {_json_type(item)}; expected an object per row")
@@ -684,8 +687,11 @@ def _describe_cell(v: Any) -> str:
     return "null or missing" if v is None else f"{v!r} (a {type(v).__name__})"
 
 
-def _subsample(n: int, k: int) -> np.ndarray:
-    """``k`` of ``n`` row indices chosen by a seeded shuffle, in file order."""
+def max_train_indices(n: int, k: int) -> np.ndarray:
+    """The rows ``max_train: k`` keeps of ``n``: the first ``k`` after a shuffle with
+    :data:`MAX_TRAIN_SEED`, returned sorted (file order).  Deterministic and
+    independent of the run seed; unlike "the first k rows" it does not inherit
+    the file's order (the MNLI-9k file, for one, is sorted by label)."""
     rng = np.random.default_rng([MAX_TRAIN_SEED, 0x7E47])
     return np.sort(rng.permutation(n)[:k])
 
@@ -727,7 +733,7 @@ def load_text_task(
         pairs, y = _extract(src.read(needed), cols, labels)
         rows[role] = len(y)
         if role == "train" and spec.max_train is not None and len(y) > spec.max_train:
-            idx = _subsample(len(y), spec.max_train)
+            idx = max_train_indices(len(y), spec.max_train)
             pairs, y = [pairs[int(i)] for i in idx], y[idx]
         data[role] = (pairs, y)
 

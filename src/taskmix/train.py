@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .distributed import LOCAL
 from .errors import TrainingError
 from .models import MultiTaskModel, build_model, build_optimizer
 from .sampler import TaskSampler
@@ -55,11 +56,17 @@ class Trainer:
         trunk: optional prebuilt trunk (fine-tuning regime).
     """
 
+    dist = LOCAL  # data-parallel hooks (taskmix.distributed); LOCAL: one process, no-ops
+
     def __init__(self, tasks: Sequence[Task], cfg: Config, seed: int, trunk: torch.nn.Module | None = None):
         self.tasks = list(tasks)
         self.cfg = cfg
         self.device = torch.device(_device(cfg.train.device))
         torch.manual_seed(seed)
+        if trunk is None and cfg.model.regime == "finetune":
+            from .encoders import TransformerTrunk  # the fine-tuning regime: a transformer trained end to end
+
+            trunk = TransformerTrunk.from_config(cfg.encoder, cfg)
         dims = {t.dim for t in self.tasks}
         in_dim = next(iter(dims)) if len(dims) == 1 else None
         self.model: MultiTaskModel = build_model(cfg.model, in_dim, [t.num_labels for t in self.tasks], trunk).to(self.device)
@@ -95,20 +102,23 @@ class Trainer:
         x, y, t = self.batch(task_ids, example_ids)
         losses = self.model.per_sample_loss(x, y, t)
         loss = losses.mean()
+        self.dist.check_finite(loss, self.step)
         if not torch.isfinite(loss):
             bad = torch.unique(t[~torch.isfinite(losses)]).tolist() or torch.unique(t).tolist()
             names = [self.tasks[i].name for i in bad]
             raise TrainingError(f"training step {self.step}: loss is {loss.item()} (non-finite) on task(s) {names}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.dist.average_gradients(self.model.parameters())
         self.optimizer.step()
         self.step += 1
         with torch.no_grad():
             sums = torch.zeros(len(self.tasks), device=losses.device).index_add_(0, t, losses.detach())
             counts = torch.bincount(t, minlength=len(self.tasks))
+            sums, counts, value = self.dist.reduce_losses(sums, counts, loss)
             present = (counts > 0).cpu().numpy()
             self.last_losses[present] = (sums / counts.clamp(min=1)).cpu().numpy()[present]
-        return float(loss.item())
+        return value
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
