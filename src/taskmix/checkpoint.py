@@ -1,6 +1,6 @@
 """Checkpoints: atomic, keep-last-K, refused when the config changed.
 
-A checkpoint is ``{"config": <fingerprint>, "seed": S, "state": SearchRun.state_dict()}``
+A checkpoint is ``{"config": <fingerprint>, "seed": S, "data": <task sizes>, "state": SearchRun.state_dict()}``
 written with ``torch.save`` to a temporary file, fsynced and renamed
 (:func:`taskmix.errors.atomic_write_bytes`), as ``ckpt-<index>.pt``; only the
 last ``keep`` are kept.  A crash at any point leaves the previous complete
@@ -44,9 +44,11 @@ def load_latest(directory: str | Path) -> dict[str, Any] | None:
     """The newest readable checkpoint (a corrupt newest one falls back to the previous)."""
     for path in reversed(checkpoints(directory)):
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            payload = torch.load(path, map_location="cpu", weights_only=False)
         except Exception:
             continue
+        if isinstance(payload, dict) and isinstance(payload.get("state"), dict):
+            return {**payload, "path": str(path)}
     return None
 
 
@@ -64,10 +66,15 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix or "(root)"]
 
 
-def check_compatible(saved: dict[str, Any], config: dict[str, Any], seed: int, where: str) -> None:
+def check_compatible(
+    saved: dict[str, Any], config: dict[str, Any], seed: int, where: str, data: dict[str, Any] | None = None
+) -> None:
+    """Refuse to resume when the config, the seed or (if recorded) the data summary differ, naming the keys."""
     diffs = diff_keys(saved.get("config", {}), config)
-    if saved.get("seed") != seed:
+    if saved.get("seed") != seed and "seed" not in diffs:
         diffs.append("seed")
+    if data is not None and "data" in saved:
+        diffs += [f"data: {k}" for k in diff_keys(saved["data"], data)]
     if diffs:
         raise ConfigError(
             f"{where}: cannot resume, the config differs from the checkpointed run at {', '.join(diffs)}; "

@@ -11,7 +11,8 @@ Commands (names and outputs are a contract):
 ``CONFIG`` is a YAML file, or ``builtin`` for the built-in benchmark.  Every
 command takes ``-o KEY=VALUE`` overrides (``-o search.epsilon=0.05``) and
 ``--data-dir`` (text presets).  Bad input exits with code 2 and a one-line
-message; nothing half-written is left behind.
+message (see ``docs/errors.md``), an I/O failure (disk full, permission
+denied) with code 1; nothing half-written is left behind.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from .errors import TaskmixError, atomic_write_text
+from .errors import OutputError, TaskmixError, atomic_write_text
 
 app = typer.Typer(
     add_completion=False,
@@ -50,6 +51,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except TaskmixError as e:
             _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
+        except OSError as e:  # disk full, permission denied, ...: not bad input, but no traceback either
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}", 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -73,6 +77,15 @@ def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: i
     _threads(cfg)
     tasks = load_run_tasks(cfg)
     return cfg, tasks
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be a directory, before any work is done."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise OutputError(f"{p}: exists and is not a directory; --out needs a directory")
+            break
 
 
 def _threads(cfg) -> None:
@@ -108,10 +121,13 @@ def search(
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
     """Learn a task-sampling schedule: DIR/schedule.json and the per-meta-step log."""
-    from .search import run_search_dir
+    from .distributed import run_search
 
+    _check_out(out)
     cfg, tasks = load(config, overrides, data_dir, seed)
-    res = run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=_progress())
+    res = run_search(cfg, tasks, out, resume=resume, keep=keep, progress=_progress())  # also under torchrun
+    if res.extra.get("rank", 0):  # data parallel: rank 0 wrote the files and reports
+        return
     w = res.schedule.mean_weights()
     typer.echo(f"schedule: {out / 'schedule.json'}")
     typer.echo("mean weights: " + ", ".join(f"{t}={v:.3f}" for t, v in zip(res.schedule.tasks, w)))
@@ -135,9 +151,10 @@ def train(
     from .schedule import Schedule
     from .train import train_with_schedule
 
+    _check_out(out)
     sched = Schedule.load(schedule)
     cfg, tasks = load(config, overrides, data_dir, seed)
-    sched = sched.restrict_to([t.name for t in tasks])
+    sched = sched.restrict_to([t.name for t in tasks], str(schedule))
     job = prepare_job(cfg, tasks, cfg.seed)
     res = train_with_schedule(job.tasks, job.target, sched, cfg, cfg.seed)
     metrics = {"target": cfg.target, "seed": cfg.seed, "schedule": str(schedule), **res.to_dict()}
@@ -168,6 +185,7 @@ def compare(
     ov = list(overrides or [])
     if methods:
         ov.append("compare.methods=[" + ",".join(m.strip() for m in methods.split(",") if m.strip()) + "]")
+    _check_out(out)
     cfg, tasks = load(config, ov, data_dir)
     res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, backend=backend, address=address, resume=resume,
                       progress=_progress())
@@ -197,7 +215,7 @@ def plot(
 
         try:
             entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
             raise _E(f"{log}: not a readable log.jsonl ({e})") from None
     plot_schedule(sched, out, title=title, log=entries)
     typer.echo(f"plot: {out}")
@@ -218,6 +236,7 @@ def demo(
     from .compare import run_compare
 
     t0 = time.perf_counter()
+    _check_out(out)
     cfg, tasks = load("builtin", overrides, None)
     res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, progress=_progress())
     typer.echo(res["table"])

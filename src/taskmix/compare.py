@@ -237,8 +237,16 @@ def _json_safe(x: Any) -> Any:
 # ----------------------------------------------------------------- running
 
 
+def warm_up(cfg: Config, tasks: Sequence[Task], seed: int) -> None:
+    """A few untimed training steps, so that the first timed method does not pay one-off start-up costs."""
+    job = prepare_job(cfg, tasks, seed)
+    train_with_schedule(job.tasks, job.target, rules.uniform(job.names), cfg, seed, steps=min(20, cfg.train.steps))
+
+
 def run_cells(cfg: Config, tasks: Sequence[Task], cells: Sequence[tuple[str, int]], on_row: Callable[[dict[str, Any]], None]) -> None:
     """Run (method, seed) cells one after the other, handing each row to ``on_row``."""
+    if cells:
+        warm_up(cfg, tasks, cells[0][1])
     for method, seed in cells:
         on_row(run_method(cfg, tasks, method, seed))
 

@@ -16,8 +16,9 @@ replaces ``tasks`` with the built-in benchmark.  Overrides use dotted keys
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -27,6 +28,14 @@ from .errors import ConfigError
 
 REWARDS = ("gradient_alignment", "lookahead", "accuracy", "loss", "constant")
 PER_TASK_REWARDS = ("gradient_alignment", "lookahead")
+
+
+class _FieldError(ValueError):
+    """A cross-field check that fails: ``field`` (dotted, relative to the model) names the key to blame."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class _Strict(BaseModel):
@@ -92,7 +101,7 @@ class TrainConfig(_Strict):
     per: Literal["sample", "batch"] = "sample"
     eval_batch_size: int = Field(4096, gt=0)
     threads: int | None = Field(None, gt=0)
-    device: str = "cpu"
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1, ...")
 
 
 class SearchConfig(_Strict):
@@ -102,7 +111,7 @@ class SearchConfig(_Strict):
     gamma: float = Field(0.2, ge=0, le=1)
     meta_steps: int = Field(10, gt=0)
     steps_per_meta_step: int | None = Field(None, gt=0)
-    lr: float = Field(0.03, gt=0)
+    lr: float = Field(0.02, gt=0)
     sgd_steps: int = Field(100, gt=0)
     baseline: Literal["none", "moving_average"] = "moving_average"
     baseline_decay: float = Field(0.9, ge=0, lt=1)
@@ -111,7 +120,7 @@ class SearchConfig(_Strict):
     rounds: int = Field(1, gt=0)
     reward_fraction: float = Field(0.1, gt=0, lt=1)
     probe_steps: int = Field(5, gt=0)
-    probe_batches: int = Field(8, gt=0)
+    probe_batches: int = Field(16, gt=0)
     similarity: Literal["dot", "cosine"] = "dot"
     time_variant_init: Literal["uniform", "previous"] = "previous"
 
@@ -127,7 +136,9 @@ class SearchConfig(_Strict):
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":
         if self.epsilon > self.gamma:
-            raise ValueError(f"epsilon ({self.epsilon}) must not exceed gamma ({self.gamma}): gamma - epsilon is the target share")
+            raise _FieldError(
+                "epsilon", f"epsilon ({self.epsilon}) must not exceed gamma ({self.gamma}): gamma - epsilon is the target share"
+            )
         return self
 
 
@@ -157,19 +168,20 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _tasks(self) -> "Config":
         if self.synthetic is None and not self.tasks:
-            raise ValueError("either 'tasks' or 'synthetic' must be given")
+            raise _FieldError("tasks", "either 'tasks' or 'synthetic' must be given")
         if self.synthetic is not None and self.tasks:
-            raise ValueError("give 'tasks' or 'synthetic', not both")
+            raise _FieldError("tasks", "give 'tasks' or 'synthetic', not both")
         if self.synthetic is not None and "heads" not in self.model.model_fields_set:
             # the built-in tasks share one label space, like XNLI languages
             self.model = self.model.model_copy(update={"heads": "shared"})
         names = self.task_names()
         if self.target not in names:
-            raise ValueError(f"target {self.target!r} is not among the tasks {names}")
+            raise _FieldError("target", f"target {self.target!r} is not among the tasks {names}")
         spm = self.search.steps_per_meta_step
         if spm is None:
             if self.train.steps % self.search.meta_steps:
-                raise ValueError(
+                raise _FieldError(
+                    "train.steps",
                     f"train.steps ({self.train.steps}) must be a multiple of search.meta_steps "
                     f"({self.search.meta_steps}), or set search.steps_per_meta_step"
                 )
@@ -202,19 +214,67 @@ class Config(_Strict):
 # ------------------------------------------------------------------ loading
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config section (a pydantic model) that the keys ``loc`` lead to, if any."""
+    model: type[BaseModel] = Config
+    parts = list(loc)
+    while parts:
+        f = model.model_fields.get(str(parts.pop(0)))
+        if f is None:
+            return None
+        nxt = None
+        for ann in (f.annotation, *get_args(f.annotation)):
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                nxt = ann
+            elif get_origin(ann) is dict:
+                val = get_args(ann)[1] if len(get_args(ann)) == 2 else None
+                if isinstance(val, type) and issubclass(val, BaseModel) and parts:
+                    parts.pop(0)  # the mapping's key, e.g. a task name
+                    nxt = val
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _key(part: Any) -> str:
+    """A key of an error location as written: plain names bare, anything odd (dots, newlines) quoted."""
+    text = str(part)
+    return text if text and text.isprintable() and "." not in text and " " not in text else repr(part)
+
+
+_UNION_TAG = re.compile(r"^(list|dict|set|tuple|literal|function-[a-z]+)\[.*\]$")
+
+
 def _format_error(source: str, err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    errors = err.errors()
+    # within a union, the member whose type does not even match the input is the least useful error
+    e = next((x for x in errors if not (x["type"].endswith("_type") and x["loc"] and _UNION_TAG.match(str(x["loc"][-1])))),
+             errors[0])
+    # pydantic tags errors inside a union with the member's type (``labels.list[str].0``): drop the tags
+    loc_parts = [_key(p) for p in e["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p))]
+    cause = (e.get("ctx") or {}).get("error")
+    if isinstance(cause, _FieldError):
+        loc_parts += cause.field.split(".")
+    loc = ".".join(loc_parts) or "(top level)"
     msg = e["msg"]
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
+        section = _model_at(tuple(e["loc"][:-1]))
+        if section is not None:
+            known = [k for k, f in section.model_fields.items() if not f.exclude]
+            msg += f"; expected one of {known}"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     got = e.get("input")
     extra = ""
-    if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)) and "input" in e:
+    if (
+        e["type"] not in ("missing", "extra_forbidden")
+        and not isinstance(got, (dict, list, BaseModel))
+        and "input" in e
+    ):
         extra = f" (got {got!r})"
-    more = f" [and {len(err.errors()) - 1} more error(s)]" if len(err.errors()) > 1 else ""
+    more = f" [and {len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
     return f"{source}: {loc}: {msg}{extra}{more}"
 
 
@@ -227,7 +287,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {item!r}: empty key")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):  # not a YAML value: the string
         parsed = value
     return key.split("."), parsed
 
@@ -252,14 +312,17 @@ def config_from_dict(raw: Any, source: str = "config", base_dir: str | os.PathLi
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    bad = [k for k in raw if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{source}: key {bad[0]!r} is not a string; expected section names such as 'search'")
     if "base_dir" in raw:
         raise ConfigError(f"{source}: base_dir: unknown key")
     try:
         return Config(**raw, base_dir=str(base_dir))
     except ValidationError as e:
         raise ConfigError(_format_error(source, e)) from None
-    except TypeError as e:  # non-string keys
-        raise ConfigError(f"{source}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply (or a YAML alias refers to itself)") from None
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> Config:
@@ -278,6 +341,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
             raise ConfigError(f"{p}: is a directory, expected a YAML file") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -287,6 +352,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
             raise ConfigError(f"{p}{line}: not valid YAML ({problem})") from None
         except RecursionError:
             raise ConfigError(f"{p}: YAML nested too deeply") from None
+        except (ValueError, TypeError, OverflowError) as e:  # e.g. an impossible date, '!!float abc'
+            raise ConfigError(f"{p}: a YAML value cannot be read ({e})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

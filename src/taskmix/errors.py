@@ -34,27 +34,46 @@ class TrainingError(TaskmixError):
     """Training diverged (non-finite loss) or cannot proceed."""
 
 
+class OutputError(TaskmixError):
+    """The output location cannot be used (not a directory, or it holds another run)."""
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask can only be read by setting it
+_TEMP_SUFFIX = ".tmp"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temporary file, fsync, rename.
 
     A reader never sees a half-written file, and a crash leaves either the old
-    file or the new one (plus, at worst, a stray ``.tmp`` file that is removed
-    on the next successful write of the same path).
+    file or the new one (plus, at worst, a hidden ``.<name>.*.tmp`` file;
+    :func:`remove_stale_temps` clears those when a run resumes).  The file gets
+    the usual permissions (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # name the file (fsync / write errors do not)
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     try:  # make the rename durable
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -68,3 +87,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way left in ``directory``; return them.
+
+    Only hidden ``.<name>.<random>.tmp`` files of :func:`atomic_write_bytes`
+    are touched.  Call it when no other process writes to ``directory``.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    removed = []
+    for p in d.iterdir():
+        if p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX) and p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

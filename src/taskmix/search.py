@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .distributed import LOCAL
 from .policy import Policy
 from .rewards import RewardContext, make_reward
 from .sampler import ExampleStreams
@@ -53,6 +54,7 @@ class SearchRun:
         cfg: Config,
         seed: int,
         trunk_factory: Callable[[], torch.nn.Module] | None = None,
+        dist: Any = None,
     ):
         self.tasks = list(tasks)
         self.target = int(target)
@@ -60,6 +62,7 @@ class SearchRun:
         self.cfg = cfg
         self.seed = int(seed)
         self.trunk_factory = trunk_factory
+        self.dist = dist if dist is not None else LOCAL  # data parallel: taskmix.distributed
         s = cfg.search
         self.meta_steps = s.meta_steps
         self.spm = cfg.steps_per_meta_step
@@ -91,6 +94,7 @@ class SearchRun:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         self.trainer = Trainer(self.tasks, self.cfg, seed, self.trunk_factory() if self.trunk_factory else None)
+        self.trainer.dist = self.dist
         self.draw_rng = np.random.Generator(np.random.PCG64([seed, 0xD4A7]))
         self.probe_rng = np.random.Generator(np.random.PCG64([seed, 0x960B]))
         self.streams = ExampleStreams([t.n_train for t in self.tasks], seed=seed)
@@ -121,10 +125,10 @@ class SearchRun:
             else:
                 tids, _ = self.policy.sample(self.draw_rng, row, bs)
             counts += np.bincount(tids, minlength=n)
-            loss_sum += self.trainer.train_step(tids, self.streams.take_for(tids))
+            loss_sum += self.trainer.train_step(*self.dist.shard(tids, self.streams.take_for(tids)))
         self.total_steps += self.spm
         ctx = RewardContext(self.trainer, self.target, self.reward_split, bs, self.probe_rng, self.meta_step)
-        rewards = self.reward(ctx)
+        rewards = self.dist.mean(self.reward(ctx))
         self.reward_evals += 1
         shares = counts / counts.sum()
         # A per-task reward credits every task, so the exact (all-action) policy
@@ -201,7 +205,9 @@ class SearchRun:
             "draw_rng": self.draw_rng.bit_generator.state,
             "probe_rng": self.probe_rng.bit_generator.state,
             "streams": self.streams.state_dict(),
+            "last_losses": self.trainer.last_losses.tolist(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
         }
@@ -220,7 +226,11 @@ class SearchRun:
         self.draw_rng.bit_generator.state = state["draw_rng"]
         self.probe_rng.bit_generator.state = state["probe_rng"]
         self.streams.load_state_dict(state["streams"])
+        if "last_losses" in state:
+            self.trainer.last_losses[:] = np.asarray(state["last_losses"], dtype=np.float64)
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
 
@@ -245,47 +255,92 @@ def run_search_dir(
     resume: bool = False,
     keep: int = 2,
     progress: Any = None,
+    dist: Any = None,
 ) -> SearchResult:
     """``taskmix search``: run a search with a checkpoint at every meta-step, logs and the schedule under ``out``.
 
     With ``resume`` the run continues from the last complete checkpoint (and
     ends with the same schedule, bit for bit on CPU, as an uninterrupted run);
-    a changed config is refused, naming the differing keys.
+    a changed config is refused, naming the differing keys.  Nothing is
+    written under ``out`` before the run is validated and its first meta-step
+    is done; every file is written atomically, so a failure (or SIGKILL) at any
+    point leaves only complete files, and the last complete checkpoint.
     """
     import contextlib
     from pathlib import Path
 
     from .checkpoint import check_compatible, checkpoints, load_latest, save_checkpoint
     from .compare import prepare_job
-    from .errors import ConfigError
+    from .errors import ConfigError, OutputError, TrainingError, remove_stale_temps
     from .runlog import RunLogger
 
     out = Path(out)
     ckdir = out / "checkpoints"
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
+    if ckdir.exists() and not ckdir.is_dir():
+        raise OutputError(f"{ckdir}: exists and is not a directory")
     if not resume and ((out / "schedule.json").exists() or checkpoints(ckdir)):
         raise ConfigError(f"{out}: already holds a search; use --resume to continue it or choose a new --out")
     job = prepare_job(cfg, tasks, cfg.seed)
-    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, cfg.seed)
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, cfg.seed, dist=dist)
     fingerprint = cfg.fingerprint()
+    data = {
+        t.name: {"n_train": t.n_train, "dim": t.dim, "num_labels": t.num_labels} for t in job.tasks
+    } | {"reward_split": len(job.reward_split)}
+    last_ckpt = None
     if resume:
         payload = load_latest(ckdir)
+        if payload is None and checkpoints(ckdir):
+            raise OutputError(
+                f"{ckdir}: no readable checkpoint among {len(checkpoints(ckdir))} file(s); "
+                "remove them to start over or choose a new --out"
+            )
         if payload is not None:
-            check_compatible(payload, fingerprint, cfg.seed, str(ckdir))
-            run.load_state_dict(payload["state"])
-    logger = RunLogger(out, [t.name for t in job.tasks])
-    if run.log:
+            last_ckpt = payload.get("path")
+            check_compatible(payload, fingerprint, cfg.seed, str(ckdir), data)
+            try:
+                run.load_state_dict(payload["state"])
+            except (KeyError, ValueError, RuntimeError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise ConfigError(f"{last_ckpt}: cannot resume, the checkpoint does not fit this run ({msg})") from None
+        for d in (out, ckdir):  # temporary files of writes that a kill interrupted
+            remove_stale_temps(d)
+    names = [t.name for t in job.tasks]
+    # The logger (and with it ``out``) is created once there is something to log.
+    logger = RunLogger(out, names) if run.log else None
+    if logger is not None:
         logger.extend(run.log)
+    run.dist.begin(run)  # data parallel (taskmix.distributed.run_search): every rank starts from this state
     total = cfg.search.rounds * cfg.search.meta_steps
     prog = progress if progress is not None else contextlib.nullcontext()
-    with prog:
-        bar = progress.add_task("search", total=total, completed=len(run.log)) if progress is not None else None
-        while not run.done:
-            entry = run.step_meta()
-            logger.log(entry)
-            save_checkpoint(ckdir, len(run.log), {"config": fingerprint, "seed": cfg.seed, "state": run.state_dict()}, keep)
-            if bar is not None:
-                progress.advance(bar)
-    logger.close()
+    try:
+        with prog:
+            bar = progress.add_task("search", total=total, completed=len(run.log)) if progress is not None else None
+            while not run.done:
+                where = f"search meta-step {run.meta_step + 1}/{run.meta_steps}" + (
+                    f" of round {run.round + 1}/{cfg.search.rounds}" if cfg.search.rounds > 1 else ""
+                )
+                try:
+                    entry = run.step_meta()
+                except TrainingError as e:
+                    kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
+                    raise TrainingError(f"{where}: {e}{kept}") from None
+                except ValueError as e:  # the policy refuses a non-finite reward
+                    if "finite" not in str(e):
+                        raise
+                    kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
+                    raise TrainingError(f"{where}: {e}{kept}") from None
+                if logger is None:
+                    logger = RunLogger(out, names)
+                logger.log(entry)
+                payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "state": run.state_dict()}
+                last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
+                if bar is not None:
+                    progress.advance(bar)
+    finally:
+        if logger is not None:
+            logger.close()
     res = run.result()
     res.schedule.save(out / "schedule.json")
     return res

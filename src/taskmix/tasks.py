@@ -15,6 +15,7 @@ model selection ever sees the reported split (test, else validation).
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -153,6 +154,8 @@ def carve_reward_split(task: Task, fraction: float, seed: int) -> tuple[Task, Sp
 def load_npz_split(path: str | os.PathLike) -> Split:
     """Read an ``.npz`` file with arrays ``x`` (float, n x d) and ``y`` (int, n)."""
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would guess at a pickle
+        raise DataError(f"{path}: not an .npz archive; expected a zip of arrays 'x' and 'y' as numpy.savez writes")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("x", "y") if k not in z.files]
@@ -236,6 +239,12 @@ def _load_npz_task(name: str, spec: Any, cfg: "Config", required_eval: bool) -> 
         train = train.take(np.arange(spec.max_train))
     val = load_npz_split(cfg.resolve(spec.validation)) if spec.validation else None
     test = load_npz_split(cfg.resolve(spec.test)) if spec.test else None
+    for role, split in (("validation", val), ("test", test)):
+        if split is not None and split.x.shape[1] != train.x.shape[1]:
+            raise DataError(
+                f"{cfg.resolve(getattr(spec, role))}: 'x' has {split.x.shape[1]} columns, "
+                f"expected {train.x.shape[1]} like tasks.{name}.train"
+            )
     if required_eval and val is None and test is None:
         raise DataError(f"tasks.{name}: the target needs a 'test' or 'validation' file to report on")
     return Task(name, train=train, validation=val, test=test, metric=spec.metric)
