@@ -275,11 +275,26 @@ def run_compare(
         raise ConfigError(f"--backend: expected 'sequential' or 'ray', got {backend!r}")
     seed_list = [cfg.seed + i for i in range(seeds)]
     rows_path = out / "rows.jsonl"
+    meta_path = out / "compare.json"
+    fingerprint = cfg.fingerprint()
     rows: list[dict[str, Any]] = []
     if resume and rows_path.exists():
-        for line in rows_path.read_text().splitlines():
-            if line.strip():
-                rows.append(json.loads(line))
+        from .checkpoint import check_compatible
+
+        try:
+            saved = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise ConfigError(f"{meta_path}: missing or unreadable; cannot check that --resume uses the same config") from None
+        check_compatible(saved, fingerprint, saved.get("seed"), str(out))
+        for i, line in enumerate(rows_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                (row["method"], int(row["seed"]), float(row["test"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise ConfigError(f"{rows_path}:{i}: not a results row (expected JSON with method, seed, test)") from None
+            rows.append(row)
     elif (out / "results.json").exists() or rows_path.exists():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}
@@ -288,6 +303,9 @@ def run_compare(
     prog = progress if progress is not None else contextlib.nullcontext()
     with prog:
         bar = progress.add_task("compare", total=len(cells)) if progress is not None else None
+
+        if not meta_path.exists():
+            atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed}, indent=2) + "\n")
 
         def on_row(row: dict[str, Any]) -> None:
             rows.append(row)
