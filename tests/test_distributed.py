@@ -9,6 +9,7 @@ non-finite on one rank only.  A second test runs the real command line under
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -44,6 +45,17 @@ OVERRIDES = [
 ]
 WORLD = 2
 SPM = 20  # steps per meta-step
+BS = 64  # train.batch_size: the global batch
+
+
+def _steps(res: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The global batch of each step, from the example streams' draws (however many steps a draw covers)."""
+    if not res["global"]:
+        return []
+    t = np.concatenate([t for t, _ in res["global"]])
+    e = np.concatenate([e for _, e in res["global"]])
+    assert len(t) % BS == 0
+    return list(zip(t.reshape(-1, BS), e.reshape(-1, BS)))
 
 
 def _free_port() -> int:
@@ -62,6 +74,9 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     from taskmix.sampler import ExampleStreams
 
     torch.set_num_threads(1)
+    # as taskmix.distributed.connect does: torch._dynamo (imported by the first optimiser) must be imported
+    # before the group exists, or the group outlives destroy_process_group and the exit can abort
+    importlib.import_module("torch._dynamo")
     torch.distributed.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=timedelta(seconds=60)
     )
@@ -169,7 +184,7 @@ def test_every_rank_ends_with_the_identical_schedule(ranks):
 
 def test_ranks_train_on_disjoint_shards_of_one_global_batch(ranks):
     tmp, (r0, r1) = ranks
-    g0, g1 = r0["fresh"]["global"], r1["fresh"]["global"]
+    g0, g1 = _steps(r0["fresh"]), _steps(r1["fresh"])
     assert len(g0) == len(g1) == 3 * SPM
     offsets = np.array([0, 10_000, 20_000, 30_000])
     without_repeats = 0
@@ -207,7 +222,8 @@ def test_first_meta_step_matches_one_process(ranks):
     run.trainer.train_step = record
     entry = run.step_meta()
     dist_log = r0["fresh"]["log"][0]
-    for (t, e, loss), (gt, ge), dloss in zip(single, r0["fresh"]["global"][:SPM], r0["fresh"]["loss"][:SPM]):
+    assert len(single) == SPM
+    for (t, e, loss), (gt, ge), dloss in zip(single, _steps(r0["fresh"])[:SPM], r0["fresh"]["loss"][:SPM]):
         np.testing.assert_array_equal(t, gt)
         np.testing.assert_array_equal(e, ge)
         assert dloss == pytest.approx(loss, rel=1e-5)
@@ -239,8 +255,8 @@ def test_resume_hands_rank_0_checkpoint_to_every_rank(ranks):
         res = r["resumed"]
         assert res["error"] is None, res["error"]
         assert res["schedule"] == fresh["schedule"]  # bit for bit, as an uninterrupted run
-        assert len(res["global"]) == SPM  # only meta-step 3 was trained again
-        for (t, e), (ft, fe) in zip(res["global"], fresh["global"][2 * SPM :]):
+        assert len(_steps(res)) == len(res["loss"]) == SPM  # only meta-step 3 was trained again
+        for (t, e), (ft, fe) in zip(_steps(res), _steps(fresh)[2 * SPM :]):
             np.testing.assert_array_equal(t, ft)
             np.testing.assert_array_equal(e, fe)
     assert json.loads((tmp / "C" / "schedule.json").read_text())["weights"] == fresh["schedule"]["weights"]

@@ -304,10 +304,9 @@ def run_compare(
     with prog:
         bar = progress.add_task("compare", total=len(cells)) if progress is not None else None
 
-        if not meta_path.exists():
-            atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed}, indent=2) + "\n")
-
         def on_row(row: dict[str, Any]) -> None:
+            if not meta_path.exists():  # written with the first row: a run refused before any work leaves nothing
+                atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed}, indent=2) + "\n")
             rows.append(row)
             atomic_write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
             if bar is not None:

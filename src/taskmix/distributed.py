@@ -25,6 +25,7 @@ nothing, so a single-process run is unchanged bit for bit.
 
 from __future__ import annotations
 
+import importlib
 import os
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -162,7 +163,7 @@ class DataParallel(Dist):
             offset = 0
             for p, hit in zip(ps, touched.tolist()):
                 n = p.numel()
-                p.grad = flat[offset : offset + n].view_as(p).clone() if hit else None
+                p.grad = flat[offset : offset + n].view_as(p) if hit else None  # disjoint views of one new buffer
                 offset += n
 
     def reduce_losses(self, sums: torch.Tensor, counts: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -269,6 +270,9 @@ def connect(device: str = "cpu") -> Dist:
         if not torch.cuda.is_available():
             raise ConfigError(f"train.device={device!r}: CUDA is not available on rank {rank}")
         torch.cuda.set_device(_env_int("LOCAL_RANK", rank % torch.cuda.device_count()))
+    # torch._dynamo is imported by the first optimiser; imported after init_process_group, it keeps the
+    # group alive past destroy_process_group, and gloo's threads then race the interpreter's exit (SIGABRT).
+    importlib.import_module("torch._dynamo")
     tdist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     return DataParallel(owns_group=True)
 

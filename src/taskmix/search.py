@@ -118,14 +118,18 @@ class SearchRun:
         bs = self.cfg.train.batch_size
         per_batch = self.cfg.train.per == "batch"
         loss_sum = 0.0
-        for _ in range(self.spm):
-            if per_batch:
-                t1, _ = self.policy.sample(self.draw_rng, row, 1)
-                tids = np.repeat(t1, bs)
-            else:
-                tids, _ = self.policy.sample(self.draw_rng, row, bs)
-            counts += np.bincount(tids, minlength=n)
-            loss_sum += self.trainer.train_step(*self.dist.shard(tids, self.streams.take_for(tids)))
+        # The policy is fixed within a meta-step: draw its tasks and examples at once (vectorised).
+        if per_batch:
+            t1, _ = self.policy.sample(self.draw_rng, row, self.spm)
+            all_tids = np.repeat(t1, bs)
+        else:
+            all_tids, _ = self.policy.sample(self.draw_rng, row, self.spm * bs)
+        all_eids = self.streams.take_for(all_tids)
+        counts += np.bincount(all_tids, minlength=n)
+        tids_by_step = all_tids.reshape(self.spm, bs)
+        eids_by_step = all_eids.reshape(self.spm, bs)
+        for s in range(self.spm):
+            loss_sum += self.trainer.train_step(*self.dist.shard(tids_by_step[s], eids_by_step[s]))
         self.total_steps += self.spm
         ctx = RewardContext(self.trainer, self.target, self.reward_split, bs, self.probe_rng, self.meta_step)
         rewards = self.dist.mean(self.reward(ctx))
