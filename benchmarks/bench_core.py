@@ -148,7 +148,16 @@ def bench_learned(seeds: int) -> str:
 
 
 def bench_rewards(seeds: int) -> str:
-    rewards = ["accuracy", "loss", "gradient_alignment", "lookahead", "constant", "shuffled:gradient_alignment"]
+    rewards = {
+        "accuracy": ["search.reward=accuracy"],
+        "accuracy, no baseline (the paper)": ["search.reward=accuracy", "search.baseline=none"],
+        "loss": ["search.reward=loss"],
+        "gradient_alignment": ["search.reward=gradient_alignment"],
+        "lookahead": ["search.reward=lookahead"],
+        "constant": ["search.reward=constant"],
+        "constant, no baseline": ["search.reward=constant", "search.baseline=none"],
+        "shuffled:gradient_alignment": ["search.reward=shuffled:gradient_alignment"],
+    }
     base = builtin_config()
     tasks = load_tasks(base)
     names = [t.name for t in tasks]
@@ -161,8 +170,8 @@ def bench_rewards(seeds: int) -> str:
         "|---|" + "---|" * (len(names) + 2),
     ]
     summary = {}
-    for rw in rewards:
-        cfg = builtin_config([f"search.reward={rw}"])
+    for rw, ov in rewards.items():
+        cfg = builtin_config(ov)
         W, acc = [], []
         for seed in range(seeds):
             job = prepare_job(cfg, tasks, seed)
@@ -176,7 +185,8 @@ def bench_rewards(seeds: int) -> str:
     from scipy.stats import ttest_ind
 
     lines += ["", "Does each reward learn more than its exploration prior? Welch t-test of the helpful − harmful weight gap against the matching no-information control:", ""]
-    for rw, ctrl in (("accuracy", "constant"), ("loss", "constant"), ("gradient_alignment", "shuffled:gradient_alignment"),
+    for rw, ctrl in (("accuracy", "constant"), ("accuracy, no baseline (the paper)", "constant, no baseline"),
+                     ("loss", "constant"), ("gradient_alignment", "shuffled:gradient_alignment"),
                      ("gradient_alignment", "constant"), ("lookahead", "constant")):
         g = summary[rw][0][:, 1] - summary[rw][0][:, 2]
         c = summary[ctrl][0][:, 1] - summary[ctrl][0][:, 2]
