@@ -61,7 +61,9 @@ class ExampleStreams:
             return cached[1]
         n = self.sizes[task]
         if self.shuffle:
-            perm = np.random.default_rng([self.seed, 0xE5A, task, pass_no]).permutation(n)
+            # a counter-based generator keyed by (seed, task, pass): cheap to create, no state to carry
+            key = np.array([self.seed & 0xFFFFFFFFFFFFFFFF, ((task & 0xFFFFFFFF) << 32) | (pass_no & 0xFFFFFFFF)], dtype=np.uint64)
+            perm = np.random.Generator(np.random.Philox(key=key)).permutation(n)
         else:
             perm = np.arange(n)
         self._perm_cache[task] = (pass_no, perm)
@@ -89,11 +91,16 @@ class ExampleStreams:
         """Example index for each entry of ``task_ids`` (same length), in order."""
         out = np.empty(len(task_ids), dtype=np.int64)
         counts = np.bincount(task_ids, minlength=len(self.sizes))
-        for t in np.flatnonzero(counts):
-            if counts[t] == len(task_ids):
-                out[:] = self.take(int(t), len(task_ids))
-                break
-            out[task_ids == t] = self.take(int(t), int(counts[t]))
+        present = np.flatnonzero(counts)
+        if len(present) == 1:
+            out[:] = self.take(int(present[0]), len(task_ids))
+            return out
+        # positions grouped by task, in order (a stable radix sort for small integer types)
+        small = task_ids.astype(np.int16 if len(self.sizes) < 2**15 else np.int64, copy=False)
+        order = np.argsort(small, kind="stable")
+        ends = np.cumsum(counts)
+        for t in present:
+            out[order[ends[t] - counts[t] : ends[t]]] = self.take(int(t), int(counts[t]))
         return out
 
     def state_dict(self) -> dict[str, Any]:
