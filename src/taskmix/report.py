@@ -197,6 +197,21 @@ def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str
 # ------------------------------------------------------------------- plots
 
 
+
+def _save(fig: Any, out: Path) -> Path:
+    """Write a figure atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp)
+    finally:
+        plt.close(fig)
+    tmp.replace(out)
+    return out
+
 def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None, log: Sequence[dict[str, Any]] | None = None) -> Path:
     """Task weights over meta-steps (one line per task), as the paper's Figure 1.
 
@@ -226,12 +241,7 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None,
     ax.legend(loc="best", fontsize=8)
     ax.set_title(title or f"{schedule.provenance.get('method', 'schedule')}")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(fig, out)
 
 
 def plot_rewards(log: Sequence[dict[str, Any]], tasks: Sequence[str], out: str | Path, title: str = "rewards per meta-step") -> Path:
@@ -253,24 +263,7 @@ def plot_rewards(log: Sequence[dict[str, Any]], tasks: Sequence[str], out: str |
     ax.legend(loc="best", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
-
-
-def _save(fig: Any, out: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(fig, out)
 
 
 def _first_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
