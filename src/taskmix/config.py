@@ -207,8 +207,17 @@ class Config(_Strict):
         return p if p.is_absolute() else Path(self.base_dir) / p
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that determines a run's result (for resume checks)."""
-        return self.model_dump(mode="json")
+        """Everything that determines a run's result (for resume checks).
+
+        Settings that only change speed or where caches live (thread counts,
+        evaluation and encoding batch sizes, the cache directory) are left out,
+        so changing them does not block a resume.
+        """
+        d = self.model_dump(mode="json")
+        for section, key in (("train", "threads"), ("train", "eval_batch_size"), ("encoder", "threads"),
+                             ("encoder", "batch_size"), ("encoder", "cache_dir")):
+            d[section].pop(key, None)
+        return d
 
 
 # ------------------------------------------------------------------ loading
