@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 
+from _tiny import TINY_BUILTIN  # noqa: E402
 from taskmix.compare import prepare_job
 from taskmix.config import builtin_config
 from taskmix.distributed import LOCAL, connect
@@ -33,13 +34,7 @@ from taskmix.search import SearchRun
 from taskmix.tasks import load_tasks
 
 OVERRIDES = [
-    "train.steps=60",
-    "search.meta_steps=3",
-    "synthetic.n_helpful=300",
-    "synthetic.n_harmful=300",
-    "synthetic.n_irrelevant=300",
-    "synthetic.n_target=200",
-    "synthetic.n_test=200",
+    *TINY_BUILTIN,
     # SGD: a gradient averaged with the wrong scale would change the run (Adam would hide it)
     "model.optimizer=sgd",
 ]

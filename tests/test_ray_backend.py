@@ -13,21 +13,14 @@ from typer.testing import CliRunner
 ray = pytest.importorskip("ray")
 
 import taskmix.compare as compare_mod  # noqa: E402
+from _tiny import TINY_BUILTIN  # noqa: E402
 from taskmix.cli import app  # noqa: E402
 from taskmix.config import builtin_config  # noqa: E402
 from taskmix.errors import ConfigError  # noqa: E402
 from taskmix.ray_backend import run_cells_ray  # noqa: E402
 from taskmix.tasks import load_tasks  # noqa: E402
 
-TINY = [
-    "train.steps=60",
-    "search.meta_steps=3",
-    "synthetic.n_helpful=300",
-    "synthetic.n_harmful=300",
-    "synthetic.n_irrelevant=300",
-    "synthetic.n_target=200",
-    "synthetic.n_test=200",
-]
+TINY = TINY_BUILTIN
 
 
 def _ov(items: list[str]) -> list[str]:

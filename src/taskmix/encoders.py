@@ -269,13 +269,8 @@ class EncoderBackend(Protocol):
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
 
 
-class SentenceTransformerBackend:
-    """A sentence-transformers model, loaded on first use.
-
-    Pairs are passed to ``SentenceTransformer.encode`` as ``(a, b)`` tuples,
-    which sentence-transformers >= 5 tokenises as one paired sequence; a model
-    that rejects pairs gets ``"a <sep> b"`` with its tokenizer's sep token.
-    """
+class _Backend:
+    """Settings shared by the encoder backends; the model itself is loaded lazily by each backend."""
 
     def __init__(
         self,
@@ -292,6 +287,18 @@ class SentenceTransformerBackend:
         self.device = device
         self.threads = threads
         self.identity = model_identity(ref, self.max_length)
+
+
+class SentenceTransformerBackend(_Backend):
+    """A sentence-transformers model, loaded on first use.
+
+    Pairs are passed to ``SentenceTransformer.encode`` as ``(a, b)`` tuples,
+    which sentence-transformers >= 5 tokenises as one paired sequence; a model
+    that rejects pairs gets ``"a <sep> b"`` with its tokenizer's sep token.
+    """
+
+    def __init__(self, ref: ModelRef, **settings: Any):
+        super().__init__(ref, **settings)
         self._model: Any = None
         self._pairs_native = True
 
@@ -338,24 +345,11 @@ class SentenceTransformerBackend:
         return self._run([f"{a} {sep} {b}" for a, b in pairs])
 
 
-class HFMeanPoolBackend:
+class HFMeanPoolBackend(_Backend):
     """A plain transformers model: ``AutoModel`` + mean pooling over the attention mask, no normalisation."""
 
-    def __init__(
-        self,
-        ref: ModelRef,
-        *,
-        max_length: int = 128,
-        batch_size: int = 64,
-        device: str = "auto",
-        threads: int | None = None,
-    ):
-        self.ref = ref
-        self.max_length = int(max_length)
-        self.batch_size = int(batch_size)
-        self.device = device
-        self.threads = threads
-        self.identity = model_identity(ref, self.max_length)
+    def __init__(self, ref: ModelRef, **settings: Any):
+        super().__init__(ref, **settings)
         self._loaded: tuple[Any, Any] | None = None
 
     def _load(self) -> tuple[Any, Any]:
