@@ -19,7 +19,9 @@ $(VENV)/.dev: $(VENV)/.core
 demo: $(VENV)/.core            ## the main job on the built-in benchmark
 	$(VENV)/bin/taskmix demo --out demo
 
-test: $(VENV)/.dev             ## the default (fast) test suite
+test: $(VENV)/.dev             ## the layers contract, then the default (fast) test suite
+	$(VENV)/bin/lint-imports
+	$(PY) tools/import_graph.py src/taskmix
 	$(PY) -m pytest
 
 test-all: $(VENV)/.dev         ## including slow end-to-end tests

@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from taskmix.compare import run_compare  # noqa: E402
 from taskmix.config import builtin_config, load_config  # noqa: E402
-from taskmix.tasks import load_run_tasks  # noqa: E402
+from taskmix.data import load_run_tasks  # noqa: E402
 
 METHODS = [
     "single_task", "uniform", "proportional", "temperature_2", "temperature_5", "examples_proportional",

@@ -24,13 +24,14 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _md import mean_pm, update_section  # noqa: E402
 
-from taskmix.compare import prepare_job, run_compare  # noqa: E402
+from taskmix.compare import run_compare
+from taskmix.runs import prepare_job  # noqa: E402
 from taskmix.config import builtin_config  # noqa: E402
 from taskmix.sampler import TaskSampler  # noqa: E402
 from taskmix.schedule import Schedule, uniform  # noqa: E402
-from taskmix.search import SearchRun  # noqa: E402
-from taskmix.tasks import load_tasks  # noqa: E402
-from taskmix.train import Trainer, train_with_schedule  # noqa: E402
+from taskmix.runs import SearchRun  # noqa: E402
+from taskmix.data import load_tasks  # noqa: E402
+from taskmix.engine import Trainer, train_with_schedule  # noqa: E402
 
 torch.set_num_threads(1)
 

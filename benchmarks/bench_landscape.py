@@ -21,12 +21,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from taskmix.compare import prepare_job  # noqa: E402
+from taskmix.runs import prepare_job  # noqa: E402
 from taskmix.config import load_config  # noqa: E402
 from taskmix.sampler import TaskSampler  # noqa: E402
 from taskmix.schedule import Schedule  # noqa: E402
-from taskmix.tasks import load_run_tasks  # noqa: E402
-from taskmix.train import Trainer  # noqa: E402
+from taskmix.data import load_run_tasks  # noqa: E402
+from taskmix.engine import Trainer  # noqa: E402
 
 from bench_text import CONFIGS  # noqa: E402
 

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from taskmix.compare import run_compare  # noqa: E402
 from taskmix.config import load_config  # noqa: E402
-from taskmix.tasks import load_run_tasks  # noqa: E402
+from taskmix.data import load_run_tasks  # noqa: E402
 
 CONFIGS = {
     "rte_qnli": ("configs/glue/rte_qnli.yaml", "QNLI → RTE"),

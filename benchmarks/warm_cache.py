@@ -5,7 +5,7 @@ Usage: python benchmarks/warm_cache.py   (cache: /tmp/taskmix-cache; the text be
 import time, sys, os
 os.environ["HF_HUB_OFFLINE"]="1"
 from taskmix.config import load_config
-from taskmix.tasks import load_run_tasks
+from taskmix.data import load_run_tasks
 for c in ["configs/glue/rte_qnli.yaml","configs/glue/mrpc_mnli.yaml","configs/glue/mrpc_qnli.yaml","configs/xnli/sw.yaml","configs/glue/rte_mnli.yaml"]:
     t=time.perf_counter()
     cfg=load_config(c,["encoder.cache_dir=/tmp/taskmix-cache"])

@@ -65,8 +65,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: int | None = None):
     """Config + tasks (text tasks encoded through the cache), validated before any output is written."""
+    from .compare.methods import check_config
     from .config import load_config
-    from .tasks import load_run_tasks
+    from .data import load_run_tasks
 
     ov = list(overrides or [])
     if data_dir is not None:
@@ -74,6 +75,7 @@ def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: i
     if seed is not None:
         ov.append(f"seed={seed}")
     cfg = load_config(None if config == "builtin" else config, ov)
+    check_config(cfg)  # every registry name (reward, methods, strategies) before any data is read
     _threads(cfg)
     tasks = load_run_tasks(cfg)
     return cfg, tasks
@@ -121,7 +123,7 @@ def search(
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
     """Learn a task-sampling schedule: DIR/schedule.json and the per-meta-step log."""
-    from .distributed import run_search
+    from .runs.search_dir import run_search
 
     _check_out(out)
     cfg, tasks = load(config, overrides, data_dir, seed)
@@ -147,9 +149,9 @@ def train(
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
     """Retrain a fresh model with a static schedule: DIR/metrics.json."""
-    from .compare import prepare_job
+    from .engine.trainer import train_with_schedule
+    from .runs.job import prepare_job
     from .schedule import Schedule
-    from .train import train_with_schedule
 
     _check_out(out)
     sched = Schedule.load(schedule)
@@ -180,7 +182,7 @@ def compare(
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
     """Every strategy on the same tasks and paired seeds: DIR/results.json and a table."""
-    from .compare import run_compare
+    from .compare.runner import run_compare
 
     ov = list(overrides or [])
     if methods:
@@ -205,18 +207,16 @@ def plot(
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
     """Plot a schedule's task weights over meta-steps (the paper's Figure 1)."""
-    from .report import plot_schedule
+    from .compare.plots import plot_schedule
     from .schedule import Schedule
 
     sched = Schedule.load(schedule)
     entries = None
     if log is not None:
-        from .errors import TaskmixError as _E
-
         try:
             entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
-            raise _E(f"{log}: not a readable log.jsonl ({e})") from None
+            raise TaskmixError(f"{log}: not a readable log.jsonl ({e})") from None
     plot_schedule(sched, out, title=title, log=entries)
     typer.echo(f"plot: {out}")
 
@@ -233,7 +233,7 @@ def demo(
     overrides: Optional[list[str]] = OverrideOpt,
 ) -> None:
     """`compare` on the built-in benchmark; writes results.json, the learned schedule.json and its plot."""
-    from .compare import run_compare
+    from .compare.runner import run_compare
 
     t0 = time.perf_counter()
     _check_out(out)

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
 
-REWARDS = ("gradient_alignment", "lookahead", "accuracy", "loss", "constant")
-PER_TASK_REWARDS = ("gradient_alignment", "lookahead")
+SYNTHETIC_TASKS = ("target", "helpful", "harmful", "irrelevant")
+"""The built-in benchmark's tasks, in order (:mod:`taskmix.data.synthetic` generates them)."""
 
 
 class _FieldError(ValueError):
@@ -58,7 +58,7 @@ class TaskSpec(_Strict):
 
 
 class SyntheticConfig(_Strict):
-    """The built-in benchmark (see :mod:`taskmix.synthetic`)."""
+    """The built-in benchmark (see :mod:`taskmix.data.synthetic`)."""
 
     dim: int = Field(32, gt=4)
     n_target: int = Field(1000, gt=8)
@@ -106,7 +106,7 @@ class TrainConfig(_Strict):
 
 class SearchConfig(_Strict):
     policy: Literal["time_invariant", "time_variant"] = "time_invariant"
-    reward: str = "gradient_alignment"
+    reward: str = Field("gradient_alignment", description="a name of taskmix.runs.rewards.REWARDS (checked when a run starts)")
     epsilon: float = Field(0.1, ge=0, le=1)
     gamma: float = Field(0.2, ge=0, le=1)
     meta_steps: int = Field(10, gt=0)
@@ -124,15 +124,6 @@ class SearchConfig(_Strict):
     similarity: Literal["dot", "cosine"] = "dot"
     time_variant_init: Literal["uniform", "previous"] = "previous"
 
-    @field_validator("reward")
-    @classmethod
-    def _reward_name(cls, v: str) -> str:
-        base = v.split(":", 1)[1] if v.startswith("shuffled:") else v
-        if base not in REWARDS or (v.startswith("shuffled:") and base not in PER_TASK_REWARDS):
-            allowed = list(REWARDS) + [f"shuffled:{r}" for r in PER_TASK_REWARDS]
-            raise ValueError(f"unknown reward {v!r}; expected one of {allowed}")
-        return v
-
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":
         if self.epsilon > self.gamma:
@@ -144,10 +135,14 @@ class SearchConfig(_Strict):
 
 class CompareConfig(_Strict):
     methods: list[str] | None = None
-    temperatures: list[float] = Field(default_factory=lambda: [2.0])
     cap: int = Field(2**15, gt=0)
     oracle_step: float = Field(0.25, gt=0, le=1)
     oracle_samples: int = Field(64, gt=0)
+    strategies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="hyper-parameters of the online strategies, one section each: {exp3: {lr: 0.5}} "
+        "(checked against taskmix.strategies.STRATEGIES when a comparison starts)",
+    )
 
 
 class Config(_Strict):
@@ -164,6 +159,8 @@ class Config(_Strict):
 
     # where relative paths are resolved; not part of the file
     base_dir: str = Field(".", exclude=True)
+    # where the config came from (a file, or "<built-in>"), named in messages; not part of the file
+    source: str = Field("config", exclude=True)
 
     @model_validator(mode="after")
     def _tasks(self) -> "Config":
@@ -189,9 +186,7 @@ class Config(_Strict):
 
     def task_names(self) -> list[str]:
         if self.synthetic is not None:
-            from .synthetic import TASK_NAMES
-
-            return list(TASK_NAMES)
+            return list(SYNTHETIC_TASKS)
         return list(self.tasks)
 
     @property
@@ -324,10 +319,11 @@ def config_from_dict(raw: Any, source: str = "config", base_dir: str | os.PathLi
     bad = [k for k in raw if not isinstance(k, str)]
     if bad:
         raise ConfigError(f"{source}: key {bad[0]!r} is not a string; expected section names such as 'search'")
-    if "base_dir" in raw:
-        raise ConfigError(f"{source}: base_dir: unknown key")
+    for internal in ("base_dir", "source"):
+        if internal in raw:
+            raise ConfigError(f"{source}: {internal}: unknown key")
     try:
-        return Config(**raw, base_dir=str(base_dir))
+        return Config(**raw, base_dir=str(base_dir), source=source)
     except ValidationError as e:
         raise ConfigError(_format_error(source, e)) from None
     except RecursionError:

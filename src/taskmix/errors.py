@@ -34,8 +34,18 @@ class TrainingError(TaskmixError):
     """Training diverged (non-finite loss) or cannot proceed."""
 
 
+class NonFiniteRewardError(TrainingError):
+    """A reward came out NaN or infinite (the policy refuses to update on it)."""
+
+
 class OutputError(TaskmixError):
     """The output location cannot be used (not a directory, or it holds another run)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its class name when the message is empty)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _read_umask() -> int:

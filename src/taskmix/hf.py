@@ -34,13 +34,11 @@ import numpy as np
 import transformers
 from transformers.trainer_utils import has_length
 
+from .sampler import check_schedule, check_sizes, positive_int
 from .schedule import Schedule
 from .torch_data import (
     ScheduleBatchSampler,
     ScheduleSampler,
-    _check_schedule,
-    _check_sizes,
-    _positive_int,
     scheduled_proportions,
 )
 
@@ -175,13 +173,13 @@ class ScheduleTrainer(transformers.Trainer):
         steps_per_epoch: int | None = None,
         **kwargs: Any,
     ) -> None:
-        _check_schedule(schedule)
+        check_schedule(schedule)
         self.schedule = schedule
-        self.task_sizes = _check_sizes(task_sizes, schedule)
+        self.task_sizes = check_sizes(task_sizes, schedule)
         if per not in ("sample", "batch"):
             raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
         self.per: Literal["sample", "batch"] = per
-        self.steps_per_epoch = None if steps_per_epoch is None else _positive_int("steps_per_epoch", steps_per_epoch)
+        self.steps_per_epoch = None if steps_per_epoch is None else positive_int("steps_per_epoch", steps_per_epoch)
         self.schedule_seed = schedule_seed
         self.schedule_sampler: ScheduleSampler | None = None
         super().__init__(*args, **kwargs)
@@ -262,9 +260,9 @@ def to_interleave_stages(
     runs to ``total_steps``); ``by="distinct_row"`` merges consecutive rows
     with identical weights.
     """
-    _check_schedule(schedule)
-    total_steps = _positive_int("total_steps", total_steps)
-    batch_size = _positive_int("batch_size", batch_size)
+    check_schedule(schedule)
+    total_steps = positive_int("total_steps", total_steps)
+    batch_size = positive_int("batch_size", batch_size)
     if by not in ("meta_step", "distinct_row"):
         raise ValueError(f"by must be 'meta_step' or 'distinct_row', got {by!r}")
     n = schedule.steps_per_meta_step
@@ -338,7 +336,7 @@ def interleave_stages(
     them per stage.  ``task_column``, if given, adds a column with each row's
     task index (this copies any dataset that has an indices mapping).
     """
-    _check_schedule(schedule)
+    check_schedule(schedule)
     parts = _task_datasets(datasets_in_task_order, schedule)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -18,7 +18,7 @@ the schedule, the sampler only replays it.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -303,3 +303,40 @@ class TaskSampler:
         if pos:
             self._refill()
             self._pos = pos
+
+
+# -------------------------------------------------- argument checks (replay adapters share them)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int, refusing anything but a positive integer (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_schedule(schedule: Any) -> None:
+    """Refuse anything but a :class:`~taskmix.schedule.Schedule`."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a taskmix.schedule.Schedule, got {type(schedule).__name__}")
+
+
+def check_sizes(sizes: Any, schedule: Schedule) -> list[int]:
+    """Task sizes in schedule order, from a list or a mapping task -> size; refuses anything else."""
+    tasks = list(schedule.tasks)
+    if isinstance(sizes, Mapping):
+        missing = [t for t in tasks if t not in sizes]
+        extra = sorted(str(k) for k in sizes if k not in tasks)
+        if missing or extra:
+            raise ValueError(f"sizes: keys must be the schedule's tasks {tasks}; missing {missing}, unexpected {extra}")
+        sizes = [sizes[t] for t in tasks]
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
+        raise ValueError(f"sizes must be a list of {len(tasks)} task sizes, got {type(sizes).__name__}")
+    if len(sizes) != len(tasks):
+        raise ValueError(f"sizes has {len(sizes)} entries, expected {len(tasks)} (one per schedule task {tasks})")
+    out = []
+    for t, n in zip(tasks, sizes):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"sizes: task {t!r} has size {n!r}, expected a positive integer")
+        out.append(int(n))
+    return out

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import ScheduleError, atomic_write_text
+from .registry import Registry
 
 FORMAT = "taskmix.schedule/1"
 TOLERANCE = 1e-6
@@ -177,7 +178,7 @@ class Schedule:
             "tasks": list(self.tasks),
             "steps_per_meta_step": self.steps_per_meta_step,
             "weights": [[float(v) for v in row] for row in self.weights],
-            "provenance": _jsonable(self.provenance),
+            "provenance": jsonable(self.provenance),
         }
 
     def to_json(self) -> str:
@@ -275,13 +276,13 @@ class Schedule:
         return f"Schedule({rows}{more}, steps_per_meta_step={self.steps_per_meta_step})"
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (np.floating,)):
@@ -363,11 +364,14 @@ def explicit(tasks: Sequence[str], weights: Mapping[str, float] | Sequence[float
     return Schedule.from_weights(tasks, w, provenance={"method": "explicit"})
 
 
-RULES: dict[str, Callable[..., Schedule]] = {
-    "single_task": single_task,
-    "uniform": uniform,
-    "proportional": proportional,
-    "temperature": temperature,
-    "examples_proportional": examples_proportional,
-    "explicit": explicit,
-}
+RULES: Registry[Callable[..., Schedule]] = Registry("rule")
+"""The rule-based mixtures, by name.  Each rule takes the task names and the keyword arguments it needs
+(``target``, ``sizes``, ``temperature``, ``cap``, ``weights``) and ignores the others.  Metadata:
+``method`` -- usable as a comparison method as it is (``explicit`` needs the user's weights);
+``parameter`` -- the keyword a method name's suffix sets (``temperature_2``)."""
+RULES.register("single_task", single_task, method=True)
+RULES.register("uniform", uniform, method=True)
+RULES.register("proportional", proportional, method=True)
+RULES.register("temperature", temperature, method=True, parameter="temperature")
+RULES.register("examples_proportional", examples_proportional, method=True)
+RULES.register("explicit", explicit, method=False)

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Sampler
 
-from .sampler import TaskSampler
+from .sampler import TaskSampler, check_schedule, check_sizes, positive_int
 from .schedule import Schedule
 
 __all__ = [
@@ -70,7 +70,7 @@ STATE_FORMAT = "taskmix.schedule_sampler/1"
 
 def realised_proportions(task_ids: Sequence[int] | np.ndarray | torch.Tensor, n_tasks: int) -> np.ndarray:
     """Fraction of ``task_ids`` that belongs to each of ``n_tasks`` tasks (length ``n_tasks``, sums to 1)."""
-    n_tasks = _positive_int("n_tasks", n_tasks)
+    n_tasks = positive_int("n_tasks", n_tasks)
     if isinstance(task_ids, torch.Tensor):
         task_ids = task_ids.detach().cpu().numpy()
     ids = np.asarray(task_ids).ravel()
@@ -85,7 +85,7 @@ def realised_proportions(task_ids: Sequence[int] | np.ndarray | torch.Tensor, n_
 
 def scheduled_proportions(schedule: Schedule, steps: Sequence[int] | np.ndarray | range) -> np.ndarray:
     """Expected task proportions over the given global ``steps``: the mean of their schedule rows."""
-    _check_schedule(schedule)
+    check_schedule(schedule)
     s = np.asarray(steps, dtype=np.int64).ravel()
     if s.size == 0:
         raise ValueError("steps is empty; expected at least one step")
@@ -129,11 +129,11 @@ class ScheduleBatchSampler(Sampler[list[int]]):
         world_size: int | None = None,
         record: bool = True,
     ) -> None:
-        _check_schedule(schedule)
+        check_schedule(schedule)
         self.schedule = schedule
-        self.sizes = _check_sizes(sizes, schedule)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.num_steps = _positive_int("num_steps", num_steps)
+        self.sizes = check_sizes(sizes, schedule)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.num_steps = positive_int("num_steps", num_steps)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
@@ -433,37 +433,6 @@ class ScheduleSampler(Sampler[int]):
 
 
 # ------------------------------------------------------------------- helpers
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_schedule(schedule: Any) -> None:
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a taskmix.schedule.Schedule, got {type(schedule).__name__}")
-
-
-def _check_sizes(sizes: Any, schedule: Schedule) -> list[int]:
-    tasks = list(schedule.tasks)
-    if isinstance(sizes, Mapping):
-        missing = [t for t in tasks if t not in sizes]
-        extra = sorted(str(k) for k in sizes if k not in tasks)
-        if missing or extra:
-            raise ValueError(f"sizes: keys must be the schedule's tasks {tasks}; missing {missing}, unexpected {extra}")
-        sizes = [sizes[t] for t in tasks]
-    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
-        raise ValueError(f"sizes must be a list of {len(tasks)} task sizes, got {type(sizes).__name__}")
-    if len(sizes) != len(tasks):
-        raise ValueError(f"sizes has {len(sizes)} entries, expected {len(tasks)} (one per schedule task {tasks})")
-    out = []
-    for t, n in zip(tasks, sizes):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"sizes: task {t!r} has size {n!r}, expected a positive integer")
-        out.append(int(n))
-    return out
-
-
 def _resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
     dist_rank, dist_world = 0, 1
     if rank is None or world_size is None:
@@ -473,7 +442,7 @@ def _resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
             dist_rank, dist_world = dist.get_rank(), dist.get_world_size()
     world_size = dist_world if world_size is None else world_size
     rank = dist_rank if rank is None else rank
-    world_size = _positive_int("world_size", world_size)
+    world_size = positive_int("world_size", world_size)
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an integer in [0, {world_size}), got {rank!r}")
     return int(rank), world_size

@@ -1,0 +1,24 @@
+"""Compare every strategy on the same tasks, seeds and budget: the method registry, the runner, statistics, report.
+
+>>> from taskmix.compare import METHODS
+>>> "learned_time_invariant" in METHODS and "temperature_3" in METHODS
+True
+"""
+
+from .methods import DEFAULT_METHODS, METHODS, check_config, run_method, select_methods
+from .runner import run_cells, run_compare, warm_up
+from .stats import bootstrap_ci, format_table, summarize
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "METHODS",
+    "bootstrap_ci",
+    "check_config",
+    "format_table",
+    "run_cells",
+    "run_compare",
+    "run_method",
+    "select_methods",
+    "summarize",
+    "warm_up",
+]

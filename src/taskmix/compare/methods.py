@@ -1,0 +1,302 @@
+"""Every strategy a comparison can run, in one registry: name -> ``fn(Job) -> MethodResult``.
+
+Rule-based methods replay a static schedule (one per rule of
+:data:`taskmix.schedule.RULES`; ``temperature_<T>`` for any ``T``); learned
+methods search then retrain; the oracle grid-searches static mixtures,
+selecting on the reward split; each online strategy of
+:data:`taskmix.strategies.STRATEGIES` gives ``<name>`` (the online run's own
+model) and ``<name>-replay`` (its average weights retrained from scratch).
+All methods of one seed train on the same data (the target's train split minus
+the reward split) and report on the target's test split (else validation),
+which no method sees before the final evaluation.  Seeds are paired: method
+``m`` on seed ``s`` uses the same reward split, initialisation seed and
+sampler seed as every other method on seed ``s``.
+
+Each entry's ``kind`` (``baseline``, ``learned``, ``oracle``, ``adaptive``,
+``adaptive-replay``) is what reports group by.
+
+>>> from taskmix.compare.methods import METHODS
+>>> METHODS.meta("temperature_5", "kind")
+'baseline'
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import Config
+from ..data.tasks import Task
+from ..engine.trainer import Trainer
+from ..errors import ConfigError
+from ..registry import Registry
+from ..runs.job import Job, MethodResult, prepare_job, replay
+from ..runs.online import run_online
+from ..runs.rewards import REWARDS
+from ..runs.search_run import SearchRun
+from ..sampler import TaskSampler
+from ..schedule import RULES, Schedule, jsonable
+from ..strategies import STRATEGIES, check_settings
+
+__all__ = ["DEFAULT_METHODS", "METHODS", "check_config", "run_method", "select_methods"]
+
+Method = Callable[[Job], MethodResult]
+METHODS: Registry[Method] = Registry("method", field="compare.methods")
+
+DEFAULT_METHODS = (
+    "single_task",
+    "uniform",
+    "proportional",
+    "temperature_2",
+    "learned_time_invariant",
+    "learned_time_variant",
+)
+
+
+# ------------------------------------------------------------ rule-based
+
+
+def static_method(build: Callable[[Job], Schedule]) -> Method:
+    """A method that replays the schedule ``build(job)``."""
+
+    def run(job: Job) -> MethodResult:
+        return replay(job, build(job))
+
+    return run
+
+
+def rule_method(rule: str, **fixed: Any) -> Method:
+    """The method of rule ``rule`` (:data:`taskmix.schedule.RULES`) with the job's target, sizes and cap."""
+    build = RULES.get(rule)
+    return static_method(lambda j: build(j.names, target=j.cfg.target, sizes=j.sizes, cap=j.cfg.compare.cap, **fixed))
+
+
+def _parametric(rule: str, parameter: str) -> Callable[[str], Method]:
+    def build(suffix: str) -> Method:
+        try:
+            value = float(suffix)
+        except ValueError:
+            raise ValueError(f"the suffix of {rule}_<{parameter}> must be a number") from None
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{parameter} must be a positive finite number")
+        return rule_method(rule, **{parameter: value})
+
+    return build
+
+
+for _rule in RULES:
+    if not RULES.meta(_rule, "method"):
+        continue
+    _param = RULES.meta(_rule, "parameter")
+    if _param:
+        METHODS.register_family(f"{_rule}_", _parametric(_rule, _param), placeholder=_param.upper()[0], kind="baseline")
+    else:
+        METHODS.register(_rule, rule_method(_rule), kind="baseline")
+
+
+# ------------------------------------------------------------- learned
+
+
+def learned_method(policy: str) -> Callable[[Job], MethodResult]:
+    """Search with the policy, then retrain a fresh model with the learned schedule."""
+
+    def run(job: Job) -> MethodResult:
+        cfg = job.cfg.model_copy(update={"search": job.cfg.search.model_copy(update={"policy": policy})})
+        run_ = SearchRun(job.tasks, job.target, job.reward_split, cfg, job.seed)
+        res = run_.run()
+        return replay(
+            replace(job, cfg=cfg),
+            res.schedule,
+            extra_seconds=res.seconds,
+            extra_steps=res.steps,
+            evals=res.reward_evals,
+            log=res.log,
+            extra={"search_seconds": res.seconds},
+        )
+
+    return run
+
+
+
+METHODS.register("learned_time_invariant", learned_method("time_invariant"), kind="learned")
+METHODS.register("learned_time_variant", learned_method("time_variant"), kind="learned")
+
+
+# -------------------------------------------------------------- oracle
+
+
+def simplex_grid(n: int, step: float) -> np.ndarray:
+    """All points of the probability simplex in R^n with coordinates on a grid of ``step``."""
+    k = int(round(1.0 / step))
+    if abs(k * step - 1.0) > 1e-9:
+        raise ConfigError(f"compare.oracle_step: 1/step must be an integer, got step={step}")
+    pts = [c for c in itertools.product(range(k + 1), repeat=n) if sum(c) == k]
+    return np.asarray(pts, dtype=np.float64) / k
+
+
+def oracle_method(job: Job) -> MethodResult:
+    """Grid search over static mixtures (random search on the simplex beyond 4 tasks).
+
+    Each mixture is trained and scored on the *reward split*; the best one is
+    reported on the test split, so the oracle is as honest as the search.
+    """
+    n = len(job.tasks)
+    cc = job.cfg.compare
+    if n <= 4:
+        grid = simplex_grid(n, cc.oracle_step)
+    else:
+        rng = np.random.default_rng([job.seed, 0x0AC1E])
+        grid = rng.dirichlet(np.ones(n), size=cc.oracle_samples)
+    t0 = time.perf_counter()
+    best, best_score, scores = None, -np.inf, []
+    steps = 0
+    for w in grid:
+        sched = Schedule.from_weights(job.names, w, provenance={"method": "oracle_candidate"})
+        score = _reward_split_score(job, sched)
+        steps += job.cfg.train.steps
+        scores.append({"weights": w.tolist(), "reward_split": score})
+        if score > best_score:
+            best, best_score = sched, score
+    assert best is not None
+    best = Schedule(best.tasks, best.weights, 1, {"method": "oracle", "grid_points": len(grid), "reward_split": best_score})
+    search_seconds = time.perf_counter() - t0
+    return replay(
+        job, best, extra_seconds=search_seconds, extra_steps=steps, evals=len(grid),
+        extra={"grid_points": len(grid), "candidates": scores, "search_seconds": search_seconds},
+    )
+
+
+def _reward_split_score(job: Job, sched: Schedule) -> float:
+    """Train with ``sched`` and score on the reward split (never on the reported split)."""
+    cfg = job.cfg
+    tr = Trainer(job.tasks, cfg, job.seed)
+    sampler = TaskSampler(sched, cfg.train.batch_size, [t.n_train for t in job.tasks], seed=job.seed, per=cfg.train.per)
+    for _ in range(cfg.train.steps):
+        tr.train_step(*sampler.next_batch())
+    return tr.metric(job.reward_split, job.target)
+
+
+METHODS.register("oracle", oracle_method, kind="oracle")
+
+
+# ---------------------------------------------------------- online peers
+
+
+def online_method(name: str, **kwargs: Any) -> Callable[[Job], MethodResult]:
+    """Method ``<name>``: the online run's own final model on the target's report split.
+
+    The row's schedule is the per-meta-step weights the run used; its cost is
+    the run's ``train.steps`` steps, the feedback evaluations plus the final
+    one, and its wall time.
+    """
+
+    def run(job: Job) -> MethodResult:
+        res, test, seconds = run_online(job, name, **kwargs)
+        return MethodResult(
+            test=test,
+            seconds=seconds,
+            schedule=res.time_variant,
+            train_steps=res.steps,
+            evaluations=res.evaluations + 1,
+            log=res.log,
+            extra={
+                "online": True,
+                "average_weights": res.average.weights[0].tolist(),
+                "realised": _realised(res.log),
+            },
+        )
+
+    return run
+
+
+def replay_method(name: str, schedule: str = "average", **kwargs: Any) -> Callable[[Job], MethodResult]:
+    """Method ``<name>-replay``: run ``name`` online, then retrain a fresh model with its schedule.
+
+    ``schedule="average"`` (default) replays the run's average weights as a
+    time-invariant schedule -- the static artifact a user would keep;
+    ``"time_variant"`` replays the per-meta-step weights (which, with the same
+    seed, reproduces the online run).  Cost = online run + replay; the online
+    run's own result is kept in ``extra["online_test"]``.
+    """
+    if schedule not in ("average", "time_variant"):
+        raise ValueError(f"replay schedule must be 'average' or 'time_variant', got {schedule!r}")
+
+    def run(job: Job) -> MethodResult:
+        res, online_test, seconds = run_online(job, name, **kwargs)
+        sched = res.average if schedule == "average" else res.time_variant
+        return replay(
+            job,
+            sched,
+            extra_seconds=seconds,
+            extra_steps=res.steps,
+            evals=res.evaluations + 1,
+            log=res.log,
+            extra={"online_test": online_test, "online_seconds": seconds, "replayed": schedule},
+        )
+
+    return run
+
+
+def _realised(log: Sequence[dict[str, Any]]) -> list[float]:
+    if not log:
+        return []
+    r = np.asarray([e["realised"] for e in log], dtype=np.float64)
+    steps = np.diff([0] + [int(e["step"]) for e in log]).astype(np.float64)
+    return ((r * steps[:, None]).sum(axis=0) / steps.sum()).tolist()
+
+
+for _name in STRATEGIES:
+    METHODS.register(_name, online_method(_name), kind="adaptive")
+for _name in STRATEGIES:
+    METHODS.register(f"{_name}-replay", replay_method(_name), kind="adaptive-replay")
+
+
+# ------------------------------------------------------------- choosing
+
+
+def select_methods(cfg: Config, oracle: bool = False) -> list[str]:
+    """The methods a comparison runs: ``compare.methods`` (else the defaults), plus the oracle if asked."""
+    names = list(cfg.compare.methods) if cfg.compare.methods is not None else list(DEFAULT_METHODS)
+    if not names:
+        raise ConfigError("compare.methods: empty; name at least one method, or leave it out for the defaults")
+    if oracle and "oracle" not in names:
+        names.append("oracle")
+    for n in names:
+        METHODS.entry(n)
+    return names
+
+
+def check_config(cfg: Config, oracle: bool = False) -> None:
+    """Check every registry name in ``cfg`` before any work: the reward, the methods, the strategies' settings.
+
+    Errors name the config's source and the field, as the config's own validation does.
+    """
+    try:
+        REWARDS.entry(cfg.search.reward)
+        select_methods(cfg, oracle)
+        check_settings(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg.source}: {e}") from None
+
+
+def run_method(cfg: Config, tasks: Sequence[Task], method: str, seed: int) -> dict[str, Any]:
+    """One (method, seed) cell of a comparison, as a results row (schedule inline)."""
+    job = prepare_job(cfg, tasks, seed)
+    fn = METHODS.get(method)
+    res = fn(job)
+    return {
+        "method": method,
+        "kind": METHODS.meta(method, "kind"),
+        "seed": seed,
+        "test": res.test,
+        "seconds": res.seconds,
+        "train_steps": res.train_steps,
+        "evaluations": res.evaluations,
+        "schedule": res.schedule.to_dict() if res.schedule is not None else None,
+        "log": res.log,
+        "extra": jsonable(res.extra),
+    }

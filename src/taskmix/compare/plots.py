@@ -1,0 +1,222 @@
+"""Plots: a schedule's weights over meta-steps (the paper's Figure 1), rewards, average weights, reward-split curves.
+
+Every figure is written atomically through :func:`save_figure`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..schedule import Schedule
+from .stats import method_kind
+
+__all__ = ["plot_reward_split", "plot_rewards", "plot_schedule", "plot_weights", "report_plots", "save_figure"]
+
+
+
+
+def save_figure(fig: Any, out: Path) -> Path:
+    """Write a figure atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp)
+    finally:
+        plt.close(fig)
+    tmp.replace(out)
+    return out
+
+def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None, log: Sequence[dict[str, Any]] | None = None) -> Path:
+    """Task weights over meta-steps (one line per task), as the paper's Figure 1.
+
+    A time-invariant schedule is drawn flat over its meta-steps; with ``log``
+    (a search log) the policy's weights after each update are drawn instead.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    if log:
+        w = np.asarray([e["probs_after"] for e in log])
+    else:
+        n_meta = max(schedule.n_rows, int(schedule.provenance.get("meta_steps", 1)) if isinstance(schedule.provenance.get("meta_steps", 1), int) else 1)
+        w = np.asarray([schedule.weights[min(m, schedule.n_rows - 1)] for m in range(n_meta)])
+    x = np.arange(1, len(w) + 1)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    for i, name in enumerate(schedule.tasks):
+        ax.plot(x, w[:, i], marker="o", ms=3, label=name)
+    ax.set_xlabel("meta-step")
+    ax.set_ylabel("sampling weight")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(x if len(x) <= 20 else x[:: max(1, len(x) // 10)])
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or f"{schedule.provenance.get('method', 'schedule')}")
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def plot_rewards(log: Sequence[dict[str, Any]], tasks: Sequence[str], out: str | Path, title: str = "rewards per meta-step") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    r = np.asarray([e["rewards"] for e in log])
+    x = np.arange(1, len(r) + 1)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    for i, name in enumerate(tasks):
+        ax.plot(x, r[:, i], marker="o", ms=3, label=name)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("meta-step")
+    ax.set_ylabel("reward")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def _first_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The row of the lowest seed of each method, in first-appearance order."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        m = r["method"]
+        if m not in out or int(r["seed"]) < int(out[m]["seed"]):
+            out[m] = r
+    return out
+
+
+def mean_weights_by_method(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Per method with schedules: ``(tasks, mean over seeds of the schedule's average weights)``."""
+    acc: dict[str, list[np.ndarray]] = {}
+    tasks: dict[str, tuple[str, ...]] = {}
+    for r in rows:
+        d = r.get("schedule")
+        if not isinstance(d, dict):
+            continue
+        s = Schedule.from_dict(d, f"{r['method']}-seed{r['seed']}")
+        acc.setdefault(r["method"], []).append(s.mean_weights())
+        tasks.setdefault(r["method"], s.tasks)
+    return {m: (tasks[m], np.mean(ws, axis=0)) for m, ws in acc.items()}
+
+
+def plot_weights(rows: Sequence[dict[str, Any]], out: str | Path, title: str = "average task weights per method") -> Path | None:
+    """Grouped bars: each method's average sampling weight per task (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mw = mean_weights_by_method(rows)
+    if not mw:
+        return None
+    methods = list(mw)
+    tasks = mw[methods[0]][0]
+    w = np.asarray([Schedule(mw[m][0], mw[m][1][None, :]).restrict_to(tasks).weights[0] for m in methods])
+    x = np.arange(len(methods))
+    width = 0.8 / len(tasks)
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.55 * len(methods) + 2), 3.8), dpi=120)
+    for i, t in enumerate(tasks):
+        ax.bar(x + (i - (len(tasks) - 1) / 2) * width, w[:, i], width, label=t)
+    ax.set_xticks(x)
+    ax.set_xticklabels(methods, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("average sampling weight")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title)
+    return save_figure(fig, Path(out))
+
+
+def plot_reward_split(rows: Sequence[dict[str, Any]], out: str | Path, key: str = "reward_split_accuracy",
+                      title: str = "target reward-split accuracy during the run (first seed)") -> Path | None:
+    """The target's reward-split metric after each meta-step, one line per method with a log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = []
+    firsts = _first_rows(rows)
+    for m, r in firsts.items():
+        if _has_plotted_online(m, list(firsts)):  # a replay row carries its online run's log
+            continue
+        last_round = max((int(x.get("round", 0)) for x in r.get("log") or []), default=0)
+        log = [e for e in (r.get("log") or []) if key in e and int(e.get("round", 0)) == last_round]
+        if log:
+            series.append((m, [int(e["step"]) for e in log], [float(e[key]) for e in log]))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    for m, x, y in series:
+        ax.plot(x, y, marker="o", ms=3, label=m)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    ax.set_title(title)
+    return save_figure(fig, Path(out))
+
+
+# ------------------------------------------------------------------- report
+
+
+def _safe_name(method: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in method)
+
+
+def _has_plotted_online(method: str, methods: Sequence[str]) -> bool:
+    return method.endswith("-replay") and method[: -len("-replay")] in methods
+
+
+def report_plots(out_dir: str | Path, rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, Path]]:
+    """Write the report's PNGs under ``out_dir/plots``; return ``(section, caption, path)`` triples.
+
+    * ``schedule-<method>.png`` for every learned, adaptive and oracle method
+      (its lowest seed): a search's policy after each update (learned), the
+      weights used in each meta-step (adaptive, online), the replayed average
+      (adaptive ``-replay``, only when the online method is absent), or the
+      chosen static mixture (oracle);
+    * ``rewards-<method>.png``: the per-task rewards of each meta-step, for
+      every method whose log has them;
+    * ``weights.png``: every method's average weights per task;
+    * ``reward_split.png``: the target's reward-split accuracy along each run.
+    """
+    plots = Path(out_dir) / "plots"
+    firsts = _first_rows(rows)
+    methods = list(firsts)
+    out: list[tuple[str, str, Path]] = []
+    for m, r in firsts.items():
+        if method_kind(m) not in ("learned", "adaptive", "adaptive-replay", "oracle") or not r.get("schedule"):
+            continue
+        if _has_plotted_online(m, methods):
+            continue
+        sched = Schedule.from_dict(r["schedule"], m)
+        log = r.get("log") or None
+        use_log = log if method_kind(m) == "learned" and log and all("probs_after" in e for e in log) else None
+        p = plot_schedule(sched, plots / f"schedule-{_safe_name(m)}.png", title=f"{m} (seed {r['seed']})", log=use_log)
+        out.append(("schedules", f"{m}: task weights per meta-step (seed {r['seed']})", p))
+    for m, r in firsts.items():
+        log = r.get("log") or []
+        if not log or _has_plotted_online(m, methods) or not all(isinstance(e.get("rewards"), list) for e in log):
+            continue
+        tasks = Schedule.from_dict(r["schedule"], m).tasks if r.get("schedule") else [str(i) for i in range(len(log[0]["rewards"]))]
+        p = plot_rewards(log, tasks, plots / f"rewards-{_safe_name(m)}.png", title=f"{m}: rewards per meta-step (seed {r['seed']})")
+        out.append(("rewards", f"{m}: per-task reward of each meta-step (seed {r['seed']})", p))
+    p = plot_weights(rows, plots / "weights.png")
+    if p is not None:
+        out.append(("weights", "average task weights per method (mean over seeds)", p))
+    p = plot_reward_split(rows, plots / "reward_split.png")
+    if p is not None:
+        out.append(("rewards", "target reward-split accuracy along each run (first seed)", p))
+    return out

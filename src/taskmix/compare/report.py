@@ -1,0 +1,216 @@
+"""The comparison report: ``report.md`` and a self-contained ``report.html``, plots under ``plots/``, logs under ``logs/``.
+
+Images are embedded in the HTML as base64 data URIs; every run's
+per-meta-step log is written as JSON lines and CSV (and TensorBoard events).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+
+from ..errors import atomic_write_text
+from ..runs.runlog import RunLogger
+from ..schedule import Schedule
+from .plots import report_plots
+from .stats import method_kind, ratio_cell, summarize, table_cells
+
+__all__ = ["write_logs", "write_report"]
+
+
+def write_logs(out_dir: str | Path, rows: Sequence[dict[str, Any]], tensorboard: bool = True) -> list[Path]:
+    """Each row's per-meta-step log as ``logs/<method>-seed<s>.jsonl`` and ``.csv`` (and TensorBoard events).
+
+    Uses :class:`taskmix.runlog.RunLogger` (the same flattening as ``taskmix
+    search``: ``weight/<task>``, ``reward/<task>``, ``realised/<task>``, ...);
+    with ``tensorboard`` (and the package installed) the events go to
+    ``logs/tb/<method>-seed<s>`` -- ``tensorboard --logdir DIR/logs/tb``
+    overlays every run.  Rewriting replaces a tag's earlier events.
+    """
+    written = []
+    for r in rows:
+        log = r.get("log") or []
+        if not log:
+            continue
+        if r.get("schedule"):
+            tasks: Sequence[str] = Schedule.from_dict(r["schedule"], r["method"]).tasks
+        else:
+            n = max(len(e.get("probs_after") or e.get("rewards") or []) for e in log)
+            tasks = [str(i) for i in range(n)]
+        tag = f"{r['method']}-seed{r['seed']}"
+        tb_dir = Path(out_dir) / "logs" / "tb" / tag
+        if tensorboard and tb_dir.is_dir():  # a rewritten report (--resume) must not duplicate the scalars
+            for old in tb_dir.glob("events.out.tfevents.*"):
+                old.unlink()
+        logger = RunLogger(Path(out_dir) / "logs", tasks, tensorboard=tensorboard, prefix=tag)
+        logger.extend(log)
+        logger.close()
+        written.append(Path(out_dir) / "logs" / f"{tag}.csv")
+    return written
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if math.isfinite(v) else ""
+    return str(v)
+
+
+def cost_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the cost table (per run and in total, with ratios to a plain run)."""
+    head = ["method", "kind", "train steps / run", "× plain", "evaluations / run", "× plain", "seconds / run",
+            "× plain", "total steps", "total evaluations", "total seconds"]
+    cells = []
+    for s in sorted(summary, key=lambda s: (s.get("cost_ratio") or 0.0, s["method"])):
+        cells.append([
+            s["method"], s.get("kind", method_kind(s["method"])), f"{s.get('train_steps', 0):.0f}", ratio_cell(s, "step_ratio"),
+            f"{s.get('evaluations', 0):.0f}", ratio_cell(s, "eval_ratio"), f"{s['seconds']:.2f}", ratio_cell(s, "cost_ratio"),
+            f"{s.get('total_train_steps', 0):.0f}", f"{s.get('total_evaluations', 0):.0f}", f"{s.get('total_seconds', 0):.1f}",
+        ])
+    return head, cells
+
+
+def _md_table(head: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _html_table(head: Sequence[str], cells: Sequence[Sequence[str]], highlight: Sequence[bool] | None = None) -> str:
+    import html
+
+    out = ["<table>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for i, row in enumerate(cells):
+        cls = ' class="hl"' if highlight is not None and highlight[i] else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[str]:
+    notes = []
+    n = summary[0]["n"] if summary else 0
+    vs = next((s["vs"] for s in summary if "vs" in s), None)
+    notes.append(
+        f"{n} paired seeds: every method of a seed shares the reward split, the initialisation and the sampler seed. "
+        "mean ± std over seeds; 95% CI: percentile bootstrap of the mean (2000 resamples)."
+    )
+    if vs:
+        notes.append(
+            f"Δ: paired difference to the best baseline ({vs}), its mean and 95% bootstrap CI over seeds; "
+            "≈ marks a difference whose CI covers 0 (within noise). With few seeds the bootstrap CI is optimistic."
+        )
+    plain = results.get("plain_run_seconds")
+    notes.append(
+        "Cost: median per run over seeds. train steps count every optimiser step (searches, online runs, "
+        "probe steps, replays, oracle grid points); evaluations count reward-split evaluations / reward "
+        "computations plus the final one; × plain = ratio to one plain training run "
+        f"(the uniform rows: {plain:.2f} s)." if isinstance(plain, (int, float)) else
+        "Cost: median per run over seeds; no uniform rows, so no wall-time ratio to a plain run."
+    )
+    oracle = next((s for s in summary if s["method"] == "oracle"), None)
+    if oracle is not None:
+        notes.append(
+            f"oracle: grid search over static mixtures, selected on the reward split -- an upper reference, at "
+            f"{ratio_cell(oracle, 'step_ratio') or '?'}× the training steps and {ratio_cell(oracle, 'cost_ratio') or '?'}× "
+            "the wall time of a plain run."
+        )
+    if any(s.get("kind") == "adaptive-replay" for s in summary):
+        notes.append(
+            "<name>: the online adaptive run's own final model; <name>-replay: a fresh model retrained with the "
+            "online run's average weights as a static schedule (cost = online run + replay)."
+        )
+    return notes
+
+
+def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[dict[str, Any]],
+                 tensorboard: bool = True) -> dict[str, Path]:
+    """Write ``report.md``, a self-contained ``report.html``, ``plots/*.png`` and per-row logs.
+
+    Args:
+        out_dir: the comparison's directory.
+        results: the ``results.json`` object of :func:`taskmix.compare.run_compare`
+            (``summary``, ``target``, ``metric``, ``report_split``, ``seeds``,
+            ``plain_run_seconds``); a missing ``summary`` is computed from ``rows``.
+        rows: the full result rows (with ``schedule`` dicts and ``log`` lists).
+        tensorboard: also write TensorBoard events of every row's log (when
+            the ``tensorboard`` package is installed; about 30 ms a run).
+
+    The Markdown file links the PNGs under ``plots/``; the HTML file embeds
+    them as base64 data URIs, so it can be mailed or archived alone.
+    """
+    import base64
+    import html
+
+    out = Path(out_dir)
+    summary = results.get("summary") or summarize(rows)
+    target = results.get("target", "target")
+    metric = results.get("metric", "metric")
+    split = results.get("report_split", "test")
+    title = f"taskmix comparison: {target} ({metric} on {split})"
+    head, cells = table_cells(summary)
+    chead, ccells = cost_cells(summary)
+    notes = _notes(results, summary)
+    plots = report_plots(out, rows)
+    logs = write_logs(out, rows, tensorboard=tensorboard)
+
+    sections = [("schedules", "Schedules"), ("weights", "Average task weights"), ("rewards", "Rewards per meta-step")]
+    md = [f"# {title}", ""]
+    if results.get("seeds") is not None:
+        md.append(f"Seeds: {results['seeds']}.  Rows: {len(rows)}.")
+        md.append("")
+    md += ["## Results", "", _md_table(head, cells), ""]
+    md += [f"- {n}" for n in notes]
+    md += ["", "## Cost", "", _md_table(chead, ccells), ""]
+    for key, name in sections:
+        items = [p for p in plots if p[0] == key]
+        if not items:
+            continue
+        md += [f"## {name}", ""]
+        for _, caption, path in items:
+            md += [f"![{caption}]({path.relative_to(out).as_posix()})", "", f"*{caption}*", ""]
+    if logs:
+        md += ["## Logs", "", f"Per-meta-step logs of {len(logs)} runs: `logs/<method>-seed<s>.jsonl` and `.csv`"
+               + ("; TensorBoard: `tensorboard --logdir logs/tb`." if (out / "logs" / "tb").is_dir() else "."), ""]
+    md_path = out / "report.md"
+    atomic_write_text(md_path, "\n".join(md) + "\n")
+
+    hl = [bool(s.get("best_baseline")) for s in summary]
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if results.get("seeds") is not None:
+        body.append(f"<p>Seeds: {html.escape(str(results['seeds']))}. Rows: {len(rows)}.</p>")
+    body += ["<h2>Results</h2>", _html_table(head, cells, hl), "<ul>"]
+    body += [f"<li>{html.escape(n)}</li>" for n in notes]
+    body += ["</ul>", "<h2>Cost</h2>", _html_table(chead, ccells)]
+    for key, name in sections:
+        items = [p for p in plots if p[0] == key]
+        if not items:
+            continue
+        body.append(f"<h2>{html.escape(name)}</h2>")
+        for _, caption, path in items:
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            body.append(
+                f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    if logs:
+        body.append(f"<p>Per-meta-step logs of {len(logs)} runs: <code>logs/&lt;method&gt;-seed&lt;s&gt;.jsonl</code> and <code>.csv</code>.</p>")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+        "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}tr.hl{background:#eef6ff}"
+        "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:0.85em;color:#555}"
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+    html_path = out / "report.html"
+    atomic_write_text(html_path, page)
+    return {"markdown": md_path, "html": html_path, **{f"plot:{p.name}": p for _, _, p in plots}}

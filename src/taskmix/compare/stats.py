@@ -1,0 +1,176 @@
+"""Statistics over paired seeds, and the results table.
+
+* per method: mean, std, standard error, 95% bootstrap confidence interval;
+* paired difference to the best baseline (same seeds), with its standard
+  error and 95% bootstrap interval, and a mark where the interval covers 0
+  (the difference is within noise);
+* cost: training steps, evaluations and wall time per run and in total, and
+  their ratio to one plain training run (the ``uniform`` rows).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .methods import METHODS
+
+__all__ = ["ratio_cell", "bootstrap_ci", "by_method", "describe", "format_table", "method_kind", "paired", "summarize", "table_cells"]
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (degenerate for fewer than 2 values)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2 or np.all(v == v[0]):
+        m = float(v.mean()) if len(v) else float("nan")
+        return m, m
+    from scipy.stats import bootstrap
+
+    res = bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                    random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def describe(values: Sequence[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    std = float(v.std(ddof=1)) if n > 1 else 0.0
+    lo, hi = bootstrap_ci(v)
+    return {"n": n, "mean": float(v.mean()), "std": std, "sem": std / math.sqrt(n) if n else float("nan"), "ci_low": lo, "ci_high": hi}
+
+
+def by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["method"], {})[int(r["seed"])] = r
+    return out
+
+
+def paired(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> np.ndarray:
+    seeds = sorted(set(a) & set(b))
+    return np.asarray([a[s]["test"] - b[s]["test"] for s in seeds], dtype=np.float64)
+
+
+def method_kind(method: str) -> str:
+    """The registered kind of ``method`` (:data:`taskmix.compare.methods.METHODS`), ``other`` if unregistered."""
+    return METHODS.meta(method, "kind", "other") if method in METHODS else "other"
+
+
+def _median(values: Sequence[float]) -> float | None:
+    v = [float(x) for x in values if x is not None]
+    return float(np.median(v)) if v else None
+
+
+def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None, plain_steps: int | None = None) -> list[dict[str, Any]]:
+    """One summary per method: statistics, paired difference to the best baseline, cost.
+
+    Statistics of the per-seed ``test`` values: ``n``, ``mean``, ``std``
+    (``ddof=1``), ``sem``, and the 95% percentile-bootstrap interval of the mean
+    (``ci_low``, ``ci_high``).  The *best baseline* is the rule-based method
+    (``single_task``, ``uniform``, ``proportional``, ``temperature_*``,
+    ``examples_proportional``) with the highest mean; every other method gets
+    the paired difference ``d_s = test(method, s) - test(best, s)`` over the
+    seeds both have (``diff_mean``, ``diff_sem``, ``diff_ci_low``,
+    ``diff_ci_high``) and ``within_noise = diff_ci_low <= 0 <= diff_ci_high``.
+
+    Cost per run (median over seeds): ``train_steps`` (every optimiser step,
+    searches / online runs / probes / replays included), ``evaluations`` and
+    ``seconds``; their totals over seeds (``total_train_steps``,
+    ``total_evaluations``, ``total_seconds``); and their ratios to one plain
+    training run (``step_ratio``, ``eval_ratio``, ``cost_ratio``).  A plain run
+    is ``plain_steps`` steps, one evaluation and ``plain_seconds`` seconds;
+    when not given they are the medians of the ``uniform`` rows (if any).
+    """
+    groups = by_method(rows)
+    uniform = list(groups.get("uniform", {}).values())
+    if plain_seconds is None:
+        plain_seconds = _median([r.get("seconds") for r in uniform])
+    if plain_steps is None:
+        plain_steps = _median([r.get("train_steps") for r in uniform])  # type: ignore[assignment]
+    plain_evals = _median([r.get("evaluations") for r in uniform]) or 1.0
+    stats = {m: describe([r["test"] for r in g.values()]) for m, g in groups.items()}
+    baselines = [m for m in groups if method_kind(m) == "baseline"]
+    best_base = max(baselines, key=lambda m: stats[m]["mean"]) if baselines else None
+    out = []
+    for m, g in groups.items():
+        s = dict(stats[m])
+        s["method"] = m
+        s["kind"] = method_kind(m)
+        secs = [float(r["seconds"]) for r in g.values()]
+        steps = [float(r.get("train_steps", 0) or 0) for r in g.values()]
+        evals = [float(r.get("evaluations", 0) or 0) for r in g.values()]
+        s["seconds"] = float(np.median(secs))
+        s["train_steps"] = float(np.median(steps))
+        s["evaluations"] = float(np.median(evals))
+        s["total_seconds"] = float(np.sum(secs))
+        s["total_train_steps"] = float(np.sum(steps))
+        s["total_evaluations"] = float(np.sum(evals))
+        if plain_seconds:
+            s["cost_ratio"] = s["seconds"] / plain_seconds
+        if plain_steps:
+            s["step_ratio"] = s["train_steps"] / plain_steps
+        s["eval_ratio"] = s["evaluations"] / plain_evals
+        s["best_baseline"] = m == best_base
+        if best_base is not None and m != best_base:
+            d = paired(g, groups[best_base])
+            if len(d):
+                dd = describe(d)
+                s["vs"] = best_base
+                s["diff_n"] = int(len(d))
+                s["diff_mean"] = dd["mean"]
+                s["diff_sem"] = dd["sem"]
+                s["diff_ci_low"] = dd["ci_low"]
+                s["diff_ci_high"] = dd["ci_high"]
+                s["within_noise"] = bool(dd["ci_low"] <= 0.0 <= dd["ci_high"])
+        out.append(s)
+    out.sort(key=lambda s: -s["mean"])
+    return out
+
+
+def _diff_cell(s: dict[str, Any]) -> str:
+    if "diff_mean" not in s:
+        return "(best baseline)" if s.get("best_baseline") else ""
+    mark = " ≈" if s["within_noise"] else ""
+    return f"{s['diff_mean']:+.4f} [{s['diff_ci_low']:+.4f}, {s['diff_ci_high']:+.4f}]{mark}"
+
+
+def ratio_cell(s: dict[str, Any], key: str) -> str:
+    return f"{s[key]:.2f}" if key in s and s[key] is not None and math.isfinite(s[key]) else ""
+
+
+def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the results table (shared by :func:`format_table` and the reports)."""
+    head = ["method", "mean ± std", "95% CI", "Δ vs best baseline (95% CI)", "train steps", "steps × plain",
+            "evaluations", "seconds", "time × plain"]
+    cells = []
+    for s in summary:
+        cells.append([
+            s["method"],
+            f"{s['mean']:.4f} ± {s['std']:.4f}",
+            f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]",
+            _diff_cell(s),
+            f"{s.get('train_steps', 0):.0f}",
+            ratio_cell(s, "step_ratio"),
+            f"{s.get('evaluations', 0):.0f}",
+            f"{s['seconds']:.2f}",
+            ratio_cell(s, "cost_ratio"),
+        ])
+    return head, cells
+
+
+def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str:
+    """A plain-text (Markdown) table: mean ± std, 95% CI, paired difference, cost."""
+    head, cells = table_cells(summary)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    lines.append("")
+    vs = next((s["vs"] for s in summary if "vs" in s), None)
+    lines.append(
+        f"n = {summary[0]['n'] if summary else 0} paired seeds; Δ is paired, against the best baseline"
+        + (f" ({vs})" if vs else "")
+        + "; ≈ marks a difference whose 95% bootstrap CI covers 0 (within noise). "
+        "Cost per run (median over seeds); × plain: ratio to one plain training run (the uniform rows)."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""Encoder backends: sentence-transformers models and plain transformers models with mean pooling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from ..devices import resolve_device
+from ..errors import ConfigError, first_line
+from ..registry import Registry
+from .models import ModelRef, model_identity, mean_pool, quiet_transformers, resolve_model
+
+
+class EncoderBackend(Protocol):
+    """What :class:`SentenceEncoder` needs from a model (inject a fake one in tests).
+
+    ``identity`` must change whenever the vectors would; ``encode`` and
+    ``encode_pairs`` return float arrays with one row per input.
+    """
+
+    identity: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+
+
+class _Backend:
+    """Settings shared by the encoder backends; the model itself is loaded lazily by each backend."""
+
+    def __init__(
+        self,
+        ref: ModelRef,
+        *,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "auto",
+        threads: int | None = None,
+    ):
+        self.ref = ref
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.threads = threads
+        self.identity = model_identity(ref, self.max_length)
+
+
+class SentenceTransformerBackend(_Backend):
+    """A sentence-transformers model, loaded on first use.
+
+    Pairs are passed to ``SentenceTransformer.encode`` as ``(a, b)`` tuples,
+    which sentence-transformers >= 5 tokenises as one paired sequence; a model
+    that rejects pairs gets ``"a <sep> b"`` with its tokenizer's sep token.
+    """
+
+    def __init__(self, ref: ModelRef, **settings: Any):
+        super().__init__(ref, **settings)
+        self._model: Any = None
+        self._pairs_native = True
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                with quiet_transformers():
+                    model = SentenceTransformer(
+                        self.ref.location,
+                        device=resolve_device(self.device),
+                        local_files_only=self.ref.local_dir is not None,
+                    )
+            except Exception as e:
+                raise ConfigError(
+                    f"encoder.model {self.ref.spec!r}: could not load {self.ref.location} with sentence-transformers "
+                    f"({type(e).__name__}: {first_line(e)})"
+                ) from None
+            current = model.max_seq_length
+            if current is None or self.max_length < current:
+                model.max_seq_length = self.max_length
+            model.eval()
+            self._model = model
+        return self._model
+
+    def _run(self, inputs: list[Any]) -> np.ndarray:
+        out = self.model.encode(inputs, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._run(list(texts))
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if self._pairs_native:
+            try:
+                return self._run([(a, b) for a, b in pairs])
+            except (TypeError, ValueError):
+                self._pairs_native = False
+        sep = getattr(self.model.tokenizer, "sep_token", None) or "\n"
+        return self._run([f"{a} {sep} {b}" for a, b in pairs])
+
+
+class HFMeanPoolBackend(_Backend):
+    """A plain transformers model: ``AutoModel`` + mean pooling over the attention mask, no normalisation."""
+
+    def __init__(self, ref: ModelRef, **settings: Any):
+        super().__init__(ref, **settings)
+        self._loaded: tuple[Any, Any] | None = None
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            from transformers import AutoModel, AutoTokenizer
+
+            loc = self.ref.transformer_location
+            try:
+                with quiet_transformers():
+                    tok = AutoTokenizer.from_pretrained(loc)
+                    model = AutoModel.from_pretrained(loc)
+            except Exception as e:
+                raise ConfigError(
+                    f"encoder.model {self.ref.spec!r}: could not load {loc} with transformers "
+                    f"({type(e).__name__}: {first_line(e)})"
+                ) from None
+            model.eval().to(resolve_device(self.device))
+            self._loaded = (tok, model)
+        return self._loaded
+
+    @torch.inference_mode()
+    def _run(self, a: list[str], b: list[str] | None) -> np.ndarray:
+        tok, model = self._load()
+        device = next(model.parameters()).device
+        out = []
+        for s in range(0, len(a), self.batch_size):
+            enc = tok(
+                a[s : s + self.batch_size],
+                b[s : s + self.batch_size] if b is not None else None,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(device)
+            hidden = model(**enc).last_hidden_state
+            out.append(mean_pool(hidden, enc["attention_mask"]).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._run(list(texts), None)
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self._run([a for a, _ in pairs], [b for _, b in pairs])
+
+
+BACKENDS: Registry[type[_Backend]] = Registry("encoder backend", field="encoder.model")
+"""Encoder backend classes by the ``backend`` of a :class:`~taskmix.encoders.models.ModelRef` (``st:``/``hf:`` prefixes)."""
+BACKENDS.register("st", SentenceTransformerBackend)
+BACKENDS.register("hf", HFMeanPoolBackend)
+
+
+def make_backend(
+    model: str,
+    *,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: str = "auto",
+    threads: int | None = None,
+    resolve: Callable[[str], Path] | None = None,
+) -> EncoderBackend:
+    """The backend for an ``encoder.model`` value (see :func:`resolve_model`)."""
+    ref = resolve_model(model, resolve)
+    cls = BACKENDS.get(ref.backend)
+    return cls(ref, max_length=max_length, batch_size=batch_size, device=device, threads=threads)

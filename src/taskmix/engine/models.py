@@ -1,0 +1,105 @@
+"""Models: a shared trunk with one head per task (default) or one shared head.
+
+The trunk is a small MLP over the feature vector (frozen-encoder regime and
+user features), or a Hugging Face transformer trained end to end (fine-tuning
+regime, :class:`taskmix.encoders.TransformerTrunk`).  Heads are linear.  With
+``heads: shared`` every task uses one head, which needs tasks with the same
+label space (the XNLI case: languages of one 3-way task).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+
+
+class MLPTrunk(nn.Module):
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        mods: list[nn.Module] = []
+        d = in_dim
+        for _ in range(layers):
+            mods += [nn.Linear(d, hidden), nn.ReLU()]
+            if dropout > 0:
+                mods.append(nn.Dropout(dropout))
+            d = hidden
+        self.net = nn.Sequential(*mods)
+        self.out_dim = d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MultiTaskModel(nn.Module):
+    """Trunk + heads.  ``forward(x, task_ids)`` returns per-sample losses via :meth:`loss`."""
+
+    def __init__(self, trunk: nn.Module, num_labels: Sequence[int], heads: str = "per_task"):
+        super().__init__()
+        self.trunk = trunk
+        self.num_labels = [int(k) for k in num_labels]
+        self.shared_head = heads == "shared"
+        if self.shared_head:
+            if len(set(self.num_labels)) != 1:
+                raise ConfigError(
+                    f"model.heads: 'shared' needs every task to have the same number of labels, got {self.num_labels}"
+                )
+            self.heads = nn.ModuleList([nn.Linear(trunk.out_dim, self.num_labels[0])])
+        else:
+            self.heads = nn.ModuleList([nn.Linear(trunk.out_dim, k) for k in self.num_labels])
+
+    def head(self, task: int) -> nn.Linear:
+        return self.heads[0 if self.shared_head else task]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters every task updates: the trunk, and the head when it is shared."""
+        params = [p for p in self.trunk.parameters() if p.requires_grad]
+        if self.shared_head:
+            params += list(self.heads[0].parameters())
+        return params
+
+    def logits(self, x: Any, task: int) -> torch.Tensor:
+        return self.head(task)(self.trunk(x))
+
+    def per_sample_loss(self, x: Any, y: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each sample under its own task's head."""
+        h = self.trunk(x)
+        if self.shared_head:
+            return nn.functional.cross_entropy(self.heads[0](h), y, reduction="none")
+        out = torch.empty(y.shape[0], dtype=h.dtype, device=h.device)
+        for t in torch.unique(task_ids).tolist():
+            m = task_ids == t
+            out[m] = nn.functional.cross_entropy(self.heads[t](h[m]), y[m], reduction="none")
+        return out
+
+
+def build_model(cfg: ModelConfig, in_dim: int | None, num_labels: Sequence[int], trunk: nn.Module | None = None) -> MultiTaskModel:
+    if trunk is None:
+        if in_dim is None:
+            raise ConfigError("model: the feature dimension is unknown (text tasks need an encoder)")
+        trunk = MLPTrunk(in_dim, cfg.hidden, cfg.layers, cfg.dropout)
+    return MultiTaskModel(trunk, num_labels, cfg.heads)
+
+
+def build_optimizer(cfg: ModelConfig, params) -> torch.optim.Optimizer:
+    """Adam (default), AdamW or SGD with momentum.
+
+    Adam/AdamW use the fused kernel (one kernel for all parameters; about 2x
+    faster per step than the per-tensor loop for small models on CPU) where
+    the parameters allow it, and the default implementation otherwise.
+    """
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+        fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        if fusable:
+            try:
+                return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)

@@ -1,0 +1,214 @@
+"""Rewards: what the policy learns from at the end of each meta-step.
+
+Every reward returns one number per task (a scalar reward is the same number
+for every task) and feeds the same REINFORCE update (:mod:`taskmix.strategies.policy`).
+
+================== ========= ===================================================== =====================================
+name               per task  what it measures                                      extra cost per meta-step
+================== ========= ===================================================== =====================================
+accuracy           no        the paper's: target metric on the reward split          1 evaluation of the reward split
+loss               no        minus the target's reward-split loss (smoother)        1 evaluation of the reward split
+gradient_alignment yes       cosine between the target's reward-split gradient      (1 + n_tasks x probe_batches) backward
+                             and each task's gradient (shared parameters; MultiDDS)  passes, no optimiser steps
+lookahead          yes       for each task, ``probe_steps`` optimiser steps on a      n_tasks x probe_steps training steps
+                             copy of the model; reward = drop of the target's        + (n_tasks + 1) reward-split evaluations
+                             reward-split loss
+constant           no        control: always 1 (no information)                     none
+shuffled:NAME      yes       control: NAME's per-task credits, randomly permuted     as NAME
+                             across tasks each meta-step (no task identity)
+================== ========= ===================================================== =====================================
+
+When to use which: ``gradient_alignment`` is the cheap default and works when
+tasks share parameters that matter (trunk, shared head); ``lookahead`` measures
+the actual effect of training on each task (including optimiser effects and
+non-linear interactions) at a few training steps per task and meta-step, so it
+suits few tasks and expensive evaluation less; ``accuracy`` is the paper's and
+is kept for comparison -- one scalar per meta-step says little about *which*
+task helped (see :mod:`taskmix.strategies.policy`).  Run the controls to check that a
+reward learns more than its exploration prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from ..data.tasks import Split
+from ..engine.trainer import Trainer
+from ..errors import ConfigError
+from ..registry import Registry
+from ..sampler import ExampleStreams
+
+
+@dataclass
+class RewardContext:
+    trainer: Trainer
+    target: int
+    reward_split: Split
+    batch_size: int
+    rng: np.random.Generator  # for probe batches and controls; part of the search state
+    meta_step: int
+
+
+class Reward(Protocol):
+    name: str
+    per_task: bool
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray: ...
+
+
+def _probe_batch(ctx: RewardContext, task: int, size: int | None = None) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    n = ctx.trainer.tasks[task].n_train
+    k = min(size or ctx.batch_size, n)
+    ex = ctx.rng.choice(n, size=k, replace=False)
+    tids = np.full(k, task, dtype=np.int64)
+    return ctx.trainer.batch(tids, ex)
+
+
+def _reward_batch(ctx: RewardContext) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    s = ctx.reward_split
+    x = ctx.trainer.split_inputs(s)
+    y = torch.from_numpy(s.y).to(ctx.trainer.device)
+    t = torch.full((len(s),), ctx.target, dtype=torch.long, device=ctx.trainer.device)
+    return x, y, t
+
+
+class AccuracyReward:
+    """The paper's reward: the target's metric on the reward split."""
+
+    name = "accuracy"
+    per_task = False
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        m = ctx.trainer.metric(ctx.reward_split, ctx.target)
+        return np.full(len(ctx.trainer.tasks), m)
+
+
+class LossReward:
+    """Minus the target's mean cross-entropy on the reward split."""
+
+    name = "loss"
+    per_task = False
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        _, loss = ctx.trainer.predict(ctx.reward_split, ctx.target)
+        return np.full(len(ctx.trainer.tasks), -loss)
+
+
+class GradientAlignmentReward:
+    """Cosine between the target's reward-split gradient and each task's training gradient."""
+
+    name = "gradient_alignment"
+    per_task = True
+
+    def __init__(self, probe_batches: int = 4, similarity: str = "dot"):
+        self.probe_batches = probe_batches
+        self.similarity = similarity
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        tr = ctx.trainer
+        params = tr.model.shared_parameters()
+        rng_state = torch.get_rng_state()
+        g_target = tr.flat_grad(*_reward_batch(ctx), params)
+        out = np.zeros(len(tr.tasks))
+        for i in range(len(tr.tasks)):
+            # one backward pass over probe_batches x batch_size examples (the mean of the batch gradients)
+            g = tr.flat_grad(*_probe_batch(ctx, i, self.probe_batches * ctx.batch_size), params)
+            if self.similarity == "cosine":
+                denom = float(g.norm() * g_target.norm())
+            else:  # first-order drop of the target's reward-split loss per unit step, relative to its own
+                denom = float(g_target.norm() ** 2)
+            out[i] = float(g @ g_target) / denom if denom > 0 else 0.0
+        torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
+        return out
+
+
+class LookaheadReward:
+    """For each task: a few optimiser steps on it from the current state; reward = target loss drop."""
+
+    name = "lookahead"
+    per_task = True
+
+    def __init__(self, probe_steps: int = 5):
+        self.probe_steps = probe_steps
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        tr = ctx.trainer
+        import copy
+
+        snapshot = copy.deepcopy(tr.state_dict())
+        rng_state = torch.get_rng_state()
+        _, base = tr.predict(ctx.reward_split, ctx.target)
+        out = np.zeros(len(tr.tasks))
+        for i in range(len(tr.tasks)):
+            for _ in range(self.probe_steps):
+                x, y, t = _probe_batch(ctx, i)
+                tr.model.train()
+                loss = tr.model.per_sample_loss(x, y, t).mean()
+                tr.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                tr.optimizer.step()
+            _, after = tr.predict(ctx.reward_split, ctx.target)
+            out[i] = base - after
+            tr.load_state_dict(copy.deepcopy(snapshot))
+        torch.set_rng_state(rng_state)
+        return out
+
+
+class ConstantReward:
+    """Control: the same reward every meta-step -- the policy learns nothing but drift."""
+
+    name = "constant"
+    per_task = False
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        return np.ones(len(ctx.trainer.tasks))
+
+
+class ShuffledReward:
+    """Control: a per-task reward with the task identities randomly permuted each meta-step."""
+
+    per_task = True
+
+    def __init__(self, base: Reward):
+        if not base.per_task:
+            raise ConfigError(f"search.reward: 'shuffled:{base.name}' needs a per-task reward; {base.name!r} is scalar")
+        self.base = base
+        self.name = f"shuffled:{base.name}"
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        r = self.base(ctx)
+        return r[ctx.rng.permutation(len(r))]
+
+
+REWARDS: Registry[Callable[[Any], Reward]] = Registry("reward", field="search.reward")
+"""Every reward, by its ``search.reward`` name: a factory taking the ``search`` config section.
+
+Metadata ``per_task``: whether the reward credits each task (the exact policy
+gradient applies) or is one scalar for all.
+"""
+REWARDS.register("accuracy", lambda s: AccuracyReward(), per_task=False)
+REWARDS.register("loss", lambda s: LossReward(), per_task=False)
+REWARDS.register("gradient_alignment", lambda s: GradientAlignmentReward(s.probe_batches, s.similarity), per_task=True)
+REWARDS.register("lookahead", lambda s: LookaheadReward(s.probe_steps), per_task=True)
+REWARDS.register("constant", lambda s: ConstantReward(), per_task=False)
+
+
+def _shuffled(base: str) -> Callable[[Any], Reward]:
+    """The ``shuffled:<base>`` control of a per-task reward ``base``."""
+    if base not in REWARDS or not REWARDS.meta(base, "per_task"):
+        per_task = [n for n in REWARDS if REWARDS.meta(n, "per_task")]
+        raise ValueError(f"shuffled: needs a per-task reward, one of {per_task}")
+    build = REWARDS.get(base)
+    return lambda s: ShuffledReward(build(s))
+
+
+REWARDS.register_family("shuffled:", _shuffled, placeholder="per-task reward", per_task=True)
+
+
+def make_reward(name: str, search_cfg: Any) -> Reward:
+    """Build a reward from its config name (``search.reward``); unknown names list the valid ones."""
+    return REWARDS.get(name)(search_cfg)

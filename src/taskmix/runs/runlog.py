@@ -1,0 +1,84 @@
+"""Per-meta-step logs: JSON lines, a flat CSV and (when installed) TensorBoard events.
+
+Each search log row (see :meth:`taskmix.search.SearchRun.step_meta`) is
+flattened into scalars -- ``weight/<task>``, ``reward/<task>``,
+``realised/<task>``, ``reward_split_accuracy``, ... -- so a run can be watched
+live with ``tail -f log.csv`` or ``tensorboard --logdir DIR/tb``.  The files
+are rewritten atomically after every row, so a crash never leaves a torn line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import atomic_write_text
+
+PER_TASK_KEYS = {"probs_after": "weight", "rewards": "reward", "advantages": "advantage", "realised": "realised",
+                 "task_train_loss": "train_loss"}
+SCALAR_KEYS = ("round", "meta_step", "step", "reward_split_accuracy", "reward_split_loss", "train_loss", "baseline", "seconds")
+
+
+def flatten(entry: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {k: entry.get(k) for k in SCALAR_KEYS if k in entry}
+    for key, prefix in PER_TASK_KEYS.items():
+        vals = entry.get(key)
+        if vals is None:
+            continue
+        for t, v in zip(tasks, vals):
+            row[f"{prefix}/{t}"] = v
+    return row
+
+
+class RunLogger:
+    """Writes ``log.jsonl``, ``log.csv`` and ``tb/`` events under ``out_dir``."""
+
+    def __init__(self, out_dir: str | Path, tasks: Sequence[str], tensorboard: bool = True, prefix: str = "log"):
+        self.out = Path(out_dir)
+        self.tasks = list(tasks)
+        self.prefix = prefix
+        self.entries: list[dict[str, Any]] = []
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out / "tb" / prefix))
+            except Exception:  # tensorboard not installed
+                self._tb = None
+
+    def extend(self, entries: Sequence[dict[str, Any]]) -> None:
+        for e in entries:
+            self.log(e, flush=False)
+        self.flush()
+
+    def log(self, entry: dict[str, Any], flush: bool = True) -> None:
+        self.entries.append(entry)
+        if self._tb is not None:
+            step = int(entry.get("round", 0)) * 10**6 + int(entry.get("step", len(self.entries)))
+            for k, v in flatten(entry, self.tasks).items():
+                if isinstance(v, (int, float)) and v is not None and k not in ("round", "meta_step", "step"):
+                    self._tb.add_scalar(k, v, step)
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        atomic_write_text(self.out / f"{self.prefix}.jsonl", "".join(json.dumps(e) + "\n" for e in self.entries))
+        rows = [flatten(e, self.tasks) for e in self.entries]
+        cols: list[str] = []
+        for r in rows:
+            cols += [c for c in r if c not in cols]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.out / f"{self.prefix}.csv", buf.getvalue())
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,158 @@
+"""The base of every online strategy: the hooks a run calls, and when.
+
+An online strategy adapts the task distribution *during* one training run.
+:class:`taskmix.runs.online.AdaptiveRun` drives it, meta-step by meta-step:
+
+1. at the start of a meta-step it reads :meth:`Strategy.weights` (pure: calling
+   it twice gives the same answer) and trains ``cfg.steps_per_meta_step`` steps
+   with those task shares;
+2. at the end it computes the feedback the strategy asks for (``feedback``, a
+   subset of :data:`FEEDBACK_KINDS`) into a :class:`MetaStepInfo`, logs
+   :meth:`Strategy.rewards` and :meth:`Strategy.log_extra`, and calls
+   :meth:`Strategy.update`;
+3. between meta-steps it may checkpoint :meth:`Strategy.state_dict` and later
+   restore it with :meth:`Strategy.load_state_dict`.
+
+One small module per strategy (:mod:`.exp3`, :mod:`.thompson`,
+:mod:`.gradient_alignment`), each registered in :data:`taskmix.strategies.STRATEGIES`;
+its hyper-parameters are constructor arguments, set from the config section
+``compare.strategies.<name>``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["FEEDBACK_KINDS", "MetaStepInfo", "Strategy", "softmax"]
+
+FEEDBACK_KINDS = ("task_loss", "reward_metric", "alignment")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, computed stably in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------ feedback
+
+
+@dataclass
+class MetaStepInfo:
+    """What one meta-step produced; the argument of :meth:`Strategy.update`.
+
+    Attributes:
+        step: training steps done at the end of the meta-step.
+        steps: training steps in this meta-step.
+        weights: the task distribution used during the meta-step.
+        counts: samples drawn per task during the meta-step.
+        task_loss: mean training loss per task over the meta-step's samples
+            (each measured before that step's optimiser update; NaN where a task
+            was not drawn).
+        metric: the target's metric on the reward split at the end of the
+            meta-step (``None`` unless the strategy asks for ``reward_metric``).
+        previous_metric: the same metric at the end of the previous meta-step
+            (before any training for the first one).
+        alignment: per-task gradient alignment with the target's reward-split
+            gradient (``None`` unless the strategy asks for ``alignment``).
+    """
+
+    step: int
+    steps: int
+    weights: np.ndarray
+    counts: np.ndarray
+    task_loss: np.ndarray
+    metric: float | None = None
+    previous_metric: float | None = None
+    alignment: np.ndarray | None = None
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Realised share of the meta-step's samples per task."""
+        total = float(self.counts.sum())
+        return self.counts / total if total > 0 else np.zeros_like(self.counts, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- strategies
+
+
+class Strategy(ABC):
+    """Base class: an online task-sampling strategy over ``n_tasks`` tasks.
+
+    Subclasses set ``name`` and ``feedback`` (the subset of
+    :data:`FEEDBACK_KINDS` that :class:`AdaptiveRun` must compute for them) and
+    implement :meth:`weights`, :meth:`update`, :meth:`rewards` and the state
+    methods.  ``seed`` seeds the strategy's own generator (Thompson draws);
+    :meth:`reseed` replaces it without touching what was learned.
+    """
+
+    name: ClassVar[str] = "strategy"
+    feedback: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, n_tasks: int, target: int = 0, seed: int = 0):
+        if n_tasks < 1:
+            raise ValueError(f"need at least one task, got n_tasks={n_tasks}")
+        if not 0 <= target < n_tasks:
+            raise ValueError(f"target index {target} out of range for {n_tasks} tasks")
+        self.n_tasks = int(n_tasks)
+        self.target = int(target)
+        self.seed = int(seed)
+        self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xADA9]))
+        self.updates = 0
+
+    def reseed(self, seed: int) -> None:
+        """Restart the strategy's random stream from ``seed`` (its learned state is kept)."""
+        self.seed = int(seed)
+        self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xADA9]))
+
+    @abstractmethod
+    def weights(self, step: int) -> np.ndarray:
+        """The task distribution in force at training step ``step``.
+
+        Called at the start of every meta-step (and once after each update, for
+        the log).  Pure: it must not change the strategy's state.
+        """
+
+    @abstractmethod
+    def update(self, meta_step: int, info: MetaStepInfo) -> None:
+        """Learn from meta-step ``meta_step``'s feedback; called once at its end, after :meth:`rewards`."""
+
+    @abstractmethod
+    def rewards(self, info: MetaStepInfo) -> np.ndarray:
+        """The per-task credit drawn from ``info`` (logged as ``"rewards"``); called before :meth:`update`."""
+
+    def log_extra(self, info: MetaStepInfo | None = None) -> dict[str, Any]:
+        """Strategy-specific values for the meta-step log; called after :meth:`update` with the same ``info``."""
+        return {}
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        """The constructor arguments that define this strategy (stamped into exported schedules)."""
+        return {}
+
+    def _base_state(self) -> dict[str, Any]:
+        return {"name": self.name, "n_tasks": self.n_tasks, "seed": self.seed, "updates": self.updates,
+                "rng": self.rng.bit_generator.state}
+
+    def _load_base(self, state: dict[str, Any]) -> None:
+        if state.get("name") != self.name or int(state.get("n_tasks", -1)) != self.n_tasks:
+            raise ValueError(
+                f"strategy state is for {state.get('name')!r} over {state.get('n_tasks')} tasks, "
+                f"not {self.name!r} over {self.n_tasks}"
+            )
+        self.seed = int(state["seed"])
+        self.updates = int(state["updates"])
+        self.rng.bit_generator.state = state["rng"]
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything learned plus the random stream, as JSON-compatible values; called between meta-steps."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; afterwards the strategy continues exactly as the saved one would."""

@@ -1,0 +1,174 @@
+"""Beta-Bernoulli Thompson sampling over tasks (AutoSeM stage 1, Guo et al., 2019)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .base import MetaStepInfo, Strategy
+
+class ThompsonSampling(Strategy):
+    r"""Beta-Bernoulli Thompson sampling over tasks (AutoSeM stage 1, Guo et al., 2019).
+
+    Each task ``i`` has a posterior ``Beta(a_i, b_i)`` over the probability
+    that training on it improves the target (prior ``Beta(a0, b0)``).  At the
+    start of each meta-step ``theta_i ~ Beta(a_i, b_i)`` is drawn for every task
+    and the meta-step trains on ``argmax_i theta_i`` only (``mode="argmax"``,
+    AutoSeM: one task at a time; the target is an arm like the others).  At its
+    end the binary reward is::
+
+        r = 1[m_t >= m_{t-1}]      (m: the target's metric on the reward split;
+                                    ``strict=True``: 1[m_t > m_{t-1}])
+
+    (AutoSeM's released controller counts a tie as a success; ``m_0`` is measured
+    before any training), and the posteriors are updated as in AutoSeM's
+    non-stationary controller::
+
+        a_j <- (1 - gamma) a_j + gamma a0,  b_j <- (1 - gamma) b_j + gamma b0   for every task j
+        a_i <- a_i + r,                     b_i <- b_i + (1 - r)                for the chosen task i
+
+    ``gamma`` (``decay``) forgets old evidence; ``decay=0`` is the stationary
+    textbook update (``a_i = a0 + successes_i``, ``b_i = b0 + failures_i``).
+    The undiscounted tallies are kept too (``successes``, ``failures``).
+
+    ``mode="mix"`` samples from a mixture instead of one task: the weights are
+    the posterior probabilities that each task is the best (``P(theta_i is the
+    largest)``, by ``mc_samples`` Monte Carlo draws -- "probability matching"),
+    and the binary reward is credited in proportion to the realised shares
+    ``c_i``: ``a_i += r c_i``, ``b_i += (1 - r) c_i``.
+
+    Args:
+        n_tasks, target, seed: see :class:`Strategy`; ``seed`` drives the Beta draws.
+        prior: ``(a0, b0)``, default ``(1, 1)`` (uniform).
+        decay: ``gamma`` in ``[0, 1]``, default 0.3 (the default update rate of
+            AutoSeM's released non-stationary controller).
+        mode: ``"argmax"`` (default) or ``"mix"``.
+        strict: count a tie as a failure (default ``False``).
+        mc_samples: Monte Carlo draws for ``mode="mix"`` (default 2000).
+    """
+
+    name = "thompson"
+    feedback = frozenset({"reward_metric"})
+
+    def __init__(
+        self,
+        n_tasks: int,
+        target: int = 0,
+        seed: int = 0,
+        prior: tuple[float, float] = (1.0, 1.0),
+        decay: float = 0.3,
+        mode: str = "argmax",
+        strict: bool = False,
+        mc_samples: int = 2000,
+    ):
+        super().__init__(n_tasks, target, seed)
+        a0, b0 = (float(v) for v in prior)
+        if not (a0 > 0 and b0 > 0):
+            raise ValueError(f"thompson: prior parameters must be positive, got {prior}")
+        if not 0 <= decay <= 1:
+            raise ValueError(f"thompson: decay must be in [0, 1], got {decay}")
+        if mode not in ("argmax", "mix"):
+            raise ValueError(f"thompson: mode must be 'argmax' or 'mix', got {mode!r}")
+        if mc_samples < 1:
+            raise ValueError(f"thompson: mc_samples must be >= 1, got {mc_samples}")
+        self.prior = (a0, b0)
+        self.decay = float(decay)
+        self.mode = mode
+        self.strict = bool(strict)
+        self.mc_samples = int(mc_samples)
+        self.alpha = np.full(self.n_tasks, a0)
+        self.beta = np.full(self.n_tasks, b0)
+        self.successes = np.zeros(self.n_tasks)
+        self.failures = np.zeros(self.n_tasks)
+        self.last_theta = np.zeros(self.n_tasks)
+        self._current = self._draw()
+
+    def reseed(self, seed: int) -> None:
+        super().reseed(seed)
+        self._current = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        """Thompson step: the distribution for the next meta-step."""
+        if self.mode == "argmax":
+            theta = self.rng.beta(self.alpha, self.beta)
+            self.last_theta = theta
+            best = np.flatnonzero(theta == theta.max())
+            i = int(best[0]) if len(best) == 1 else int(self.rng.choice(best))
+            w = np.zeros(self.n_tasks)
+            w[i] = 1.0
+            return w
+        theta = self.rng.beta(self.alpha, self.beta, size=(self.mc_samples, self.n_tasks))
+        self.last_theta = theta[0]
+        w = np.bincount(theta.argmax(axis=1), minlength=self.n_tasks).astype(np.float64)
+        return w / w.sum()
+
+    def weights(self, step: int) -> np.ndarray:
+        return self._current.copy()
+
+    def success(self, info: MetaStepInfo) -> float:
+        """The binary reward of the meta-step (``NaN`` without both metrics)."""
+        if info.metric is None or info.previous_metric is None:
+            return float("nan")
+        if self.strict:
+            return float(info.metric > info.previous_metric)
+        return float(info.metric >= info.previous_metric)
+
+    def credit(self, info: MetaStepInfo) -> np.ndarray:
+        """Share of the meta-step credited to each task: the chosen task, or the realised shares (mix)."""
+        if self.mode == "argmax":
+            return (np.asarray(info.weights) > 0).astype(np.float64) / max(int(np.count_nonzero(info.weights)), 1)
+        return info.shares
+
+    def rewards(self, info: MetaStepInfo) -> np.ndarray:
+        r = self.success(info)
+        return np.zeros(self.n_tasks) if not math.isfinite(r) else r * self.credit(info)
+
+    def update(self, meta_step: int, info: MetaStepInfo) -> None:
+        r = self.success(info)
+        if not math.isfinite(r):
+            raise ValueError("thompson: update needs the reward-split metric before and after the meta-step")
+        c = self.credit(info)
+        a0, b0 = self.prior
+        self.alpha = (1.0 - self.decay) * self.alpha + self.decay * a0 + r * c
+        self.beta = (1.0 - self.decay) * self.beta + self.decay * b0 + (1.0 - r) * c
+        self.successes += r * c
+        self.failures += (1.0 - r) * c
+        self.updates += 1
+        self._current = self._draw()
+
+    def posterior_mean(self) -> np.ndarray:
+        return self.alpha / (self.alpha + self.beta)
+
+    def log_extra(self, info: MetaStepInfo | None = None) -> dict[str, Any]:
+        """The posterior, the last draw and, given the meta-step's ``info``, its binary reward."""
+        out: dict[str, Any] = {"alpha": self.alpha.tolist(), "beta": self.beta.tolist(),
+                               "posterior_mean": self.posterior_mean().tolist(), "theta": self.last_theta.tolist()}
+        if info is not None:
+            out["success"] = self.success(info)
+        return out
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        return {"prior": list(self.prior), "decay": self.decay, "mode": self.mode, "strict": self.strict,
+                "mc_samples": self.mc_samples}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._base_state(),
+            "alpha": self.alpha.tolist(),
+            "beta": self.beta.tolist(),
+            "successes": self.successes.tolist(),
+            "failures": self.failures.tolist(),
+            "current": self._current.tolist(),
+            "last_theta": self.last_theta.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._load_base(state)
+        self.alpha = np.asarray(state["alpha"], dtype=np.float64)
+        self.beta = np.asarray(state["beta"], dtype=np.float64)
+        self.successes = np.asarray(state["successes"], dtype=np.float64)
+        self.failures = np.asarray(state["failures"], dtype=np.float64)
+        self._current = np.asarray(state["current"], dtype=np.float64)
+        self.last_theta = np.asarray(state["last_theta"], dtype=np.float64)

@@ -1,0 +1,169 @@
+"""Report statistics (bootstrap, paired differences, cost) and the Markdown / HTML report."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+
+import numpy as np
+import pytest
+
+from taskmix.compare.report import write_report
+from taskmix.compare.stats import bootstrap_ci, format_table, method_kind, summarize
+from taskmix.schedule import Schedule
+
+TASKS = ["target", "helpful", "harmful"]
+
+
+def test_bootstrap_interval_covers_a_known_mean():
+    rng = np.random.default_rng(12345)
+    trials, covered, widths = 200, 0, []
+    for _ in range(trials):
+        v = rng.normal(0.7, 0.05, size=20)
+        lo, hi = bootstrap_ci(v)
+        covered += lo <= 0.7 <= hi
+        widths.append(hi - lo)
+    assert covered / trials >= 0.90
+    # and it is an interval of the right size (2 x 1.96 x 0.05 / sqrt(20) ~ 0.044), not a trivially wide one
+    assert 0.03 < float(np.mean(widths)) < 0.055
+    # it misses a mean it should not cover
+    assert bootstrap_ci(rng.normal(0.8, 0.05, size=20))[0] > 0.7
+
+
+def test_bootstrap_degenerate_inputs():
+    assert bootstrap_ci([0.5]) == (0.5, 0.5)
+    assert bootstrap_ci([0.3, 0.3, 0.3]) == (0.3, 0.3)
+
+
+def _row(method, seed, test, seconds=1.0, steps=100, evals=1, schedule=None, log=None):
+    return {"method": method, "seed": seed, "test": test, "seconds": seconds, "train_steps": steps,
+            "evaluations": evals, "schedule": schedule, "log": log or []}
+
+
+def hand_rows():
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    rows = []
+    for s in range(5):
+        rows.append(_row("uniform", s, base[s] - 0.05, seconds=2.0 + 0.1 * s))
+        rows.append(_row("single_task", s, base[s], seconds=2.0))
+        # better than single_task by 0.04 +- 0.005 on every seed
+        rows.append(_row("better", s, base[s] + 0.04 + (0.005 if s % 2 else -0.005), seconds=6.0, steps=300, evals=11))
+        # the same as single_task up to +-0.01, alternating sign: within noise
+        rows.append(_row("same", s, base[s] + (0.01 if s % 2 else -0.01), seconds=4.0, steps=200, evals=2))
+    return rows
+
+
+def test_summarize_paired_difference_and_within_noise_mark():
+    summary = {s["method"]: s for s in summarize(hand_rows())}
+    assert summary["single_task"]["best_baseline"] and "diff_mean" not in summary["single_task"]
+    better, same = summary["better"], summary["same"]
+    assert better["vs"] == "single_task" and better["diff_n"] == 5
+    assert better["diff_mean"] == pytest.approx(0.04 - 0.001, abs=1e-12)  # 2 of 5 seeds +0.005, 3 of 5 -0.005
+    assert better["diff_ci_low"] > 0 and better["within_noise"] is False
+    assert same["diff_ci_low"] < 0 < same["diff_ci_high"] and same["within_noise"] is True
+    assert summary["uniform"]["diff_mean"] == pytest.approx(-0.05)
+    assert summary["uniform"]["within_noise"] is False
+    # the paired interval is much narrower than the unpaired spread of the means
+    assert better["diff_ci_high"] - better["diff_ci_low"] < better["ci_high"] - better["ci_low"]
+    table = format_table(list(summary.values()))
+    line = {ln.split("|")[1].strip(): ln for ln in table.splitlines() if ln.startswith("| ") and "method" not in ln}
+    assert "≈" in line["same"] and "≈" not in line["better"]
+    assert "(best baseline)" in line["single_task"]
+
+
+def test_summarize_cost_ratios_to_a_plain_run():
+    summary = {s["method"]: s for s in summarize(hand_rows())}
+    b = summary["better"]
+    plain_seconds = 2.2  # median of the uniform rows 2.0 .. 2.4
+    assert b["seconds"] == 6.0 and b["cost_ratio"] == pytest.approx(6.0 / plain_seconds)
+    assert b["train_steps"] == 300 and b["step_ratio"] == pytest.approx(3.0)
+    assert b["evaluations"] == 11 and b["eval_ratio"] == pytest.approx(11.0)
+    assert b["total_train_steps"] == 1500 and b["total_evaluations"] == 55 and b["total_seconds"] == pytest.approx(30.0)
+    assert summary["uniform"]["cost_ratio"] == pytest.approx(1.0)
+    # explicit plain-run figures (compare passes train.steps) still win
+    s2 = {s["method"]: s for s in summarize(hand_rows(), plain_seconds=3.0, plain_steps=150)}
+    assert s2["better"]["cost_ratio"] == pytest.approx(2.0) and s2["better"]["step_ratio"] == pytest.approx(2.0)
+
+
+def test_method_kinds():
+    assert [method_kind(m) for m in ("uniform", "temperature_2", "learned_time_variant", "exp3", "exp3-replay",
+                                      "oracle", "mine")] == ["baseline", "baseline", "learned", "adaptive",
+                                                             "adaptive-replay", "oracle", "other"]
+
+
+def _sched(weights, spm=10, method="x"):
+    return Schedule.from_weights(TASKS, weights, spm, {"method": method, "meta_steps": 3}).to_dict()
+
+
+def _log(n=3):
+    rng = np.random.default_rng(0)
+    out = []
+    for m in range(n):
+        w = rng.dirichlet(np.ones(3))
+        out.append({"round": 0, "meta_step": m, "step": 10 * (m + 1), "probs_before": w.tolist(), "probs_after": w.tolist(),
+                    "rewards": rng.normal(size=3).tolist(), "realised": w.tolist(),
+                    "reward_split_accuracy": 0.6 + 0.1 * m, "reward_split_loss": 0.7 - 0.1 * m})
+    return out
+
+
+def report_rows():
+    rows = []
+    for s in range(3):
+        rows.append(_row("uniform", s, 0.70 + 0.01 * s, schedule=_sched([1, 1, 1])))
+        rows.append(_row("single_task", s, 0.75 + 0.01 * s, schedule=_sched([1, 0, 0])))
+        rows.append(_row("learned_time_variant", s, 0.80 + 0.01 * s, steps=200, evals=4,
+                         schedule=_sched([[0.5, 0.4, 0.1], [0.3, 0.6, 0.1], [0.2, 0.8, 0.0]]), log=_log()))
+        rows.append(_row("exp3", s, 0.72 + 0.01 * s, evals=1,
+                         schedule=_sched([[0.3, 0.3, 0.4], [0.3, 0.4, 0.3], [0.4, 0.3, 0.3]]), log=_log()))
+        rows.append(_row("exp3-replay", s, 0.71 + 0.01 * s, steps=200, evals=2,
+                         schedule=_sched([1 / 3, 1 / 3, 1 / 3]), log=_log()))
+        rows.append(_row("oracle", s, 0.82 + 0.01 * s, steps=3600, evals=37, seconds=40.0, schedule=_sched([0.3, 0.7, 0])))
+    return rows
+
+
+def test_write_report_writes_markdown_html_with_embedded_images_plots_and_logs(tmp_path):
+    rows = report_rows()
+    results = {"target": "target", "metric": "accuracy", "report_split": "test", "seeds": [0, 1, 2],
+               "plain_run_seconds": 1.0, "summary": summarize(rows)}
+    paths = write_report(tmp_path, results, rows)
+    md = (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert paths["markdown"] == tmp_path / "report.md" and paths["html"] == tmp_path / "report.html"
+    # the results table, with the paired difference and the cost columns, in both
+    for text in (md, page):
+        for m in ("uniform", "single_task", "learned_time_variant", "exp3", "exp3-replay", "oracle"):
+            assert m in text
+        assert "time × plain" in text and "Δ vs best baseline" in text and "single_task" in text
+        assert "oracle: grid search" in text
+    # PNGs under plots/, linked from the Markdown ...
+    plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    for name in ("schedule-learned_time_variant.png", "schedule-exp3.png", "schedule-oracle.png",
+                 "rewards-learned_time_variant.png", "rewards-exp3.png", "weights.png", "reward_split.png"):
+        assert name in plots
+        assert f"(plots/{name})" in md
+    assert "schedule-exp3-replay.png" not in plots  # its online run is plotted already
+    # ... and embedded in the HTML, which references no external file
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == sum(1 for p in plots)
+    for data in images:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "plots/" not in re.sub(r"<p>Per-meta-step logs.*?</p>", "", page)
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # per-meta-step logs as CSV with the runlog columns
+    with open(tmp_path / "logs" / "exp3-seed0.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 3 and "weight/helpful" in table[0] and "reward/harmful" in table[0]
+    assert (tmp_path / "logs" / "exp3-seed0.jsonl").exists()
+    pytest.importorskip("tensorboard")
+    events = list((tmp_path / "logs" / "tb" / "exp3-seed0").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    write_report(tmp_path, results, rows)  # rewriting (resume) replaces the events instead of adding to them
+    assert len(list((tmp_path / "logs" / "tb" / "exp3-seed0").glob("events.out.tfevents.*"))) == 1
+
+
+def test_write_report_without_summary_or_uniform_rows(tmp_path):
+    rows = [r for r in report_rows() if r["method"] not in ("uniform",)]
+    write_report(tmp_path, {"target": "target"}, rows)
+    md = (tmp_path / "report.md").read_text()
+    assert "no uniform rows" in md and "learned_time_variant" in md
