@@ -22,6 +22,8 @@ demo: $(VENV)/.core            ## the main job on the built-in benchmark
 test: $(VENV)/.dev             ## the layers contract, then the default (fast) test suite
 	$(VENV)/bin/lint-imports
 	$(PY) tools/import_graph.py src/taskmix
+	$(VENV)/bin/ruff check --no-cache src/taskmix
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 test-all: $(VENV)/.dev         ## including slow end-to-end tests

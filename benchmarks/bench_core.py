@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _md import mean_pm, update_section  # noqa: E402
 
-from taskmix.compare import run_compare
+from taskmix.compare import run_compare  # noqa: E402
 from taskmix.runs import prepare_job  # noqa: E402
 from taskmix.config import builtin_config  # noqa: E402
 from taskmix.sampler import TaskSampler  # noqa: E402

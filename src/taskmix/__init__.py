@@ -62,9 +62,30 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = sorted(
-    [
-        "Config", "ConfigError", "DataError", "RULES", "Schedule", "ScheduleError", "TaskSampler", "TaskmixError",
-        "TrainingError", "builtin_config", "load_config", *_LAZY,
-    ]
-) + ["__version__"]
+__all__ = [
+    "METHODS",
+    "REWARDS",
+    "RULES",
+    "STRATEGIES",
+    "Config",
+    "ConfigError",
+    "DataError",
+    "Policy",
+    "Schedule",
+    "ScheduleError",
+    "SearchRun",
+    "Split",
+    "Task",
+    "TaskSampler",
+    "TaskmixError",
+    "Trainer",
+    "TrainingError",
+    "builtin_config",
+    "load_config",
+    "load_run_tasks",
+    "load_tasks",
+    "prepare_job",
+    "run_compare",
+    "train_with_schedule",
+    "__version__",
+]

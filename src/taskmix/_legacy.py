@@ -41,7 +41,6 @@ class _AliasModule(types.ModuleType):
     def __init__(self, name: str, targets: Sequence[str]):
         super().__init__(name, f"Deprecated alias of {', '.join(targets)}.")
         self._targets = tuple(targets)
-        self._warned = False
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
@@ -49,9 +48,7 @@ class _AliasModule(types.ModuleType):
         for target in self._targets:
             mod = importlib.import_module(target)
             if hasattr(mod, attr):
-                if not self._warned:
-                    self._warned = True
-                    warnings.warn(f"{self.__name__} is deprecated; import from {target}", DeprecationWarning, stacklevel=2)
+                warnings.warn(f"{self.__name__} is deprecated; import from {target}", DeprecationWarning, stacklevel=2)
                 return getattr(mod, attr)
         raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r} (it moved to {', '.join(self._targets)})")
 

@@ -45,6 +45,8 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a :class:`TaskmixError` (and a few OS errors) into one ``error:`` line and exit code 2."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -245,6 +247,7 @@ def demo(
 
 
 def main() -> None:  # pragma: no cover
+    """Entry point of the ``taskmix`` console script."""
     app()
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, read_input
 
 
 SYNTHETIC_TASKS = ("target", "helpful", "harmful", "irrelevant")
@@ -73,6 +73,7 @@ class SyntheticConfig(_Strict):
 
 
 class ModelConfig(_Strict):
+    """The model: an MLP trunk over features (frozen regime) or a transformer (fine-tuning), with per-task or shared heads."""
     hidden: int = Field(64, gt=0)
     layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -96,6 +97,7 @@ class EncoderConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """Training: steps, batch size, sampling unit (sample or batch), evaluation batch, threads and device."""
     batch_size: int = Field(64, gt=0)
     steps: int = Field(1000, gt=0)
     per: Literal["sample", "batch"] = "sample"
@@ -105,6 +107,7 @@ class TrainConfig(_Strict):
 
 
 class SearchConfig(_Strict):
+    """The learned search: policy, reward, exploration, REINFORCE update, meta-steps and the reward split."""
     policy: Literal["time_invariant", "time_variant"] = "time_invariant"
     reward: str = Field("gradient_alignment", description="a name of taskmix.runs.rewards.REWARDS (checked when a run starts)")
     epsilon: float = Field(0.1, ge=0, le=1)
@@ -134,6 +137,7 @@ class SearchConfig(_Strict):
 
 
 class CompareConfig(_Strict):
+    """A comparison: which methods, the rule and oracle settings, and each online strategy's settings."""
     methods: list[str] | None = None
     cap: int = Field(2**15, gt=0)
     oracle_step: float = Field(0.25, gt=0, le=1)
@@ -146,6 +150,7 @@ class CompareConfig(_Strict):
 
 
 class Config(_Strict):
+    """A whole run: tasks (or the built-in benchmark), target, and one section per component."""
     target: str = "target"
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
     synthetic: SyntheticConfig | None = None
@@ -185,19 +190,23 @@ class Config(_Strict):
         return self
 
     def task_names(self) -> list[str]:
+        """Task names in config order (the built-in benchmark's four tasks for ``synthetic``)."""
         if self.synthetic is not None:
             return list(SYNTHETIC_TASKS)
         return list(self.tasks)
 
     @property
     def steps_per_meta_step(self) -> int:
+        """Training steps per meta-step (``search.steps_per_meta_step``, else ``train.steps / meta_steps``)."""
         return self.search.steps_per_meta_step or self.train.steps // self.search.meta_steps
 
     @property
     def search_steps(self) -> int:
+        """Training steps of one search round."""
         return self.steps_per_meta_step * self.search.meta_steps
 
     def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
         p = Path(os.path.expanduser(path))
         return p if p.is_absolute() else Path(self.base_dir) / p
 
@@ -283,6 +292,7 @@ def _format_error(source: str, err: ValidationError) -> str:
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
+    """``KEY=VALUE`` (dotted key, YAML value) as ``(path, value)``."""
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. search.epsilon=0.05")
     key, value = item.split("=", 1)
@@ -297,6 +307,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """``raw`` with every ``-o KEY=VALUE`` override applied (a new dict; ``raw`` is unchanged)."""
     for item in overrides or []:
         keys, value = parse_override(item)
         d = raw
@@ -312,6 +323,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def config_from_dict(raw: Any, source: str = "config", base_dir: str | os.PathLike = ".") -> Config:
+    """Validate a config mapping; errors name ``source`` and the field."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -338,16 +350,11 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     else:
         p = Path(path)
         source, base = str(p), p.resolve().parent
+        data = read_input(p, "config file", "a YAML file", ConfigError)
         try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: config file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{p}: is a directory, expected a YAML file") from None
+            text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise ConfigError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-        except OSError as e:
-            raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -368,4 +375,5 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
 
 
 def builtin_config(overrides: list[str] | None = None) -> Config:
+    """The built-in benchmark's config, with overrides applied."""
     return load_config(None, overrides)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 class TaskmixError(ValueError):
@@ -95,7 +96,35 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         pass
 
 
+def check_state_matches(what: str, state: Any, **expected: Any) -> None:
+    """Refuse (``ValueError``) a saved ``state`` whose identifying fields differ from this object's ``expected`` ones."""
+    got = {k: state.get(k) if isinstance(state, dict) else None for k in expected}
+    if got != expected:
+        saved = ", ".join(f"{k}={v!r}" for k, v in got.items())
+        mine = ", ".join(f"{k}={v!r}" for k, v in expected.items())
+        raise ValueError(f"{what} state is for {saved}; this {what} has {mine}")
+
+
+def read_input(path: str | os.PathLike, noun: str, expected: str, error: type[TaskmixError] = TaskmixError) -> bytes:
+    """The bytes of an input file; every way it can fail is one ``error`` naming the path.
+
+    ``noun`` names the file in "... not found" (``"config file"``); ``expected``
+    completes "expected ..." (``"a YAML file"``).
+    """
+    p = Path(path)
+    what = expected
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{p}: {noun} not found") from None
+    except IsADirectoryError:
+        raise error(f"{p}: is a directory, expected {what}") from None
+    except OSError as e:
+        raise error(f"{p}: cannot be read ({e.strerror or e})") from None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 text atomically (see :func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

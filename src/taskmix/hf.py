@@ -112,7 +112,8 @@ class TaskProportionCallback(transformers.TrainerCallback):
         out[f"{self.prefix}/tv_distance"] = float(0.5 * np.abs(realised - scheduled).sum())
         return out
 
-    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Find the trainer's schedule sampler when none was attached."""
         if self.sampler is None:
             found = _find_schedule_sampler(kwargs.get("train_dataloader"))
             if found is not None:
@@ -123,7 +124,8 @@ class TaskProportionCallback(transformers.TrainerCallback):
                     stacklevel=2,
                 )
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """Add the realised task proportions to every training log."""
         if logs is None or any(k.startswith(_EVAL_PREFIXES) for k in logs):
             return
         metrics = self.update(state.global_step)
@@ -136,7 +138,8 @@ class TaskProportionCallback(transformers.TrainerCallback):
             if state.log_history and state.log_history[-1].get("step") == state.global_step:
                 state.log_history[-1].update(missing)
 
-    def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+    def on_train_end(self, args, state, control, **kwargs):
+        """Log the final realised proportions."""
         self.update(state.global_step)
 
 
@@ -236,6 +239,7 @@ class ScheduleTrainer(transformers.Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Add the proportions before the Trainer records the log, so that every
         # reporter (and state.log_history) sees them.
+        """Log ``logs`` with the realised task proportions added."""
         if not any(k.startswith(_EVAL_PREFIXES) for k in logs):
             for cb in self.callback_handler.callbacks:
                 if isinstance(cb, TaskProportionCallback) and cb.sampler is not None:

@@ -22,6 +22,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
+from .errors import check_state_matches
 from .schedule import Schedule
 
 
@@ -104,9 +105,11 @@ class ExampleStreams:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """The complete state, for checkpoints; :meth:`load_state_dict` restores it exactly."""
         return {"seed": self.seed, "sizes": list(self.sizes), "passes": list(self.passes), "cursors": list(self.cursors)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`."""
         if list(state["sizes"]) != self.sizes:
             raise ValueError(f"example-stream state is for task sizes {state['sizes']}, not {self.sizes}")
         self.seed = int(state["seed"])
@@ -267,6 +270,7 @@ class TaskSampler:
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
+        """The complete state, for checkpoints; :meth:`load_state_dict` restores it exactly."""
         if self._block is not None and self._block_start is not None:
             base, pos = self._block_start, self._pos
         else:
@@ -288,11 +292,8 @@ class TaskSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["batch_size"] != self.batch_size or state["per"] != self.per:
-            raise ValueError(
-                f"sampler state is for batch_size={state['batch_size']}, per={state['per']!r}; "
-                f"this sampler has batch_size={self.batch_size}, per={self.per!r}"
-            )
+        """Restore a state from :meth:`state_dict`."""
+        check_state_matches("sampler", state, batch_size=self.batch_size, per=self.per)
         self.seed = int(state["seed"])
         self._drawn = int(state["drawn"])
         self._rng.bit_generator.state = state["rng"]

@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ScheduleError, atomic_write_text
+from .errors import ScheduleError, atomic_write_text, read_input
 from .registry import Registry
 
 FORMAT = "taskmix.schedule/1"
@@ -122,14 +122,17 @@ class Schedule:
     # ------------------------------------------------------------------ access
     @property
     def n_tasks(self) -> int:
+        """Number of tasks."""
         return len(self.tasks)
 
     @property
     def n_rows(self) -> int:
+        """Number of weight rows (1 for a time-invariant schedule)."""
         return int(self.weights.shape[0])
 
     @property
     def time_invariant(self) -> bool:
+        """Whether the schedule has one row."""
         return self.n_rows == 1
 
     def row_index(self, step: int) -> int:
@@ -139,6 +142,7 @@ class Schedule:
         return min(step // self.steps_per_meta_step, self.n_rows - 1)
 
     def weights_at(self, step: int) -> np.ndarray:
+        """The task weights in force at training step ``step``."""
         return self.weights[self.row_index(step)]
 
     def mean_weights(self, total_steps: int | None = None) -> np.ndarray:
@@ -151,9 +155,11 @@ class Schedule:
         return (counts[:, None] * self.weights).sum(axis=0) / max(total_steps, 1)
 
     def weight_of(self, task: str) -> np.ndarray:
+        """``task``'s weight in every row."""
         return self.weights[:, self.index(task)]
 
     def index(self, task: str) -> int:
+        """The position of ``task`` (:class:`ScheduleError` if absent)."""
         try:
             return self.tasks.index(task)
         except ValueError:
@@ -173,6 +179,7 @@ class Schedule:
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-compatible values."""
         return {
             "format": FORMAT,
             "tasks": list(self.tasks),
@@ -182,15 +189,18 @@ class Schedule:
         }
 
     def to_json(self) -> str:
+        """The ``taskmix.schedule/1`` JSON text."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the schedule as JSON (atomic); returns the path."""
         path = Path(path)
         atomic_write_text(path, self.to_json())
         return path
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "schedule") -> "Schedule":
+        """Validate and build a schedule from its ``taskmix.schedule/1`` mapping; errors name ``source``."""
         if not isinstance(d, dict):
             raise ScheduleError(f"{source}: expected a JSON object at the top level, got {type(d).__name__}")
         fmt = d.get("format")
@@ -213,6 +223,7 @@ class Schedule:
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "schedule") -> "Schedule":
+        """Parse and validate ``taskmix.schedule/1`` JSON text."""
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -227,15 +238,9 @@ class Schedule:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Schedule":
+        """Read and validate a schedule file."""
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ScheduleError(f"{path}: schedule file not found") from None
-        except IsADirectoryError:
-            raise ScheduleError(f"{path}: is a directory, expected a schedule JSON file") from None
-        except OSError as e:
-            raise ScheduleError(f"{path}: cannot be read ({e.strerror or e})") from None
+        data = read_input(path, "schedule file", "a schedule JSON file", ScheduleError)
         return cls.from_json(data, str(path))
 
     # ----------------------------------------------------------- constructors
@@ -318,6 +323,7 @@ def single_task(tasks: Sequence[str], target: str, **_: Any) -> Schedule:
 
 
 def uniform(tasks: Sequence[str], **_: Any) -> Schedule:
+    """Equal weight on every task."""
     return Schedule.from_weights(tasks, np.ones(len(tasks)), provenance={"method": "uniform"})
 
 

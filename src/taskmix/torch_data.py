@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence, Sized, cast
 
 import numpy as np
 import torch
@@ -328,29 +328,10 @@ class ScheduleSampler(Sampler[int]):
     """
 
     def __init__(
-        self,
-        schedule: Schedule,
-        sizes: Sequence[int] | Mapping[str, int],
-        batch_size: int,
-        num_steps: int,
-        *,
-        seed: int = 0,
-        per: Literal["sample", "batch"] = "sample",
-        rank: int | None = None,
-        world_size: int | None = None,
-        record: bool = True,
+        self, schedule: Schedule, sizes: Sequence[int] | Mapping[str, int], batch_size: int, num_steps: int, **options: Any
     ) -> None:
-        self.batch_sampler = ScheduleBatchSampler(
-            schedule,
-            sizes,
-            batch_size,
-            num_steps,
-            seed=seed,
-            per=per,
-            rank=rank,
-            world_size=world_size,
-            record=record,
-        )
+        # options: seed, per, rank, world_size, record -- exactly as ScheduleBatchSampler takes them
+        self.batch_sampler = ScheduleBatchSampler(schedule, sizes, batch_size, num_steps, **options)
         self._pending = 0  # indices of the current step not yet yielded
 
     @classmethod
@@ -456,7 +437,7 @@ def _schedule_digest(schedule: Schedule) -> str:
 def _concat_sizes(dataset: Any, schedule: Schedule) -> list[int]:
     if not isinstance(dataset, ConcatDataset):
         raise TypeError(f"dataset must be a torch.utils.data.ConcatDataset, got {type(dataset).__name__}")
-    sizes = [len(d) for d in dataset.datasets]
+    sizes = [len(cast(Sized, d)) for d in dataset.datasets]
     if len(sizes) != schedule.n_tasks:
         raise ValueError(
             f"dataset: the ConcatDataset has {len(sizes)} parts, expected {schedule.n_tasks} "

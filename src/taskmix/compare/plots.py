@@ -65,6 +65,7 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None,
 
 
 def plot_rewards(log: Sequence[dict[str, Any]], tasks: Sequence[str], out: str | Path, title: str = "rewards per meta-step") -> Path:
+    """Per-task rewards of each meta-step of a run, one line per task."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,10 +214,10 @@ def report_plots(out_dir: str | Path, rows: Sequence[dict[str, Any]]) -> list[tu
         tasks = Schedule.from_dict(r["schedule"], m).tasks if r.get("schedule") else [str(i) for i in range(len(log[0]["rewards"]))]
         p = plot_rewards(log, tasks, plots / f"rewards-{_safe_name(m)}.png", title=f"{m}: rewards per meta-step (seed {r['seed']})")
         out.append(("rewards", f"{m}: per-task reward of each meta-step (seed {r['seed']})", p))
-    p = plot_weights(rows, plots / "weights.png")
-    if p is not None:
-        out.append(("weights", "average task weights per method (mean over seeds)", p))
-    p = plot_reward_split(rows, plots / "reward_split.png")
-    if p is not None:
-        out.append(("rewards", "target reward-split accuracy along each run (first seed)", p))
+    w = plot_weights(rows, plots / "weights.png")
+    if w is not None:
+        out.append(("weights", "average task weights per method (mean over seeds)", w))
+    q = plot_reward_split(rows, plots / "reward_split.png")
+    if q is not None:
+        out.append(("rewards", "target reward-split accuracy along each run (first seed)", q))
     return out

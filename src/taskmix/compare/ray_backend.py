@@ -85,7 +85,7 @@ def run_cells_ray(
     try:
         cfg_ref, tasks_ref = ray.put(cfg), ray.put(list(tasks))  # once, not pickled again for every cell
         remote = ray.remote(num_cpus=1)(_run_cell)
-        pending = {remote.remote(cfg_ref, tasks_ref, m, s): (m, s) for m, s in cells}
+        pending = {remote.remote(cfg_ref, tasks_ref, m, s): (m, s) for m, s in cells}  # type: ignore[arg-type]
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

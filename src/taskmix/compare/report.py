@@ -23,7 +23,7 @@ __all__ = ["write_logs", "write_report"]
 def write_logs(out_dir: str | Path, rows: Sequence[dict[str, Any]], tensorboard: bool = True) -> list[Path]:
     """Each row's per-meta-step log as ``logs/<method>-seed<s>.jsonl`` and ``.csv`` (and TensorBoard events).
 
-    Uses :class:`taskmix.runlog.RunLogger` (the same flattening as ``taskmix
+    Uses :class:`taskmix.runs.runlog.RunLogger` (the same flattening as ``taskmix
     search``: ``weight/<task>``, ``reward/<task>``, ``realised/<task>``, ...);
     with ``tensorboard`` (and the package installed) the events go to
     ``logs/tb/<method>-seed<s>`` -- ``tensorboard --logdir DIR/logs/tb``
@@ -132,7 +132,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
 
     Args:
         out_dir: the comparison's directory.
-        results: the ``results.json`` object of :func:`taskmix.compare.run_compare`
+        results: the ``results.json`` object of :func:`taskmix.compare.runner.run_compare`
             (``summary``, ``target``, ``metric``, ``report_split``, ``seeds``,
             ``plain_run_seconds``); a missing ``summary`` is computed from ``rows``.
         rows: the full result rows (with ``schedule`` dicts and ``log`` lists).

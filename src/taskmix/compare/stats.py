@@ -20,7 +20,7 @@ from .methods import METHODS
 __all__ = ["ratio_cell", "bootstrap_ci", "by_method", "describe", "format_table", "method_kind", "paired", "summarize", "table_cells"]
 
 
-def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (degenerate for fewer than 2 values)."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) < 2 or np.all(v == v[0]):
@@ -33,7 +33,8 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples:
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def describe(values: Sequence[float]) -> dict[str, float]:
+def describe(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean, std, standard error and a 95% interval of the values."""
     v = np.asarray(values, dtype=np.float64)
     n = len(v)
     std = float(v.std(ddof=1)) if n > 1 else 0.0
@@ -42,6 +43,7 @@ def describe(values: Sequence[float]) -> dict[str, float]:
 
 
 def by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Rows grouped by method, then by seed."""
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for r in rows:
         out.setdefault(r["method"], {})[int(r["seed"])] = r
@@ -49,6 +51,7 @@ def by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, A
 
 
 def paired(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> np.ndarray:
+    """Per-seed differences ``a - b`` of the test metric over the seeds both methods ran."""
     seeds = sorted(set(a) & set(b))
     return np.asarray([a[s]["test"] - b[s]["test"] for s in seeds], dtype=np.float64)
 
@@ -58,7 +61,7 @@ def method_kind(method: str) -> str:
     return METHODS.meta(method, "kind", "other") if method in METHODS else "other"
 
 
-def _median(values: Sequence[float]) -> float | None:
+def _median(values: Sequence[Any]) -> float | None:
     v = [float(x) for x in values if x is not None]
     return float(np.median(v)) if v else None
 
@@ -88,14 +91,15 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
     if plain_seconds is None:
         plain_seconds = _median([r.get("seconds") for r in uniform])
     if plain_steps is None:
-        plain_steps = _median([r.get("train_steps") for r in uniform])  # type: ignore[assignment]
+        steps_median = _median([r.get("train_steps") for r in uniform])
+        plain_steps = int(steps_median) if steps_median is not None else None
     plain_evals = _median([r.get("evaluations") for r in uniform]) or 1.0
     stats = {m: describe([r["test"] for r in g.values()]) for m, g in groups.items()}
     baselines = [m for m in groups if method_kind(m) == "baseline"]
     best_base = max(baselines, key=lambda m: stats[m]["mean"]) if baselines else None
     out = []
     for m, g in groups.items():
-        s = dict(stats[m])
+        s: dict[str, Any] = dict(stats[m])
         s["method"] = m
         s["kind"] = method_kind(m)
         secs = [float(r["seconds"]) for r in g.values()]
@@ -137,6 +141,7 @@ def _diff_cell(s: dict[str, Any]) -> str:
 
 
 def ratio_cell(s: dict[str, Any], key: str) -> str:
+    """A cost ratio formatted for the table (empty when unknown)."""
     return f"{s[key]:.2f}" if key in s and s[key] is not None and math.isfinite(s[key]) else ""
 
 

@@ -14,7 +14,7 @@ def load_tasks(cfg: "Config", encoder: Any = None) -> list[Task]:
     """All tasks of a config, in config order (the built-in benchmark if ``cfg.synthetic``).
 
     Feature tasks come from ``.npz`` files; everything else is a text task
-    (:func:`taskmix.text.load_text_task`), encoded by ``encoder`` when given
+    (:func:`taskmix.data.text.load_text_task`), encoded by ``encoder`` when given
     (frozen regime) or kept as text (fine-tuning regime).
     """
     if cfg.synthetic is not None:

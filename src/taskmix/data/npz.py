@@ -53,12 +53,14 @@ def load_npz_split(path: str | os.PathLike) -> Split:
 
 
 def save_npz_split(path: str | os.PathLike, split: Split) -> None:
+    """Write a split as an ``.npz`` file (atomic)."""
     buf = io.BytesIO()
     np.savez(buf, x=np.asarray(split.x, dtype=np.float32), y=split.y)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_npz_task(name: str, spec: Any, cfg: "Config", required_eval: bool) -> Task:
+    """A feature task from its ``.npz`` files (train, and validation/test where given)."""
     if spec.train is None:
         raise DataError(f"tasks.{name}.train: missing; expected a path to an .npz file")
     train = load_npz_split(cfg.resolve(spec.train))

@@ -56,6 +56,7 @@ class RawTable:
 
     @property
     def column_names(self) -> list[str]:
+        """The table's column names."""
         return list(self.columns)
 
     def where(self, row: int) -> str:

@@ -2,8 +2,8 @@
 
 A :class:`Task` holds feature arrays (``x``: float32, n x d; ``y``: int64, n).
 Feature tasks come from NumPy ``.npz`` files (arrays ``x`` and ``y``) or from
-the built-in synthetic benchmark (:mod:`taskmix.synthetic`); text tasks
-(:mod:`taskmix.text`) are turned into the same arrays by a cached encoder, or
+the built-in synthetic benchmark (:mod:`taskmix.data.synthetic`); text tasks
+(:mod:`taskmix.data.text`) are turned into the same arrays by a cached encoder, or
 keep their text for the fine-tuning regime (``x`` is then a sequence of
 ``(text_a, text_b)`` pairs).
 
@@ -41,6 +41,7 @@ class Split:
         return int(self.y.shape[0])
 
     def take(self, idx: np.ndarray) -> "Split":
+        """The rows ``idx`` of this split."""
         if isinstance(self.x, np.ndarray):
             return Split(self.x[idx], self.y[idx])
         return Split([self.x[int(i)] for i in idx], self.y[idx])
@@ -95,15 +96,18 @@ class Task:
 
     @property
     def n_train(self) -> int:
+        """Training examples."""
         return len(self.train)
 
     @property
     def dim(self) -> int | None:
+        """Feature dimension (``None`` for text inputs)."""
         x = self.train.x
         return int(x.shape[1]) if isinstance(x, np.ndarray) else None
 
     @property
     def report_split_name(self) -> str:
+        """The split the target is reported on: ``test``, else ``validation``."""
         if self.test is not None:
             return "test"
         if self.validation is not None:
@@ -112,6 +116,7 @@ class Task:
 
     @property
     def report_split(self) -> Split:
+        """The split the target is reported on (never seen by a search)."""
         return getattr(self, self.report_split_name)
 
 
@@ -144,6 +149,7 @@ def carve_reward_split(task: Task, fraction: float, seed: int) -> tuple[Task, Sp
 
 
 def check_same_dim(tasks: Sequence[Task]) -> int | None:
+    """The common feature dimension of the tasks (``None`` for text); :class:`DataError` if they differ."""
     dims = {t.name: t.dim for t in tasks}
     distinct = {d for d in dims.values()}
     if len(distinct) > 1:

@@ -1,7 +1,7 @@
 """Text tasks: GLUE / XNLI presets and plain JSONL, JSON, CSV, TSV or Parquet files.
 
 A text task is read through Hugging Face ``datasets`` and becomes a
-:class:`taskmix.tasks.Task` whose splits hold either
+:class:`taskmix.data.tasks.Task` whose splits hold either
 
 * float32 features from a frozen :class:`taskmix.encoders.SentenceEncoder`
   (``encoder`` given: the frozen regime), or
@@ -115,10 +115,12 @@ class Preset:
 
     @property
     def num_labels(self) -> int:
+        """Number of labels."""
         return len(self.label_names)
 
     @property
     def columns(self) -> dict[str, str]:
+        """Column names by role (``text_a``, ``text_b``, ``label``)."""
         cols = {"text_a": self.text_a, "label": "label"}
         if self.text_b is not None:
             cols["text_b"] = self.text_b
@@ -200,6 +202,7 @@ class LabelMap:
 
     @classmethod
     def from_spec(cls, labels: list[str] | dict[str, int] | None, preset: Preset | None, where: str) -> "LabelMap":
+        """The label mapping from a task spec's ``labels`` (or the preset's); ``where`` names the field in errors."""
         if labels is None:
             if preset is None:
                 return cls(None, None, None)

@@ -23,9 +23,13 @@ class EncoderBackend(Protocol):
 
     identity: str
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of single texts, one row each."""
+        ...
 
-    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Embeddings of text pairs encoded jointly, one row each."""
+        ...
 
 
 class _Backend:
@@ -63,6 +67,7 @@ class SentenceTransformerBackend(_Backend):
 
     @property
     def model(self) -> Any:
+        """The loaded sentence-transformers model (loaded on first use)."""
         if self._model is None:
             if self.threads:
                 torch.set_num_threads(self.threads)
@@ -92,9 +97,11 @@ class SentenceTransformerBackend(_Backend):
         return np.asarray(out, dtype=np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of single texts, one row each."""
         return self._run(list(texts))
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Embeddings of text pairs encoded jointly, one row each."""
         if self._pairs_native:
             try:
                 return self._run([(a, b) for a, b in pairs])
@@ -150,13 +157,15 @@ class HFMeanPoolBackend(_Backend):
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of single texts, one row each."""
         return self._run(list(texts), None)
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Embeddings of text pairs encoded jointly, one row each."""
         return self._run([a for a, _ in pairs], [b for _, b in pairs])
 
 
-BACKENDS: Registry[type[_Backend]] = Registry("encoder backend", field="encoder.model")
+BACKENDS: Registry[Callable[..., EncoderBackend]] = Registry("encoder backend", field="encoder.model")
 """Encoder backend classes by the ``backend`` of a :class:`~taskmix.encoders.models.ModelRef` (``st:``/``hf:`` prefixes)."""
 BACKENDS.register("st", SentenceTransformerBackend)
 BACKENDS.register("hf", HFMeanPoolBackend)

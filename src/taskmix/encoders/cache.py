@@ -57,16 +57,19 @@ class EmbeddingCache:
         return out
 
     def put_many(self, keys: Sequence[bytes], vecs: np.ndarray) -> None:
+        """Store vectors under their keys (one transaction)."""
         rows = [(k, np.ascontiguousarray(v, dtype="<f4").tobytes()) for k, v in zip(keys, vecs)]
         db = self._conn()
         with db:
             db.executemany("INSERT INTO vectors (key, vec) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET vec = excluded.vec", rows)
 
     def get_dim(self, identity: str) -> int | None:
+        """The embedding size recorded for a model identity (``None`` if unknown)."""
         row = self._conn().execute("SELECT dim FROM models WHERE identity = ?", (identity,)).fetchone()
         return int(row[0]) if row else None
 
     def set_dim(self, identity: str, dim: int) -> None:
+        """Record the embedding size of a model identity."""
         db = self._conn()
         with db:
             db.execute("INSERT OR REPLACE INTO models (identity, dim) VALUES (?, ?)", (identity, int(dim)))
@@ -75,6 +78,7 @@ class EmbeddingCache:
         return int(self._conn().execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
+        """Release the resources held (connections, process groups)."""
         if self._db is not None:
             self._db.close()
             self._db = None

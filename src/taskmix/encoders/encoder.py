@@ -45,17 +45,16 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from ..config import Config, EncoderConfig
 from ..errors import ConfigError
 from .backends import EncoderBackend, make_backend
 from .cache import EmbeddingCache
 from .models import default_cache_dir
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..config import Config, EncoderConfig
 
 PairLike = Sequence[Any]  # (text_a, text_b_or_None)
 
@@ -130,10 +129,10 @@ class SentenceEncoder:
         ``cache_dir`` or model directory is resolved against the config file.
         A bare ``EncoderConfig`` resolves relative paths against the working directory.
         """
-        if cfg is None and hasattr(enc, "encoder"):
-            cfg, enc = enc, enc.encoder  # type: ignore[assignment, union-attr]
+        if isinstance(enc, Config):
+            cfg, enc = enc, enc.encoder
         resolve = cfg.resolve if cfg is not None else None
-        cache_dir: Path | str | None = enc.cache_dir  # type: ignore[union-attr]
+        cache_dir: Path | str | None = enc.cache_dir
         if cache_dir is not None and resolve is not None:
             cache_dir = resolve(os.path.expanduser(cache_dir))
         return cls(
@@ -165,6 +164,7 @@ class SentenceEncoder:
         return 4 * self.dim if self.pair == "concat" else self.dim
 
     def stats(self) -> dict[str, Any]:
+        """Counts of cache hits and newly encoded texts, and the time spent encoding."""
         return {
             "identity": self.identity,
             "pair": self.pair,
@@ -264,4 +264,5 @@ class SentenceEncoder:
         return np.concatenate([u, v, np.abs(u - v), u * v], axis=1).astype(np.float32)
 
     def close(self) -> None:
+        """Release the resources held (connections, process groups)."""
         self.cache.close()

@@ -167,6 +167,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def hidden_size(config: Any) -> int:
+    """The hidden size of a transformers model config."""
     for attr in ("hidden_size", "d_model", "dim", "n_embd"):
         v = getattr(config, attr, None)
         if isinstance(v, int) and v > 0:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from ..devices import resolve_device
+from ..config import Config, EncoderConfig
 from ..errors import ConfigError, first_line
 from .models import hidden_size, mean_pool, quiet_transformers, resolve_model
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..config import Config, EncoderConfig
 
 PairLike = Sequence[Any]  # (text_a, text_b_or_None)
 
@@ -20,7 +19,7 @@ PairLike = Sequence[Any]  # (text_a, text_b_or_None)
 class TransformerTrunk(torch.nn.Module):
     """A trainable transformer with mean pooling: text pairs in, (B, out_dim) vectors out.
 
-    The fine-tuning regime's trunk (heads sit on top, see :mod:`taskmix.models`).
+    The fine-tuning regime's trunk (heads sit on top, see :mod:`taskmix.engine.models`).
     A pair is tokenised as one sequence (``[CLS] a [SEP] b [SEP]`` for BERT);
     ``b = None`` encodes ``a`` alone.  Inputs are processed ``chunk_size`` at a
     time, so evaluation on a large split does not build one huge batch.
@@ -66,19 +65,20 @@ class TransformerTrunk(torch.nn.Module):
     @classmethod
     def from_config(cls, enc: "EncoderConfig | Config", cfg: "Config | None" = None) -> "TransformerTrunk":
         """Build from ``encoder`` settings: ``from_config(cfg)`` or ``from_config(cfg.encoder, cfg)``."""
-        if cfg is None and hasattr(enc, "encoder"):
-            cfg, enc = enc, enc.encoder  # type: ignore[assignment, union-attr]
+        if isinstance(enc, Config):
+            cfg, enc = enc, enc.encoder
         resolve = cfg.resolve if cfg is not None else None
         return cls(
-            enc.model,  # type: ignore[union-attr]
-            max_length=enc.max_length,  # type: ignore[union-attr]
-            device=enc.device,  # type: ignore[union-attr]
-            threads=enc.threads,  # type: ignore[union-attr]
+            enc.model,
+            max_length=enc.max_length,
+            device=enc.device,
+            threads=enc.threads,
             resolve=resolve,
         )
 
     @property
     def device(self) -> torch.device:
+        """The device the trunk's parameters are on."""
         return next(self.parameters()).device
 
     def _encode(self, a: list[str], b: list[str] | None) -> torch.Tensor:

@@ -9,7 +9,7 @@ label space (the XNLI case: languages of one 3-way task).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from ..errors import ConfigError
 
 
 class MLPTrunk(nn.Module):
+    """A feed-forward trunk: ``layers`` x (Linear, ReLU, Dropout) to ``hidden`` units."""
     def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
         super().__init__()
         mods: list[nn.Module] = []
@@ -32,6 +33,7 @@ class MLPTrunk(nn.Module):
         self.out_dim = d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's representation of a batch."""
         return self.net(x)
 
 
@@ -43,17 +45,19 @@ class MultiTaskModel(nn.Module):
         self.trunk = trunk
         self.num_labels = [int(k) for k in num_labels]
         self.shared_head = heads == "shared"
+        out_dim = int(getattr(trunk, "out_dim"))  # every trunk (MLP, transformer) declares its output size
         if self.shared_head:
             if len(set(self.num_labels)) != 1:
                 raise ConfigError(
                     f"model.heads: 'shared' needs every task to have the same number of labels, got {self.num_labels}"
                 )
-            self.heads = nn.ModuleList([nn.Linear(trunk.out_dim, self.num_labels[0])])
+            self.heads = nn.ModuleList([nn.Linear(out_dim, self.num_labels[0])])
         else:
-            self.heads = nn.ModuleList([nn.Linear(trunk.out_dim, k) for k in self.num_labels])
+            self.heads = nn.ModuleList([nn.Linear(out_dim, k) for k in self.num_labels])
 
     def head(self, task: int) -> nn.Linear:
-        return self.heads[0 if self.shared_head else task]
+        """The output layer of ``task`` (the one shared head with ``heads: shared``)."""
+        return cast(nn.Linear, self.heads[0 if self.shared_head else task])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters every task updates: the trunk, and the head when it is shared."""
@@ -63,6 +67,7 @@ class MultiTaskModel(nn.Module):
         return params
 
     def logits(self, x: Any, task: int) -> torch.Tensor:
+        """Logits of ``task``'s head for inputs ``x``."""
         return self.head(task)(self.trunk(x))
 
     def per_sample_loss(self, x: Any, y: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
@@ -78,6 +83,7 @@ class MultiTaskModel(nn.Module):
 
 
 def build_model(cfg: ModelConfig, in_dim: int | None, num_labels: Sequence[int], trunk: nn.Module | None = None) -> MultiTaskModel:
+    """The multi-task model of a config: the MLP trunk (or the given trunk) and the task heads."""
     if trunk is None:
         if in_dim is None:
             raise ConfigError("model: the feature dimension is unknown (text tasks need an encoder)")

@@ -138,6 +138,7 @@ class DataParallel(Dist):
 
     # ------------------------------------------------------------- training
     def shard(self, task_ids: np.ndarray, example_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This rank's positions ``r, r + world_size, ...`` of the global batch."""
         if len(task_ids) != len(example_ids):
             raise ValueError(f"shard: {len(task_ids)} task ids but {len(example_ids)} example ids")
         if len(task_ids) % self.world_size:
@@ -148,6 +149,7 @@ class DataParallel(Dist):
         return np.ascontiguousarray(task_ids[mine]), np.ascontiguousarray(example_ids[mine])
 
     def check_finite(self, loss: torch.Tensor, step: int) -> None:
+        """Raise on every rank when any rank's loss is non-finite."""
         flags = torch.zeros(self.world_size, dtype=torch.float64)
         flags[self.rank] = 0.0 if bool(torch.isfinite(loss)) else 1.0
         bad = torch.nonzero(self._sum(flags)).flatten().tolist()
@@ -178,12 +180,14 @@ class DataParallel(Dist):
                 offset += n
 
     def reduce_losses(self, sums: torch.Tensor, counts: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Per-task loss sums, sample counts and the mean loss summed over the ranks."""
         n = sums.numel()
         buf = torch.cat([sums.double().reshape(-1), counts.double().reshape(-1), loss.detach().double().reshape(1)])
         buf = self._sum(buf)
         return buf[:n].to(sums.dtype), buf[n : 2 * n].round().to(counts.dtype), float(buf[-1]) / self.world_size
 
     def mean(self, values: np.ndarray) -> np.ndarray:
+        """The mean of ``values`` across the ranks."""
         arr = np.asarray(values, dtype=np.float64)
         return (self._sum(torch.from_numpy(arr.copy())) / self.world_size).numpy()
 
@@ -228,6 +232,7 @@ class DataParallel(Dist):
         self.began = True
 
     def close(self) -> None:
+        """Release the resources held (connections, process groups)."""
         if self.owns_group and self._tdist.is_initialized():
             self._tdist.destroy_process_group()
         self.owns_group = False

@@ -4,7 +4,7 @@
 (stacked into one tensor for feature tasks, so a mixed batch is one
 ``index_select``).  :func:`train_with_schedule` is the plain "retrain with a
 static schedule" run: sampler -> trainer -> metrics; the search drives a
-:class:`Trainer` itself (see :mod:`taskmix.search`).
+:class:`Trainer` itself (see :mod:`taskmix.runs.search_run`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from .parallel import LOCAL
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
     import random
 
     random.seed(seed)
@@ -37,6 +38,7 @@ def seed_everything(seed: int) -> None:
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    """Macro-averaged F1 over ``k`` labels."""
     f1s = []
     for c in range(k):
         tp = np.sum((y_pred == c) & (y_true == c))
@@ -69,7 +71,7 @@ class Trainer:
             trunk = TransformerTrunk.from_config(cfg.encoder, cfg)
         dims = {t.dim for t in self.tasks}
         in_dim = next(iter(dims)) if len(dims) == 1 else None
-        self.model: MultiTaskModel = build_model(cfg.model, in_dim, [t.num_labels for t in self.tasks], trunk).to(self.device)
+        self.model: MultiTaskModel = build_model(cfg.model, in_dim, [cast(int, t.num_labels) for t in self.tasks], trunk).to(self.device)
         self.optimizer = build_optimizer(cfg.model, self.model.parameters())
         self.step = 0
         self.features = all(isinstance(t.train.x, np.ndarray) for t in self.tasks)
@@ -82,6 +84,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- batches
     def batch(self, task_ids: np.ndarray, example_ids: np.ndarray) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Inputs, labels and task ids of the examples ``example_ids`` of tasks ``task_ids``, on the device."""
         g = self.offsets[task_ids] + example_ids
         gi = torch.from_numpy(g).to(self.device)
         y = self._y.index_select(0, gi)
@@ -92,12 +95,14 @@ class Trainer:
         return x, y, torch.from_numpy(task_ids).to(self.device)
 
     def split_inputs(self, split: Split) -> Any:
+        """A split's inputs in the model's input form (a tensor of features, or the text pairs)."""
         if isinstance(split.x, np.ndarray):
             return torch.from_numpy(split.x.astype(np.float32, copy=False)).to(self.device)
         return list(split.x)
 
     # --------------------------------------------------------------- training
     def train_step(self, task_ids: np.ndarray, example_ids: np.ndarray) -> float:
+        """One optimiser step on a batch; returns the batch's mean loss (:class:`TrainingError` if non-finite)."""
         self.model.train()
         x, y, t = self.batch(task_ids, example_ids)
         losses = self.model.per_sample_loss(x, y, t)
@@ -137,12 +142,14 @@ class Trainer:
         return np.concatenate(preds), loss_sum / len(split)
 
     def evaluate(self, split: Split, task: int) -> dict[str, float]:
+        """Accuracy, loss and macro-F1 of ``task``'s head on ``split``."""
         pred, loss = self.predict(split, task)
         out = {"accuracy": float(np.mean(pred == split.y)), "loss": loss}
-        out["macro_f1"] = macro_f1(split.y, pred, self.tasks[task].num_labels)
+        out["macro_f1"] = macro_f1(split.y, pred, cast(int, self.tasks[task].num_labels))
         return out
 
     def metric(self, split: Split, task: int) -> float:
+        """The task's own metric (accuracy or macro-F1) on ``split``."""
         return self.evaluate(split, task)[self.tasks[task].metric]
 
     # ---------------------------------------------------------------- credit
@@ -155,9 +162,11 @@ class Trainer:
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
+        """The complete state, for checkpoints; :meth:`load_state_dict` restores it exactly."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -165,6 +174,8 @@ class Trainer:
 
 @dataclass
 class TrainResult:
+    """A finished training run: the reported metric, its split, realised task shares and cost."""
+
     metric: str
     test: float
     report_split: str
@@ -175,16 +186,9 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "test": self.test,
-            "report_split": self.report_split,
-            "seconds": self.seconds,
-            "steps": self.steps,
-            "realised": self.realised,
-            "final_train_loss": [None if not math.isfinite(v) else v for v in self.final_train_loss],
-            **self.extra,
-        }
+        """The result as JSON-compatible values."""
+        plain = {k: getattr(self, k) for k in ("metric", "test", "report_split", "seconds", "steps", "realised")}
+        return {**plain, "final_train_loss": [None if not math.isfinite(v) else v for v in self.final_train_loss], **self.extra}
 
 
 def train_with_schedule(

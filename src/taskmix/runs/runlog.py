@@ -1,6 +1,6 @@
 """Per-meta-step logs: JSON lines, a flat CSV and (when installed) TensorBoard events.
 
-Each search log row (see :meth:`taskmix.search.SearchRun.step_meta`) is
+Each search log row (see :meth:`taskmix.runs.search_run.SearchRun.step_meta`) is
 flattened into scalars -- ``weight/<task>``, ``reward/<task>``,
 ``realised/<task>``, ``reward_split_accuracy``, ... -- so a run can be watched
 live with ``tail -f log.csv`` or ``tensorboard --logdir DIR/tb``.  The files

@@ -62,7 +62,7 @@ class SearchRun:
         self.cfg = cfg
         self.seed = int(seed)
         self.trunk_factory = trunk_factory
-        self.dist = dist if dist is not None else LOCAL  # data parallel: taskmix.distributed
+        self.dist = dist if dist is not None else LOCAL  # data parallel: taskmix.engine.parallel
         s = cfg.search
         self.meta_steps = s.meta_steps
         self.spm = cfg.steps_per_meta_step
@@ -197,12 +197,10 @@ class SearchRun:
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
+        """Every piece of the search's state (model, optimiser, policy, RNGs, streams, counters, log)."""
+        counters = ("round", "meta_step", "seconds", "total_steps", "reward_evals")
         return {
-            "round": self.round,
-            "meta_step": self.meta_step,
-            "seconds": self.seconds,
-            "total_steps": self.total_steps,
-            "reward_evals": self.reward_evals,
+            **{k: getattr(self, k) for k in counters},
             "log": self.log,
             "policy": self.policy.state_dict(),
             "trainer": self.trainer.state_dict(),
@@ -240,13 +238,8 @@ class SearchRun:
 
 
 def search(
-    tasks: Sequence[Task],
-    target: int,
-    reward_split: Split,
-    cfg: Config,
-    seed: int,
-    trunk_factory: Callable[[], torch.nn.Module] | None = None,
-    on_meta_step: Callable[[SearchRun, dict[str, Any]], None] | None = None,
+    tasks: Sequence[Task], target: int, reward_split: Split, cfg: Config, seed: int,
+    on_meta_step: Callable[[SearchRun, dict[str, Any]], None] | None = None, **options: Any,
 ) -> SearchResult:
     """Run a search to the end and return the learned schedule and its log."""
-    return SearchRun(tasks, target, reward_split, cfg, seed, trunk_factory).run(on_meta_step)
+    return SearchRun(tasks, target, reward_split, cfg, seed, **options).run(on_meta_step)

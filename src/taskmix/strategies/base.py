@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import check_state_matches
+
 __all__ = ["FEEDBACK_KINDS", "MetaStepInfo", "Strategy", "softmax"]
 
 FEEDBACK_KINDS = ("task_loss", "reward_metric", "alignment")
@@ -94,6 +96,10 @@ class Strategy(ABC):
 
     name: ClassVar[str] = "strategy"
     feedback: ClassVar[frozenset[str]] = frozenset()
+    state_arrays: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """``(key, attribute)`` of every float array the strategy keeps: saved and restored by the state methods."""
+    drawn_state: ClassVar[tuple[str, ...]] = ()
+    """State keys that are draws from the random stream, not learned (:meth:`reseed` redraws them)."""
 
     def __init__(self, n_tasks: int, target: int = 0, seed: int = 0):
         if n_tasks < 1:
@@ -140,19 +146,21 @@ class Strategy(ABC):
                 "rng": self.rng.bit_generator.state}
 
     def _load_base(self, state: dict[str, Any]) -> None:
-        if state.get("name") != self.name or int(state.get("n_tasks", -1)) != self.n_tasks:
-            raise ValueError(
-                f"strategy state is for {state.get('name')!r} over {state.get('n_tasks')} tasks, "
-                f"not {self.name!r} over {self.n_tasks}"
-            )
+        check_state_matches("strategy", state, name=self.name, n_tasks=self.n_tasks)
         self.seed = int(state["seed"])
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["rng"]
 
-    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything learned plus the random stream, as JSON-compatible values; called between meta-steps."""
+        """Everything learned plus the random stream, as JSON-compatible values; called between meta-steps.
 
-    @abstractmethod
+        The base state (name, size, seed, update count, random stream) and each
+        array of :attr:`state_arrays`.
+        """
+        return {**self._base_state(), **{key: getattr(self, attr).tolist() for key, attr in self.state_arrays}}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; afterwards the strategy continues exactly as the saved one would."""
+        self._load_base(state)
+        for key, attr in self.state_arrays:
+            setattr(self, attr, np.asarray(state[key], dtype=np.float64))

@@ -55,13 +55,11 @@ class EXP3(Strategy):
     """
 
     name = "exp3"
+    state_arrays = (("R", "R"),)
     feedback = frozenset({"task_loss"})
 
     def __init__(
-        self,
-        n_tasks: int,
-        target: int = 0,
-        seed: int = 0,
+        self, n_tasks: int, target: int = 0, seed: int = 0,  # set by the run
         lr: float | None = None,
         exploration: float | None = None,
         smoothing: float = 0.9,
@@ -98,11 +96,13 @@ class EXP3(Strategy):
         return self.exploration_rate(max(t - 1, 0))
 
     def weights(self, step: int) -> np.ndarray:
+        """The task distribution in force at training step ``step`` (pure)."""
         eps = self.exploration_rate(step)
         p = (1.0 - self.n_tasks * eps) * softmax(self.learning_rate(step) * self.R) + eps
         return p / p.sum()
 
     def rewards(self, info: MetaStepInfo) -> np.ndarray:
+        """The per-task credit drawn from ``info``."""
         seen = info.counts > 0
         out = np.zeros(self.n_tasks)
         p = np.maximum(np.asarray(info.weights, dtype=np.float64), 1e-12)
@@ -114,6 +114,7 @@ class EXP3(Strategy):
         return out
 
     def update(self, meta_step: int, info: MetaStepInfo) -> None:
+        """Learn from one meta-step's feedback."""
         r = self.rewards(info)
         seen = info.counts > 0
         a = self.smoothing ** max(int(info.steps), 1)
@@ -128,11 +129,5 @@ class EXP3(Strategy):
         return out
 
     def hyper_parameters(self) -> dict[str, Any]:
+        """The constructor arguments that define this strategy."""
         return {"lr": self.lr, "exploration": self.exploration, "smoothing": self.smoothing, "estimator": self.estimator}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._base_state(), "R": self.R.tolist()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_base(state)
-        self.R = np.asarray(state["R"], dtype=np.float64)

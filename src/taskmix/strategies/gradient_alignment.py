@@ -16,7 +16,7 @@ class GradientAlignment(Strategy):
     the sampling weights ``w = (1 - floor) p + floor / K``.  At the end of each
     meta-step the reward of task ``i`` is the alignment of its training
     gradient with the target's reward-split gradient on the shared parameters
-    (:class:`taskmix.rewards.GradientAlignmentReward`; cosine by default, as in
+    (:class:`taskmix.runs.rewards.GradientAlignmentReward`; cosine by default, as in
     MultiDDS)::
 
         r_i = cos(grad L_target^reward(theta), grad L_i^train(theta))
@@ -39,19 +39,17 @@ class GradientAlignment(Strategy):
             the probe batches use :class:`AdaptiveRun`'s probe stream).
         lr: step size on ``psi`` (default 1.0; cosines lie in ``[-1, 1]``).
         similarity: ``"cosine"`` (default, MultiDDS) or ``"dot"`` (normalised by
-            the target gradient's squared norm, as in :mod:`taskmix.rewards`).
+            the target gradient's squared norm, as in :mod:`taskmix.runs.rewards`).
         probe_batches: training batches per task averaged into its gradient (default 8).
         floor: share of uniform exploration mixed into the weights (default 0).
     """
 
     name = "gradient_alignment"
+    state_arrays = (("psi", "psi"),)
     feedback = frozenset({"alignment"})
 
     def __init__(
-        self,
-        n_tasks: int,
-        target: int = 0,
-        seed: int = 0,
+        self, n_tasks: int, target: int = 0, seed: int = 0,  # set by the run
         lr: float = 1.0,
         similarity: str = "cosine",
         probe_batches: int = 8,
@@ -73,15 +71,18 @@ class GradientAlignment(Strategy):
         self.psi = np.zeros(self.n_tasks)
 
     def weights(self, step: int) -> np.ndarray:
+        """The task distribution in force at training step ``step`` (pure)."""
         w = (1.0 - self.floor) * softmax(self.psi) + self.floor / self.n_tasks
         return w / w.sum()
 
     def rewards(self, info: MetaStepInfo) -> np.ndarray:
+        """The per-task credit drawn from ``info``."""
         if info.alignment is None:
             raise ValueError("gradient_alignment: update needs the per-task gradient alignment")
         return np.asarray(info.alignment, dtype=np.float64)
 
     def update(self, meta_step: int, info: MetaStepInfo) -> None:
+        """Learn from one meta-step's feedback."""
         r = self.rewards(info)
         if not np.all(np.isfinite(r)):
             raise ValueError(f"gradient_alignment: alignment must be finite, got {r.tolist()}")
@@ -94,11 +95,5 @@ class GradientAlignment(Strategy):
         return {"logits": self.psi.tolist()}
 
     def hyper_parameters(self) -> dict[str, Any]:
+        """The constructor arguments that define this strategy."""
         return {"lr": self.lr, "similarity": self.similarity, "probe_batches": self.probe_batches, "floor": self.floor}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._base_state(), "psi": self.psi.tolist()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_base(state)
-        self.psi = np.asarray(state["psi"], dtype=np.float64)

@@ -77,9 +77,11 @@ class Policy:
 
     @property
     def time_variant(self) -> bool:
+        """Whether the policy has one logit row per meta-step."""
         return self.logits.shape[0] > 1
 
     def probs(self, row: int = 0) -> np.ndarray:
+        """The policy's task probabilities of ``row`` (before exploration)."""
         return softmax(self.logits[row])
 
     def exploration_mixture(self, row: int = 0) -> np.ndarray:
@@ -170,9 +172,11 @@ class Policy:
 
     # --------------------------------------------------------------- artifact
     def to_schedule(self, tasks: list[str], steps_per_meta_step: int, provenance: dict[str, Any] | None = None) -> Schedule:
+        """The learned schedule: the softmax of every row, ``steps_per_meta_step`` steps each."""
         return Schedule.from_weights(tasks, softmax(self.logits), steps_per_meta_step, provenance)
 
     def state_dict(self) -> dict[str, Any]:
+        """The complete state, for checkpoints; :meth:`load_state_dict` restores it exactly."""
         return {
             "logits": self.logits.tolist(),
             "baseline": self.baseline,
@@ -181,6 +185,7 @@ class Policy:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`."""
         logits = np.asarray(state["logits"], dtype=np.float64)
         if logits.shape != self.logits.shape:
             raise ValueError(f"policy state has logits of shape {logits.shape}, expected {self.logits.shape}")

@@ -50,13 +50,15 @@ class ThompsonSampling(Strategy):
     """
 
     name = "thompson"
+    state_arrays = (
+        ("alpha", "alpha"), ("beta", "beta"), ("successes", "successes"), ("failures", "failures"),
+        ("current", "_current"), ("last_theta", "last_theta"),
+    )
+    drawn_state = ("current", "last_theta")
     feedback = frozenset({"reward_metric"})
 
     def __init__(
-        self,
-        n_tasks: int,
-        target: int = 0,
-        seed: int = 0,
+        self, n_tasks: int, target: int = 0, seed: int = 0,  # set by the run
         prior: tuple[float, float] = (1.0, 1.0),
         decay: float = 0.3,
         mode: str = "argmax",
@@ -86,6 +88,7 @@ class ThompsonSampling(Strategy):
         self._current = self._draw()
 
     def reseed(self, seed: int) -> None:
+        """Restart the random stream from ``seed`` (what was learned is kept)."""
         super().reseed(seed)
         self._current = self._draw()
 
@@ -105,6 +108,7 @@ class ThompsonSampling(Strategy):
         return w / w.sum()
 
     def weights(self, step: int) -> np.ndarray:
+        """The task distribution in force at training step ``step`` (pure)."""
         return self._current.copy()
 
     def success(self, info: MetaStepInfo) -> float:
@@ -122,10 +126,12 @@ class ThompsonSampling(Strategy):
         return info.shares
 
     def rewards(self, info: MetaStepInfo) -> np.ndarray:
+        """The per-task credit drawn from ``info``."""
         r = self.success(info)
         return np.zeros(self.n_tasks) if not math.isfinite(r) else r * self.credit(info)
 
     def update(self, meta_step: int, info: MetaStepInfo) -> None:
+        """Learn from one meta-step's feedback."""
         r = self.success(info)
         if not math.isfinite(r):
             raise ValueError("thompson: update needs the reward-split metric before and after the meta-step")
@@ -139,6 +145,7 @@ class ThompsonSampling(Strategy):
         self._current = self._draw()
 
     def posterior_mean(self) -> np.ndarray:
+        """The Beta posterior's mean success probability per task."""
         return self.alpha / (self.alpha + self.beta)
 
     def log_extra(self, info: MetaStepInfo | None = None) -> dict[str, Any]:
@@ -150,25 +157,6 @@ class ThompsonSampling(Strategy):
         return out
 
     def hyper_parameters(self) -> dict[str, Any]:
+        """The constructor arguments that define this strategy."""
         return {"prior": list(self.prior), "decay": self.decay, "mode": self.mode, "strict": self.strict,
                 "mc_samples": self.mc_samples}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            **self._base_state(),
-            "alpha": self.alpha.tolist(),
-            "beta": self.beta.tolist(),
-            "successes": self.successes.tolist(),
-            "failures": self.failures.tolist(),
-            "current": self._current.tolist(),
-            "last_theta": self.last_theta.tolist(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_base(state)
-        self.alpha = np.asarray(state["alpha"], dtype=np.float64)
-        self.beta = np.asarray(state["beta"], dtype=np.float64)
-        self.successes = np.asarray(state["successes"], dtype=np.float64)
-        self.failures = np.asarray(state["failures"], dtype=np.float64)
-        self._current = np.asarray(state["current"], dtype=np.float64)
-        self.last_theta = np.asarray(state["last_theta"], dtype=np.float64)
