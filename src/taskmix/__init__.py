@@ -46,6 +46,7 @@ _LAZY = {
     "train_with_schedule": "taskmix.engine",
     "REWARDS": "taskmix.runs",
     "SearchRun": "taskmix.runs",
+    "Mixer": "taskmix.runs",
     "prepare_job": "taskmix.runs",
     "STRATEGIES": "taskmix.strategies",
     "Policy": "taskmix.strategies",
@@ -64,6 +65,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "METHODS",
+    "Mixer",
     "REWARDS",
     "RULES",
     "STRATEGIES",

@@ -76,6 +76,21 @@ def _reward_batch(ctx: RewardContext) -> tuple[Any, torch.Tensor, torch.Tensor]:
     return x, y, t
 
 
+def alignment(g_target: torch.Tensor, g_task: torch.Tensor, similarity: str = "dot") -> float:
+    """How much a step along ``g_task`` lowers the target's loss, from the two flat gradients.
+
+    ``"cosine"``: their cosine (MultiDDS).  ``"dot"``: ``g_task . g_target /
+    |g_target|^2``, the first-order drop of the target's loss per unit step on
+    the task, relative to a step on the target itself (1 for the target's own
+    gradient).  0 when a gradient vanishes.
+    """
+    if similarity == "cosine":
+        denom = float(g_task.norm() * g_target.norm())
+    else:
+        denom = float(g_target.norm() ** 2)
+    return float(g_task @ g_target) / denom if denom > 0 else 0.0
+
+
 class AccuracyReward:
     """The paper's reward: the target's metric on the reward split."""
 
@@ -117,11 +132,7 @@ class GradientAlignmentReward:
         for i in range(len(tr.tasks)):
             # one backward pass over probe_batches x batch_size examples (the mean of the batch gradients)
             g = tr.flat_grad(*_probe_batch(ctx, i, self.probe_batches * ctx.batch_size), params)
-            if self.similarity == "cosine":
-                denom = float(g.norm() * g_target.norm())
-            else:  # first-order drop of the target's reward-split loss per unit step, relative to its own
-                denom = float(g_target.norm() ** 2)
-            out[i] = float(g @ g_target) / denom if denom > 0 else 0.0
+            out[i] = alignment(g_target, g, self.similarity)
         torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
         return out
 
