@@ -1,0 +1,222 @@
+"""Learn a schedule inside your own training loop: an ask/tell search over the same policy and credit as ``taskmix search``.
+
+:class:`Mixer` holds the policy (:class:`~taskmix.strategies.policy.Policy`:
+softmax logits, the paper's exploration, the REINFORCE update) and the draw
+stream; your loop owns the model, the optimiser and the data:
+
+1. ``mixer.next_tasks(batch_size)`` -- the task of every sample of the next
+   step, drawn with exploration (ε uniform, γ−ε the target, else the policy);
+2. train on those samples with your own model;
+3. every ``steps_per_meta_step`` steps (``mixer.meta_step_due``), hand the
+   mixer a reward and call ``mixer.end_meta_step(...)``: per-task credits you
+   computed, one scalar (the paper's: the target's accuracy on a reward split),
+   or closures from which the mixer computes the default per-task credit,
+   gradient alignment on your model's shared parameters
+   (:meth:`Mixer.gradient_alignment`);
+4. ``mixer.schedule()`` is the static :class:`~taskmix.schedule.Schedule` to
+   save and replay; ``state_dict()`` / ``load_state_dict()`` resume it exactly.
+
+>>> from taskmix.runs.mixer import Mixer
+>>> mixer = Mixer(["rte", "mnli"], target="rte", meta_steps=2, steps_per_meta_step=3, seed=0)
+>>> while not mixer.done:
+...     tasks = mixer.next_tasks(8)                      # train your model on these tasks' examples
+...     if mixer.meta_step_due:
+...         _ = mixer.end_meta_step(rewards=[0.0, 1.0])  # per-task credit: mnli helped rte
+>>> w = mixer.schedule().weights[0]
+>>> bool(w[1] > w[0])
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..errors import ConfigError, check_state_matches
+from ..schedule import Schedule
+from ..strategies.policy import Policy
+from .rewards import alignment
+
+__all__ = ["Mixer"]
+
+
+class Mixer:
+    """An ask/tell task-mixing search for a training loop you write.
+
+    Args:
+        tasks: task names, in the order your loop indexes them.
+        target: the task whose performance the mixture serves.
+        policy: ``time_invariant`` (one weight vector) or ``time_variant`` (one per meta-step).
+        meta_steps: policy updates in the search.
+        steps_per_meta_step: training steps between updates.
+        epsilon, gamma: exploration: ε uniform, γ−ε the target, else the policy.
+        lr, sgd_steps, baseline, baseline_decay, normalize, entropy: the REINFORCE
+            update, as ``search.*`` in a config (:class:`~taskmix.strategies.policy.Policy`).
+        time_variant_init: ``previous`` (each row starts from the last) or ``uniform``.
+        similarity: ``dot`` or ``cosine`` for :meth:`gradient_alignment`.
+        seed: seeds the draw stream.
+    """
+
+    def __init__(
+        self, tasks: Sequence[str], target: str, *, policy: str = "time_invariant", meta_steps: int = 10,
+        steps_per_meta_step: int = 100, epsilon: float = 0.1, gamma: float = 0.2, lr: float = 0.02,
+        sgd_steps: int = 100, baseline: str = "moving_average", baseline_decay: float = 0.9, normalize: bool = True,
+        entropy: float = 0.0, time_variant_init: str = "previous", similarity: str = "dot", seed: int = 0,
+    ):
+        self.tasks = [str(t) for t in tasks]
+        if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
+            raise ConfigError(f"tasks: expected distinct task names, got {self.tasks}")
+        if target not in self.tasks:
+            raise ConfigError(f"target: {target!r} is not among the tasks {self.tasks}")
+        if policy not in ("time_invariant", "time_variant"):
+            raise ConfigError(f"policy: expected 'time_invariant' or 'time_variant', got {policy!r}")
+        if time_variant_init not in ("previous", "uniform") or similarity not in ("dot", "cosine"):
+            raise ConfigError("time_variant_init must be 'previous' or 'uniform'; similarity 'dot' or 'cosine'")
+        for name, v in (("meta_steps", meta_steps), ("steps_per_meta_step", steps_per_meta_step)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
+        self.target = self.tasks.index(target)
+        self.policy_kind = policy
+        self.meta_steps = meta_steps
+        self.steps_per_meta_step = steps_per_meta_step
+        self.time_variant_init = time_variant_init
+        self.similarity = similarity
+        self.seed = int(seed)
+        try:
+            self.policy = Policy(len(self.tasks), self.target, n_rows=meta_steps if policy == "time_variant" else 1,
+                                 epsilon=epsilon, gamma=gamma, lr=lr, sgd_steps=sgd_steps, baseline=baseline,
+                                 baseline_decay=baseline_decay, normalize=normalize, entropy=entropy)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xD4A7]))
+        self.meta_step = 0
+        self.step = 0  # training steps drawn in the current meta-step
+        self.counts = np.zeros(len(self.tasks))
+        self.log: list[dict[str, Any]] = []
+        self._start_row()
+
+    @classmethod
+    def from_config(cls, cfg: Config, tasks: Sequence[str] | None = None, seed: int | None = None) -> "Mixer":
+        """A mixer with a config's ``search`` settings (and its tasks, target and seed unless given)."""
+        s = cfg.search
+        return cls(tasks if tasks is not None else cfg.task_names(), cfg.target, policy=s.policy,
+                   meta_steps=s.meta_steps, steps_per_meta_step=cfg.steps_per_meta_step, epsilon=s.epsilon,
+                   gamma=s.gamma, lr=s.lr, sgd_steps=s.sgd_steps, baseline=s.baseline, baseline_decay=s.baseline_decay,
+                   normalize=s.normalize, entropy=s.entropy, time_variant_init=s.time_variant_init,
+                   similarity=s.similarity, seed=cfg.seed if seed is None else seed)
+
+    # ---------------------------------------------------------------- asking
+    @property
+    def row(self) -> int:
+        """The policy row in force (the meta-step for a time-variant policy, else 0)."""
+        return min(self.meta_step, self.meta_steps - 1) if self.policy.time_variant else 0
+
+    @property
+    def done(self) -> bool:
+        """Whether every meta-step has been rewarded."""
+        return self.meta_step >= self.meta_steps
+
+    @property
+    def meta_step_due(self) -> bool:
+        """Whether ``steps_per_meta_step`` steps have been drawn since the last update."""
+        return self.step >= self.steps_per_meta_step
+
+    def _start_row(self) -> None:
+        if self.policy.time_variant and not self.done:
+            self.policy.start_row(self.row, self.time_variant_init)
+
+    def next_tasks(self, batch_size: int) -> np.ndarray:
+        """The task index of each of the ``batch_size`` samples of the next training step (with exploration)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        tids, _ = self.policy.sample(self.rng, self.row, int(batch_size))
+        self.counts += np.bincount(tids, minlength=len(self.tasks))
+        self.step += 1
+        return tids
+
+    # ---------------------------------------------------------------- telling
+    def gradient_alignment(
+        self, params: Sequence[torch.nn.Parameter], target_loss: Callable[[], torch.Tensor],
+        task_loss: Callable[[int], torch.Tensor],
+    ) -> np.ndarray:
+        """Per-task credit: how much a step on each task's loss lowers the target's reward-split loss.
+
+        ``params``: your model's shared parameters; ``target_loss()``: the target's
+        loss on its reward split (held out of training); ``task_loss(i)``: a
+        training batch loss of task ``i``.  Gradients are taken with
+        :func:`torch.autograd.grad`, so your optimiser's ``.grad`` buffers are untouched.
+        """
+        params = [p for p in params if p.requires_grad]
+
+        def flat(loss: torch.Tensor) -> torch.Tensor:
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+        g_target = flat(target_loss())
+        return np.asarray([alignment(g_target, flat(task_loss(i)), self.similarity) for i in range(len(self.tasks))])
+
+    def end_meta_step(
+        self, rewards: Sequence[float] | np.ndarray | None = None, *, reward: float | None = None,
+        params: Sequence[torch.nn.Parameter] | None = None, target_loss: Callable[[], torch.Tensor] | None = None,
+        task_loss: Callable[[int], torch.Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """Update the policy from this meta-step's credit; returns the log entry.
+
+        Give exactly one of: ``rewards`` (one credit per task: the exact,
+        all-action policy gradient), ``reward`` (one scalar, e.g. the target's
+        reward-split accuracy, as in the paper: credited through the realised
+        task shares), or ``params`` + ``target_loss`` + ``task_loss``
+        (gradient alignment, computed here).
+        """
+        if self.done:
+            raise RuntimeError("the search is finished: every meta-step has been rewarded")
+        if self.counts.sum() == 0:
+            raise RuntimeError("end_meta_step before any next_tasks call in this meta-step")
+        given = [rewards is not None, reward is not None, target_loss is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of rewards=, reward= or params/target_loss/task_loss")
+        shares = self.counts / self.counts.sum()
+        if target_loss is not None:
+            if params is None or task_loss is None:
+                raise ValueError("gradient alignment needs params, target_loss and task_loss")
+            rewards = self.gradient_alignment(params, target_loss, task_loss)
+        if rewards is not None:
+            credit = np.asarray(rewards, dtype=np.float64)
+            if credit.shape != (len(self.tasks),):
+                raise ValueError(f"rewards: expected {len(self.tasks)} values (one per task), got shape {credit.shape}")
+            info = self.policy.update(self.row, self.policy.probs(self.row), credit)
+        else:
+            info = self.policy.update(self.row, shares, float(reward))  # type: ignore[arg-type]
+        entry = {"meta_step": self.meta_step, "row": self.row, "steps": self.step, "realised": shares.tolist(), **info}
+        self.log.append(entry)
+        self.meta_step += 1
+        self.step = 0
+        self.counts[:] = 0
+        self._start_row()
+        return entry
+
+    # -------------------------------------------------------------- artifact
+    def schedule(self, provenance: dict[str, Any] | None = None) -> Schedule:
+        """The learned static schedule (one row, or one per meta-step), to save and replay anywhere."""
+        prov = {"method": f"learned_{self.policy_kind}", "target": self.tasks[self.target], "learned_with": "Mixer",
+                "meta_steps": self.meta_steps, "updates": self.meta_step, "seed": self.seed, **(provenance or {})}
+        return self.policy.to_schedule(self.tasks, self.steps_per_meta_step, prov)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole search state, JSON-compatible: resume with :meth:`load_state_dict` and continue bit for bit."""
+        return {"tasks": self.tasks, "policy_kind": self.policy_kind, "meta_step": self.meta_step, "step": self.step,
+                "counts": self.counts.tolist(), "log": self.log, "policy": self.policy.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (refused for other tasks or another policy kind)."""
+        check_state_matches("mixer", state, tasks=self.tasks, policy_kind=self.policy_kind)
+        self.meta_step = int(state["meta_step"])
+        self.step = int(state["step"])
+        self.counts = np.asarray(state["counts"], dtype=np.float64)
+        self.log = list(state["log"])
+        self.policy.load_state_dict(state["policy"])
+        self.rng.bit_generator.state = state["rng"]
