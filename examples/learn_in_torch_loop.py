@@ -1,7 +1,7 @@
 """Learn a task-mixing schedule inside a hand-written PyTorch training loop, then save it.
 
 The loop is the user's: its own model (an MLP with one shared head), optimiser and batches.  taskmix's
-:class:`~taskmix.runs.mixer.Mixer` only says which task each sample comes from and, at the end of each
+:class:`~taskmix.strategies.Mixer` only says which task each sample comes from and, at the end of each
 meta-step, turns gradient alignment on the model's shared parameters into a policy update.
 
     python examples/learn_in_torch_loop.py --out DIR      # DIR/schedule.json, replayable anywhere
@@ -23,7 +23,7 @@ from torch import nn
 
 from taskmix.config import SyntheticConfig
 from taskmix.data import carve_reward_split, make_tasks
-from taskmix.runs.mixer import Mixer
+from taskmix.strategies import Mixer
 
 
 class Loop:

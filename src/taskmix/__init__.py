@@ -46,7 +46,7 @@ _LAZY = {
     "train_with_schedule": "taskmix.engine",
     "REWARDS": "taskmix.runs",
     "SearchRun": "taskmix.runs",
-    "Mixer": "taskmix.runs",
+    "Mixer": "taskmix.strategies",
     "prepare_job": "taskmix.runs",
     "STRATEGIES": "taskmix.strategies",
     "Policy": "taskmix.strategies",

@@ -41,6 +41,7 @@ from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..registry import Registry
 from ..sampler import ExampleStreams
+from ..strategies.credit import alignment
 
 
 @dataclass
@@ -74,21 +75,6 @@ def _reward_batch(ctx: RewardContext) -> tuple[Any, torch.Tensor, torch.Tensor]:
     y = torch.from_numpy(s.y).to(ctx.trainer.device)
     t = torch.full((len(s),), ctx.target, dtype=torch.long, device=ctx.trainer.device)
     return x, y, t
-
-
-def alignment(g_target: torch.Tensor, g_task: torch.Tensor, similarity: str = "dot") -> float:
-    """How much a step along ``g_task`` lowers the target's loss, from the two flat gradients.
-
-    ``"cosine"``: their cosine (MultiDDS).  ``"dot"``: ``g_task . g_target /
-    |g_target|^2``, the first-order drop of the target's loss per unit step on
-    the task, relative to a step on the target itself (1 for the target's own
-    gradient).  0 when a gradient vanishes.
-    """
-    if similarity == "cosine":
-        denom = float(g_task.norm() * g_target.norm())
-    else:
-        denom = float(g_target.norm() ** 2)
-    return float(g_task @ g_target) / denom if denom > 0 else 0.0
 
 
 class AccuracyReward:

@@ -35,7 +35,9 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .base import FEEDBACK_KINDS, MetaStepInfo, Strategy, softmax
 from .exp3 import EXP3
+from .credit import alignment
 from .gradient_alignment import GradientAlignment
+from .mixer import Mixer
 from .policy import Policy
 from .thompson import ThompsonSampling
 
@@ -45,9 +47,11 @@ __all__ = [
     "STRATEGIES",
     "GradientAlignment",
     "MetaStepInfo",
+    "Mixer",
     "Policy",
     "Strategy",
     "ThompsonSampling",
+    "alignment",
     "check_settings",
     "make_strategy",
     "softmax",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from taskmix.errors import ConfigError
-from taskmix.runs.mixer import Mixer
+from taskmix.strategies import Mixer
 from taskmix.schedule import Schedule
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "learn_in_torch_loop.py"

@@ -16,7 +16,7 @@ stream; your loop owns the model, the optimiser and the data:
 4. ``mixer.schedule()`` is the static :class:`~taskmix.schedule.Schedule` to
    save and replay; ``state_dict()`` / ``load_state_dict()`` resume it exactly.
 
->>> from taskmix.runs.mixer import Mixer
+>>> from taskmix.strategies import Mixer
 >>> mixer = Mixer(["rte", "mnli"], target="rte", meta_steps=2, steps_per_meta_step=3, seed=0)
 >>> while not mixer.done:
 ...     tasks = mixer.next_tasks(8)                      # train your model on these tasks' examples
@@ -37,8 +37,8 @@ import torch
 from ..config import Config
 from ..errors import ConfigError, check_state_matches
 from ..schedule import Schedule
-from ..strategies.policy import Policy
-from .rewards import alignment
+from .credit import alignment
+from .policy import Policy
 
 __all__ = ["Mixer"]
 
