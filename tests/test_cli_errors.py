@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+from taskmix.runs.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bad_inputs import CASES, DOC, OUT, Case, Outcome, invoke, stale_rows  # noqa: E402
@@ -36,11 +37,11 @@ def _check_complete_run_files(out: Path, message: str) -> None:
     assert not (out / "schedule.json").exists()
     leftovers = [p.name for p in out.rglob("*.tmp")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
-    ckpts = sorted((out / "checkpoints").glob("ckpt-*.pt"))
+    ckpts = sorted((out / "checkpoints").glob("ckpt-*.ckpt"))
     assert ckpts, "the last complete checkpoint must be kept"
     last = ckpts[-1]
     assert f"{OUT}/checkpoints/{last.name} is kept" in message
-    payload = torch.load(last, map_location="cpu", weights_only=False)
+    payload = load_checkpoint(last)
     entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     # the log is complete: one entry per finished meta-step, as many as the last checkpoint holds
     assert len(entries) == len(payload["state"]["log"]) == int(last.stem.split("-")[1])
