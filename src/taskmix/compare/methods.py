@@ -31,6 +31,7 @@ import numpy as np
 
 from ..config import Config
 from ..data.tasks import Task
+from ..devices import check_device
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..registry import Registry
@@ -279,6 +280,7 @@ def check_config(cfg: Config, oracle: bool = False) -> None:
         REWARDS.entry(cfg.search.reward)
         select_methods(cfg, oracle)
         check_settings(cfg)
+        check_device(cfg.train.device, "train.device")  # a device this machine has
     except ConfigError as e:
         raise ConfigError(f"{cfg.source}: {e}") from None
 
