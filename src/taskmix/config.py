@@ -99,7 +99,7 @@ class ModelConfig(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     heads: Literal["per_task", "shared"] = "per_task"
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(3e-3, gt=0, le=1e3)
+    lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0, le=1e3)
     regime: Literal["frozen", "finetune"] = "frozen"
 
@@ -136,7 +136,7 @@ class SearchConfig(_Strict):
     gamma: float = Field(0.2, ge=0, le=1)
     meta_steps: StrictInt = Field(10, gt=0, le=10**6)
     steps_per_meta_step: StrictInt | None = Field(None, gt=0, le=10**9)
-    lr: float = Field(0.02, gt=0, le=1e6)
+    lr: float = Field(0.02, gt=0)
     sgd_steps: StrictInt = Field(100, gt=0, le=10**5)
     baseline: Literal["none", "moving_average"] = "moving_average"
     baseline_decay: float = Field(0.9, ge=0, lt=1)

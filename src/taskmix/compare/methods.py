@@ -33,7 +33,7 @@ from ..config import Config
 from ..data.tasks import Task
 from ..devices import check_device
 from ..engine.trainer import Trainer
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ..registry import Registry
 from ..runs.job import Job, MethodResult, prepare_job, replay
 from ..runs.online import run_online
@@ -289,7 +289,10 @@ def run_method(cfg: Config, tasks: Sequence[Task], method: str, seed: int) -> di
     """One (method, seed) cell of a comparison, as a results row (schedule inline)."""
     job = prepare_job(cfg, tasks, seed)
     fn = METHODS.get(method)
-    res = fn(job)
+    try:
+        res = fn(job)
+    except TrainingError as e:  # a non-finite loss or reward: name the cell
+        raise TrainingError(f"method {method} seed {seed}: {e}") from None
     return {
         "method": method,
         "kind": METHODS.meta(method, "kind"),

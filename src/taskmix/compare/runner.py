@@ -126,7 +126,10 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 def warm_up(cfg: Config, tasks: Sequence[Task], seed: int) -> None:
     """A few untimed training steps, so that the first timed method does not pay one-off start-up costs."""
     job = prepare_job(cfg, tasks, seed)
-    train_with_schedule(job.tasks, job.target, RULES.get("uniform")(job.names), cfg, seed, steps=min(20, cfg.train.steps))
+    try:
+        train_with_schedule(job.tasks, job.target, RULES.get("uniform")(job.names), cfg, seed, steps=min(20, cfg.train.steps))
+    except TrainingError:  # it only warms up; a cell that diverges says so, naming its method and seed
+        pass
 
 
 def run_cells(cfg: Config, tasks: Sequence[Task], cells: Sequence[tuple[str, int]], on_row: Callable[[dict[str, Any]], None]) -> None:
@@ -134,11 +137,7 @@ def run_cells(cfg: Config, tasks: Sequence[Task], cells: Sequence[tuple[str, int
     if cells:
         warm_up(cfg, tasks, cells[0][1])
     for method, seed in cells:
-        try:
-            row = run_method(cfg, tasks, method, seed)
-        except TrainingError as e:  # name the cell
-            raise TrainingError(f"method {method} seed {seed}: {e}") from None
-        on_row(row)
+        on_row(run_method(cfg, tasks, method, seed))
 
 
 def run_compare(
@@ -158,6 +157,8 @@ def run_compare(
     if backend not in ("sequential", "ray"):
         raise ConfigError(f"--backend: expected 'sequential' or 'ray', got {backend!r}")
     seed_list = [cfg.seed + i for i in range(seeds)]
+    if seed_list and seed_list[-1] >= 2**32:
+        raise ConfigError(f"--seeds: seeds {cfg.seed}..{seed_list[-1]} reach 2^32; seeds are 0 <= seed < 2^32")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
     with OutputLock(out):  # a second comparison on ``out`` is refused
