@@ -183,6 +183,20 @@ tasks:
     )
 
 
+def _outside_config(d: Path) -> list[str]:
+    """A config in ``d/cfg`` whose target's train file lies outside its folder and holds a 'secret' line."""
+    (d / "secret.csv").write_text("root:x:0:0:root:/root:/bin/bash\nsecret,line,here\n")
+    (d / "cfg").mkdir()
+    (d / "cfg" / "good.jsonl").write_text('{"text": "a", "label": "no"}\n{"text": "b", "label": "yes"}\n')
+    cfg = _yaml(d / "cfg" / "c.yaml", """
+target: t
+model: {regime: finetune}
+tasks:
+  t: {train: ../secret.csv, test: good.jsonl, labels: ["no", "yes"]}
+""")
+    return _search(cfg)
+
+
 def _write(d: Path, name: str, text: str) -> str:
     (d / name).write_text(text, encoding="utf-8")
     return name
@@ -410,6 +424,8 @@ CASES: list[Case] = [
     Case("csv-header-only", "data (text)", "CSV with a header and no rows",
          lambda d: _search(_text_config(d, _write(d, "header.csv", "text,label\n"))),
          ("header.csv: empty split",), text=True),
+    Case("csv-outside-config-folder", "data (text)", "a data file outside the config's folder (its content is not echoed)",
+         _outside_config, ("secret.csv:2: not valid data for tasks.t (details withheld",), text=True),
     # ---- training
     Case("search-non-finite-loss", "training",
          "one feature row at the float32 maximum: the loss overflows mid-search (step and task named)",

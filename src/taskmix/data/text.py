@@ -249,7 +249,8 @@ class LabelMap:
                 return self._check_int(int(s), value, where, column)
             if not s:
                 raise DataError(f"{where}: label (column {column!r}) is empty; expected {self.expected()}")
-            raise DataError(f"{where}: unknown label {value!r} in column {column!r}; expected {self.expected()}")
+            shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+            raise DataError(f"{where}: unknown label {shown} in column {column!r}; expected {self.expected()}")
         if isinstance(value, (bool, int, np.integer)):
             return self._check_int(int(value), value, where, column)
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
