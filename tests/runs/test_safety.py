@@ -341,3 +341,40 @@ def test_plot_through_a_planted_link_replaces_it_and_a_failed_plot_leaves_nothin
     code, err = _cli("plot", str(finished / "schedule.json"), "--out", str(d / "x.png"))
     assert code == 1 and len(err.splitlines()) == 1, err
     assert list(d.iterdir()) == []
+
+
+# ------------------------------------------------------------ accepted with care
+
+
+def test_extreme_features_are_warned_about_and_refused_under_strict(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    from taskmix.config import load_config
+    from taskmix.data import load_tasks
+    from taskmix.errors import DataError
+
+    rng = np.random.default_rng(0)
+    for name, scale in (("t.npz", 1.0), ("t_test.npz", 1.0), ("a.npz", 1e30)):
+        np.savez(tmp_path / name, x=(rng.standard_normal((40, 4)) * scale).astype(np.float32), y=np.arange(40) % 2)
+    cfg_text = "target: t\ntasks:\n  t: {train: t.npz, test: t_test.npz}\n  a: {train: a.npz}\n"
+    (tmp_path / "c.yaml").write_text(cfg_text)
+    tasks = load_tasks(load_config(tmp_path / "c.yaml"))
+    assert [t.name for t in tasks] == ["t", "a"]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: {tmp_path / 'a.npz'}: features of magnitude up to"), err
+    (tmp_path / "c.yaml").write_text(cfg_text + "strict: true\n")
+    with pytest.raises(DataError, match="refused under strict: true"):
+        load_tasks(load_config(tmp_path / "c.yaml"))
+
+
+def test_a_partial_schedule_replays_only_when_asked(tmp_path: Path) -> None:
+    sched = tmp_path / "s.json"
+    sched.write_text(json.dumps({"format": "taskmix.schedule/1", "tasks": ["target", "helpful"],
+                                 "steps_per_meta_step": 4, "weights": [[0.5, 0.5]]}))
+    args = ["train", "builtin", "--schedule", str(sched), "--out", str(tmp_path / "t"), *_ov(SMALL)]
+    code, err = _cli(*args)
+    assert code == 2 and "names 2 of the 4 tasks" in err and not (tmp_path / "t").exists()
+    code, err = _cli(*args, "--allow-missing-tasks")
+    assert code == 0, err
+    realised = json.loads((tmp_path / "t" / "metrics.json").read_text())["realised"]
+    assert realised[2:] == [0.0, 0.0]  # the tasks it omits get weight 0
