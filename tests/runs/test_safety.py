@@ -378,3 +378,16 @@ def test_a_partial_schedule_replays_only_when_asked(tmp_path: Path) -> None:
     assert code == 0, err
     realised = json.loads((tmp_path / "t" / "metrics.json").read_text())["realised"]
     assert realised[2:] == [0.0, 0.0]  # the tasks it omits get weight 0
+
+
+def test_a_checkpoint_that_is_a_link_fifo_or_directory_is_passed_over(tmp_path: Path, finished: Path) -> None:
+    d = tmp_path / "ck"
+    shutil.copytree(finished / "checkpoints", d)
+    good = checkpoints(d)[-1]
+    os.symlink(good, d / "ckpt-000007.ckpt")  # even to a valid checkpoint
+    os.mkfifo(d / "ckpt-000008.ckpt")  # would block a plain open()
+    (d / "ckpt-000009.ckpt").mkdir()
+    skipped: list[str] = []
+    assert load_latest(d, skipped)["path"] == str(good)
+    assert [s.split(":")[0] for s in skipped] == [str(d / f"ckpt-00000{i}.ckpt") for i in (9, 8, 7)]
+    assert "is a FIFO" in skipped[1] and "symbolic link" in skipped[2]

@@ -286,12 +286,18 @@ def save_checkpoint(directory: str | Path, index: int, payload: dict[str, Any], 
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """One checkpoint file's payload, checksum verified; :class:`CheckpointError` when it is unusable."""
+    """One checkpoint file's payload, checksum verified; :class:`CheckpointError` when it is unusable.
+
+    The file must be a regular file (not a symbolic link, FIFO or device) of at
+    most :data:`MAX_CHECKPOINT_BYTES`.
+    """
     path = Path(path)
     try:
-        data = read_input_bytes(path, "checkpoint", MAX_CHECKPOINT_BYTES)
+        data = read_input_bytes(path, "checkpoint", MAX_CHECKPOINT_BYTES, follow_symlinks=False)
     except TaskmixError as e:
         raise CheckpointError(str(e)) from None
+    except OSError as e:  # vanished, unreadable, a directory
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
     payload = decode_checkpoint(data, str(path))
     if not (isinstance(payload, dict) and isinstance(payload.get("state"), dict)):
         raise CheckpointError(f"{path}: malformed checkpoint (no 'state' mapping)")
