@@ -226,6 +226,8 @@ class Config(_Strict):
         n_tasks = len(names)
         if n_tasks <= 4:  # the oracle's grid (beyond 4 tasks it samples compare.oracle_samples mixtures)
             k = round(1.0 / self.compare.oracle_step)
+            if abs(k * self.compare.oracle_step - 1.0) > 1e-9:  # checked here, not when the oracle's cell runs
+                raise _FieldError("compare.oracle_step", f"1/step must be an integer, got step={self.compare.oracle_step}")
             points = math.comb(k + n_tasks - 1, n_tasks - 1)
             if points > MAX_ORACLE_POINTS:
                 raise _FieldError(

@@ -293,6 +293,8 @@ def run_method(cfg: Config, tasks: Sequence[Task], method: str, seed: int) -> di
         res = fn(job)
     except TrainingError as e:  # a non-finite loss or reward: name the cell
         raise TrainingError(f"method {method} seed {seed}: {e}") from None
+    if not (isinstance(res.test, (int, float)) and np.isfinite(res.test)):
+        raise TrainingError(f"method {method} seed {seed}: the reported metric is {res.test!r}, not a finite number")
     return {
         "method": method,
         "kind": METHODS.meta(method, "kind"),
