@@ -3,9 +3,9 @@
 Commands (names and outputs are a contract):
 
 * ``taskmix search CONFIG --out DIR [--seed S] [--resume]`` -> ``DIR/schedule.json``, ``DIR/log.{jsonl,csv}``
-* ``taskmix train CONFIG --schedule FILE --out DIR [--seed S]`` -> ``DIR/metrics.json``
+* ``taskmix train CONFIG --schedule FILE --out DIR [--seed S] [--overwrite]`` -> ``DIR/metrics.json``
 * ``taskmix compare CONFIG --seeds N --out DIR [--oracle]`` -> ``DIR/results.json`` (+ table, report)
-* ``taskmix plot SCHEDULE --out PNG``
+* ``taskmix plot SCHEDULE --out FILE``: PNG, PDF or SVG, as the suffix says
 * ``taskmix demo --out DIR``: ``compare`` on the built-in benchmark
 
 ``CONFIG`` is a YAML file, or ``builtin`` for the built-in benchmark.  Every
