@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -91,9 +92,22 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _thread_excepthook(args: Any) -> None:
+    """An I/O error in a background thread (TensorBoard's event writer on a full disk): one warning line, no traceback."""
+    e = args.exc_value
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        name = args.thread.name if args.thread is not None else "a background thread"
+        sys.stderr.write(f"warning: {name}: {where}{e.strerror or e}\n")
+        return
+    threading.__excepthook__(args)
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous_hook = threading.excepthook
+        threading.excepthook = _thread_excepthook
         try:
             return fn(*args, **kwargs)
         except TaskmixError as e:
@@ -103,6 +117,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"{where}{e.strerror or e}", 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        finally:
+            threading.excepthook = previous_hook
 
     return wrapper
 

@@ -391,3 +391,26 @@ def test_a_checkpoint_that_is_a_link_fifo_or_directory_is_passed_over(tmp_path: 
     assert load_latest(d, skipped)["path"] == str(good)
     assert [s.split(":")[0] for s in skipped] == [str(d / f"ckpt-00000{i}.ckpt") for i in (9, 8, 7)]
     assert "is a FIFO" in skipped[1] and "symbolic link" in skipped[2]
+
+
+def test_an_io_error_in_a_background_thread_is_one_warning_line(tmp_path: Path, monkeypatch) -> None:
+    """TensorBoard's writer thread failing on a full disk: one warning line, not a thread traceback."""
+    import threading
+
+    import taskmix.runs.search_dir as search_dir_mod
+
+    real = search_dir_mod.RunLogger
+
+    class FailingThreadLogger(real):
+        def log(self, entry, flush=True):
+            t = threading.Thread(target=lambda: (_ for _ in ()).throw(OSError(28, "No space left on device", "tb/x")),
+                                 name="tb-writer")
+            t.start()
+            t.join()
+            super().log(entry, flush)
+
+    monkeypatch.setattr(search_dir_mod, "RunLogger", FailingThreadLogger)
+    code, err = _cli("search", "builtin", "--out", str(tmp_path / "s"), *_ov(SMALL))
+    assert code == 0, err
+    assert err.splitlines() and set(err.splitlines()) == {"warning: tb-writer: tb/x: No space left on device"}, err
+    assert "Traceback" not in err
