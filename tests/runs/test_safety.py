@@ -414,3 +414,14 @@ def test_an_io_error_in_a_background_thread_is_one_warning_line(tmp_path: Path, 
     assert code == 0, err
     assert err.splitlines() and set(err.splitlines()) == {"warning: tb-writer: tb/x: No space left on device"}, err
     assert "Traceback" not in err
+
+
+def test_compare_on_a_full_disk_names_the_file(tmp_path: Path, monkeypatch) -> None:
+    def fail(*_a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    out = tmp_path / "c"
+    code, err = _cli("compare", "builtin", "--seeds", "1", "--methods", "uniform", "--out", str(out), *_ov(SMALL))
+    assert code == 1 and err == f"error: {out}/compare.json: No space left on device\n", err
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
