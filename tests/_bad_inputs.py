@@ -426,6 +426,11 @@ CASES: list[Case] = [
     Case("csv-header-only", "data (text)", "CSV with a header and no rows",
          lambda d: _search(_text_config(d, _write(d, "header.csv", "text,label\n"))),
          ("header.csv: empty split",), text=True),
+    Case("jsonl-label-huge", "data (text)", "an integer label of 1e9 (no `labels` list)",
+         lambda d: _search(_yaml(d / "c.yaml", "target: t\nmodel: {regime: finetune}\ntasks:\n  t: {train: big.jsonl, test: ok.jsonl}"),
+                           ) if (_write(d, "ok.jsonl", '{"text": "a", "label": 0}\n'),
+                                 _write(d, "big.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1000000000}\n')) else [],
+         ("big.jsonl:2: label 1000000000 in column 'label' is too large",), text=True),
     Case("csv-outside-config-folder", "data (text)", "a data file outside the config's folder (its content is not echoed)",
          _outside_config, ("secret.csv:2: not valid data for tasks.t (details withheld",), text=True),
     # ---- training
