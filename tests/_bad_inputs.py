@@ -431,6 +431,9 @@ CASES: list[Case] = [
                            ) if (_write(d, "ok.jsonl", '{"text": "a", "label": 0}\n'),
                                  _write(d, "big.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1000000000}\n')) else [],
          ("big.jsonl:2: label 1000000000 in column 'label' is too large",), text=True),
+    Case("jsonl-test-label-unseen", "data (text)", "a test label the training split never has",
+         lambda d: _search(_text_config(d, _write(d, "no_only.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": "no"}\n'))),
+         ("good.jsonl: label(s) [1] not among the training labels of tasks.t ([0])",), text=True),
     Case("csv-outside-config-folder", "data (text)", "a data file outside the config's folder (its content is not echoed)",
          _outside_config, ("secret.csv:2: not valid data for tasks.t (details withheld",), text=True),
     # ---- training

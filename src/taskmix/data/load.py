@@ -36,11 +36,29 @@ def load_tasks(cfg: "Config", encoder: Any = None) -> list[Task]:
             from .text import load_text_task
 
             try:
-                tasks.append(load_text_task(name, spec, cfg, encoder))
+                task = load_text_task(name, spec, cfg, encoder)
             except DataError as e:
                 raise DataError(_withhold_outside(str(e), name, spec, cfg)) from None
+            _check_label_space(task, name, spec, cfg)
+            tasks.append(task)
     check_same_dim(tasks)
     return tasks
+
+
+def _check_label_space(task: Task, name: str, spec: Any, cfg: "Config") -> None:
+    """Refuse a validation or test label that the training split never has (a model cannot learn it)."""
+    import numpy as np
+
+    seen = set(np.unique(task.train.y).tolist())
+    for role in ("validation", "test"):
+        split = getattr(task, role)
+        if split is None:
+            continue
+        outside = sorted(set(np.unique(split.y).tolist()) - seen)
+        if outside:
+            where = getattr(spec, role, None) or f"tasks.{name}.{role}"
+            raise DataError(f"{where}: label(s) {outside[:5]} not among the training labels of tasks.{name} "
+                            f"({sorted(seen)[:10]}); a model cannot learn a label it never sees")
 
 
 _LOCATION = re.compile(r"^(:\d+| row \d+)?: ")
