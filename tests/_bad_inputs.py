@@ -43,6 +43,7 @@ class Case:
     text: bool = False  # needs the optional text dependencies (Hugging Face datasets)
     partial_run: bool = False  # fails mid-run: complete checkpoints and logs may remain, nothing else
     volatile: bool = False  # the message's numbers (step, checkpoint) follow the training dynamics
+    cpu_only: bool = False  # refused only where torch sees no CUDA device (skipped elsewhere)
 
 
 # ------------------------------------------------------------------ files
@@ -80,6 +81,75 @@ def _yaml(path: Path, text: str) -> str:
     return str(path)
 
 
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return path.name
+
+
+def _loop(d: Path, name: str = "loop.yaml") -> str:
+    os.symlink(d / f"{name}.b", d / name)
+    os.symlink(d / name, d / f"{name}.b")
+    return name
+
+
+class _Marker:
+    """Unpickling this creates the file ``path``: a stand-in for code a planted pickle would run."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def malicious_pickle(marker: Path) -> bytes:
+    import pickle
+
+    return pickle.dumps({"config": {}, "state": _Marker(marker)})
+
+
+def _planted_checkpoint(d: Path, name: str) -> list[str]:
+    (d / OUT / "checkpoints").mkdir(parents=True)
+    (d / OUT / "checkpoints" / name).write_bytes(malicious_pickle(d / "PWNED"))
+    return _builtin_search()
+
+
+def _prior_compare(d: Path) -> None:
+    """A finished one-cell comparison in ``d/out`` (for the cases about its ``rows.jsonl``)."""
+    from typer.testing import CliRunner
+
+    from taskmix.cli import app
+
+    r = CliRunner().invoke(app, _compare_args())
+    assert r.exit_code == 0, r.output
+
+
+def _compare_args(*more: str) -> list[str]:
+    return ["compare", "builtin", "--seeds", "1", "--methods", "uniform", "--out", OUT, *SMALL, *more]
+
+
+def _edit_rows(d: Path, edit: Callable[[list[dict]], list[dict]]) -> list[str]:
+    """A finished comparison whose ``rows.jsonl`` is then edited; the resume that reads it."""
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        _prior_compare(d)
+    finally:
+        os.chdir(cwd)
+    rows_path = d / OUT / "rows.jsonl"
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in edit(rows)))
+    return _compare_args("--resume")
+
+
+def _resign(row: dict) -> dict:
+    """A row with a recomputed checksum (a careful forger, or a conflicting duplicate from another run)."""
+    from taskmix.compare.runner import ROW_DIGEST, row_digest
+
+    row = {k: v for k, v in row.items() if k != ROW_DIGEST}
+    return {**row, ROW_DIGEST: row_digest(row)}
+
+
 def _npz_config(d: Path, aux_train: str = "a.npz", target_test: str = "t_test.npz", extra: str = "") -> str:
     """A two-task npz config: target ``t`` (t.npz, t_test.npz) and auxiliary ``a``."""
     for name, seed in (("t.npz", 0), ("t_test.npz", 1), ("a.npz", 2)):
@@ -111,6 +181,20 @@ tasks:
   t: {{train: {train}, test: good.jsonl, labels: ["no", "yes"]}}
 """,
     )
+
+
+def _outside_config(d: Path) -> list[str]:
+    """A config in ``d/cfg`` whose target's train file lies outside its folder and holds a 'secret' line."""
+    (d / "secret.csv").write_text("root:x:0:0:root:/root:/bin/bash\nsecret,line,here\n")
+    (d / "cfg").mkdir()
+    (d / "cfg" / "good.jsonl").write_text('{"text": "a", "label": "no"}\n{"text": "b", "label": "yes"}\n')
+    cfg = _yaml(d / "cfg" / "c.yaml", """
+target: t
+model: {regime: finetune}
+tasks:
+  t: {train: ../secret.csv, test: good.jsonl, labels: ["no", "yes"]}
+""")
+    return _search(cfg)
 
 
 def _write(d: Path, name: str, text: str) -> str:
@@ -168,7 +252,7 @@ CASES: list[Case] = [
          lambda d: _search(_npz_config(d, extra="shuffle: true")),
          ("c.yaml: shuffle: unknown key", "expected one of", "'target'")),
     Case("config-unknown-nested-key", "config", "unknown key in a section (`search.epsilonn`)",
-         lambda d: _search(_npz_config(d, extra="search: {meta_steps: 4, epsilonn: 0.1}")),
+         lambda d: _search(_npz_config(d), "-o", "search.epsilonn=0.1"),
          ("c.yaml: search.epsilonn: unknown key", "'epsilon'")),
     Case("config-wrong-type", "config", "wrong type (`train.steps: many`)",
          lambda d: _search(_npz_config(d), "-o", "train.steps=many"),
@@ -206,6 +290,82 @@ CASES: list[Case] = [
     Case("config-bad-override", "config", "override without `=`",
          lambda d: _search(_npz_config(d), "-o", "search.epsilon"),
          ("override 'search.epsilon': expected KEY=VALUE",)),
+    # ---- bounds and types (config fields)
+    Case("config-batch-size-huge", "bounds", "`train.batch_size=1e9` (YAML reads `1e9` as a string; no coercion)",
+         lambda d: _builtin_search("train.batch_size=1e9"), ("<built-in>: train.batch_size:", "valid integer")),
+    Case("config-batch-size-over-bound", "bounds", "`train.batch_size=1000000000` (an integer over the bound)",
+         lambda d: _builtin_search("train.batch_size=1000000000"), ("<built-in>: train.batch_size:", "less than or equal to")),
+    Case("config-steps-huge", "bounds", "`train.steps=4e12`",
+         lambda d: _builtin_search("train.steps=4e12"), ("<built-in>: train.steps:", "valid integer")),
+    Case("config-draws-per-meta-step", "bounds", "`train.steps=4000000000000` with `search.meta_steps=4`",
+         lambda d: _builtin_search("train.steps=4000000000000"), ("<built-in>: train.steps:", "less than or equal to")),
+    Case("config-hidden-huge", "bounds", "`model.hidden=1e9`",
+         lambda d: _builtin_search("model.hidden=1e9"), ("<built-in>: model.hidden:", "valid integer")),
+    Case("config-hidden-weights", "bounds", "`model.hidden=60000` with `model.layers=3` (7.2e9 weights)",
+         lambda d: _builtin_search("model.hidden=60000", "model.layers=3"), ("<built-in>: model.hidden:", "weights, more than")),
+    Case("config-layers-huge", "bounds", "`model.layers=1e6`",
+         lambda d: _builtin_search("model.layers=1000000"), ("<built-in>: model.layers:", "less than or equal to 64")),
+    Case("config-synthetic-dim-huge", "bounds", "`synthetic.dim=1e8`",
+         lambda d: _builtin_search("synthetic.dim=100000000"), ("<built-in>: synthetic.dim:", "less than or equal to")),
+    Case("config-sgd-steps-huge", "bounds", "`search.sgd_steps=1e9`",
+         lambda d: _builtin_search("search.sgd_steps=1000000000"), ("<built-in>: search.sgd_steps:", "less than or equal to")),
+    Case("config-oracle-grid", "bounds", "`compare.oracle_step=0.001` (a 1001-point grid per axis)",
+         lambda d: _builtin_search("compare.oracle_step=0.001"), ("<built-in>: compare.oracle_step:", "mixtures", "use a larger step")),
+    Case("config-oracle-step-not-a-divisor", "bounds", "`compare.oracle_step=0.3` (checked before any cell runs)",
+         lambda d: _builtin_search("compare.oracle_step=0.3"), ("<built-in>: compare.oracle_step: 1/step must be an integer",)),
+    Case("config-meta-steps-bool", "bounds", "`search.meta_steps=true` (no bool -> int coercion)",
+         lambda d: _builtin_search("search.meta_steps=true"), ("<built-in>: search.meta_steps:", "valid integer", "True")),
+    Case("config-entropy-inf", "bounds", "`search.entropy=.inf` (the field is named)",
+         lambda d: _builtin_search("search.entropy=.inf"), ("<built-in>: search.entropy:", "finite number")),
+    Case("config-seed-negative", "bounds", "`seed: -1` in the config",
+         lambda d: _builtin_search("seed=-1"), ("<built-in>: seed:", "greater than or equal to 0")),
+    Case("config-device-unknown", "bounds", "`train.device=foo`",
+         lambda d: _builtin_search("train.device=foo"), ("<built-in>: train.device:", "not a device")),
+    Case("config-device-absent", "bounds", "`train.device=cuda` where torch has no CUDA device",
+         lambda d: _builtin_search("train.device=cuda"), ("<built-in>: train.device: 'cuda' but this machine has",),
+         cpu_only=True),
+    Case("config-duplicate-key", "config", "a key given twice in the YAML config",
+         lambda d: _search(_yaml(d / "c.yaml", "synthetic: {}\ntrain: {steps: 40}\ntrain: {steps: 80}")),
+         ("c.yaml:3: not valid YAML (duplicate key 'train'",)),
+    Case("config-long-name", "config", "a 100 000-character target name (echoed cut short)",
+         lambda d: _builtin_search("target=" + "x" * 100_000), ("<built-in>: target:", "...", "is not among the tasks")),
+    # ---- command-line options
+    Case("cli-seed-negative", "options", "`--seed -1`",
+         lambda d: [*_builtin_search(), "--seed", "-1"], ("Invalid value for '--seed'", "greater than or equal to 0")),
+    Case("cli-seed-huge", "options", "`--seed 2^80` (seeds are 0 <= S < 2^32)",
+         lambda d: [*_builtin_search(), "--seed", str(2**80)], ("Invalid value for '--seed'", "less than or equal to 4294967295")),
+    Case("cli-seeds-zero", "options", "`--seeds 0`",
+         lambda d: ["compare", "builtin", "--seeds", "0", "--out", OUT], ("Invalid value for '--seeds'", "greater than or equal to 1")),
+    Case("cli-seeds-huge", "options", "`--seeds 2^63`",
+         lambda d: ["compare", "builtin", "--seeds", str(2**63), "--out", OUT], ("Invalid value for '--seeds'", "less than or equal to")),
+    Case("cli-unknown-option", "options", "an unknown option",
+         lambda d: [*_builtin_search(), "--epsilon", "0.1"], ("No such option: --epsilon",)),
+    Case("cli-missing-schedule", "options", "`taskmix train` without `--schedule`",
+         lambda d: ["train", "builtin", "--out", OUT], ("Missing option '--schedule'",)),
+    Case("cli-empty-out", "options", "`--out ''` (would be the current directory)",
+         lambda d: ["search", "builtin", "--out", "", *SMALL], ("Invalid value for '--out': an empty path",)),
+    Case("cli-methods-empty", "options", "`--methods ','`",
+         lambda d: ["compare", "builtin", "--methods", ",", "--out", OUT], ("--methods: ',' names no method",)),
+    Case("config-methods-empty", "config", "`compare.methods: []`",
+         lambda d: ["compare", "builtin", "-o", "compare.methods=[]", "--out", OUT], ("compare.methods: empty",)),
+    Case("plot-unknown-format", "options", "`taskmix plot --out x.txt` (the suffix picks the format)",
+         lambda d: ["plot", _write(d, "s.json", json.dumps(_sched_doc())), "--out", "x.txt"], ("x.txt: '.txt' is not a figure type",)),
+    Case("plot-malformed-log", "options", "`taskmix plot --log` with rows that are not search log rows",
+         lambda d: ["plot", _write(d, "s.json", json.dumps(_sched_doc())), "--log", _write(d, "log.jsonl", '{"step": 1}\n'),
+                    "--out", "x.png"], ("log.jsonl: row 1: 'probs_after' is missing",)),
+    # ---- input files that are not regular files
+    Case("config-dev-zero", "files", "`/dev/zero` as the config",
+         lambda d: _search("/dev/zero"), ("/dev/zero: is a character device, expected a regular file",)),
+    Case("config-fifo", "files", "a FIFO as the config (would block)",
+         lambda d: _search(_fifo(d / "c.yaml")), ("c.yaml: is a FIFO, expected a regular file",)),
+    Case("config-symlink-loop", "files", "a symbolic link loop as the config",
+         lambda d: _search(_loop(d)), ("loop.yaml: a symbolic link loop",)),
+    Case("schedule-dev-zero", "files", "`/dev/zero` as the schedule",
+         lambda d: ["train", "builtin", "--schedule", "/dev/zero", "--out", OUT], ("/dev/zero: is a character device",)),
+    Case("schedule-fifo", "files", "a FIFO as the schedule",
+         lambda d: ["train", "builtin", "--schedule", _fifo(d / "s.json"), "--out", OUT], ("s.json: is a FIFO",)),
+    Case("npz-fifo", "files", "a FIFO as an npz file",
+         lambda d: _search(_npz_config(d, aux_train=_fifo(d / "a.npz"))), ("a.npz: is a FIFO",)),
     # ---- npz data
     Case("npz-non-finite-feature", "data (npz)", "NaN in a feature array",
          lambda d: _search(_npz_config(d, aux_train=_npz(d / "nan.npz", x=_with_nan_at(7, 1)))),
@@ -225,6 +385,22 @@ CASES: list[Case] = [
     Case("npz-missing-file", "data (npz)", "data file does not exist",
          lambda d: _search(_npz_config(d, aux_train="nowhere.npz")),
          ("nowhere.npz: file not found",)),
+    Case("npz-complex-features", "data (npz)", "complex-valued features",
+         lambda d: _search(_npz_config(d, aux_train=_arrays(d / "c.npz", x=np.ones((40, 4), np.complex64), y=np.arange(40) % 2))),
+         ("c.npz: 'x' is complex",)),
+    Case("npz-zero-columns", "data (npz)", "features with zero columns",
+         lambda d: _search(_npz_config(d, aux_train=_arrays(d / "z.npz", x=np.ones((40, 0), np.float32), y=np.arange(40) % 2))),
+         ("z.npz: 'x' has 0 columns",)),
+    Case("npz-label-huge", "data (npz)", "a label of 1e9",
+         lambda d: _search(_npz_config(d, aux_train=_arrays(d / "l.npz", x=np.ones((40, 4), np.float32),
+                                                            y=np.full(40, 10**9)))),
+         ("l.npz: 'y' has label 1000000000; expected integers below",)),
+    Case("npz-test-label-unseen", "data (npz)", "target test labels outside the training label space",
+         lambda d: _search(_npz_config(d, target_test=_arrays(d / "t3.npz", x=np.ones((40, 4), np.float32), y=np.arange(40) % 3))),
+         ("t3.npz: label(s) [2] not among the training labels of tasks.t",)),
+    Case("npz-extreme-magnitude-strict", "data (npz)", "features of magnitude 1e30 under `strict: true` (a warning otherwise)",
+         lambda d: _search(_npz_config(d, aux_train=_npz(d / "big.npz", scale=1e30), extra="strict: true")),
+         ("big.npz: features of magnitude up to", "refused under strict: true")),
     # ---- text data (fine-tuning regime: no encoder is loaded)
     Case("jsonl-malformed-line", "data (text)", "malformed JSONL line",
          lambda d: _search(_text_config(d, _write(d, "bad.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": \n'))),
@@ -250,6 +426,16 @@ CASES: list[Case] = [
     Case("csv-header-only", "data (text)", "CSV with a header and no rows",
          lambda d: _search(_text_config(d, _write(d, "header.csv", "text,label\n"))),
          ("header.csv: empty split",), text=True),
+    Case("jsonl-label-huge", "data (text)", "an integer label of 1e9 (no `labels` list)",
+         lambda d: _search(_yaml(d / "c.yaml", "target: t\nmodel: {regime: finetune}\ntasks:\n  t: {train: big.jsonl, test: ok.jsonl}"),
+                           ) if (_write(d, "ok.jsonl", '{"text": "a", "label": 0}\n'),
+                                 _write(d, "big.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1000000000}\n')) else [],
+         ("big.jsonl:2: label 1000000000 in column 'label' is too large",), text=True),
+    Case("jsonl-test-label-unseen", "data (text)", "a test label the training split never has",
+         lambda d: _search(_text_config(d, _write(d, "no_only.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": "no"}\n'))),
+         ("good.jsonl: label(s) [1] not among the training labels of tasks.t ([0])",), text=True),
+    Case("csv-outside-config-folder", "data (text)", "a data file outside the config's folder (its content is not echoed)",
+         _outside_config, ("secret.csv:2: not valid data for tasks.t (details withheld",), text=True),
     # ---- training
     Case("search-non-finite-loss", "training",
          "one feature row at the float32 maximum: the loss overflows mid-search (step and task named)",
@@ -288,6 +474,12 @@ CASES: list[Case] = [
     Case("schedule-missing-file", "schedule", "schedule file does not exist",
          lambda d: ["train", "builtin", "--schedule", str(d / "none.json"), "--out", OUT],
          ("none.json: schedule file not found",)),
+    Case("schedule-partial", "schedule", "a schedule naming 2 of the 4 tasks (without `--allow-missing-tasks`)",
+         lambda d: _schedule(d, _sched_doc(tasks=["target", "helpful"], weights=[[0.5, 0.5]])),
+         ("s.json: names 2 of the 4 tasks", "--allow-missing-tasks")),
+    Case("schedule-duplicate-key", "schedule", "a key given twice in the schedule JSON",
+         lambda d: _schedule(d, json.dumps(_sched_doc())[:-1] + ', "tasks": ["a"]}'),
+         ("s.json: duplicate key 'tasks'",)),
     # ---- output directory and resume
     Case("out-is-a-file", "output", "`--out` names an existing file",
          lambda d: (_write(d, OUT, "x"), _builtin_search())[1],
@@ -298,6 +490,31 @@ CASES: list[Case] = [
     Case("resume-changed-config", "output", "`--resume` with a changed config",
          lambda d: _prepopulated(d, *_builtin_search("search.epsilon=0.05", "search.lr=0.1"), "--resume"),
          ("cannot resume, the config differs from the checkpointed run at search.epsilon, search.lr",)),
+    Case("train-metrics-exist", "output", "`taskmix train --out DIR` where DIR/metrics.json exists (no `--overwrite`)",
+         lambda d: (os.makedirs(d / OUT), _write(d / OUT, "metrics.json", "{}"), _schedule(d, _sched_doc()))[-1],
+         ("out/metrics.json: already exists; pass --overwrite",)),
+    Case("resume-planted-pickle", "output", "`--resume` with a pickle planted as `ckpt-000001.ckpt` (never unpickled)",
+         lambda d: [*_planted_checkpoint(d, "ckpt-000001.ckpt"), "--resume"],
+         ("no readable checkpoint among 1 file(s)", "not a taskmix checkpoint")),
+    Case("resume-legacy-pickle", "output", "`--resume` with a pickled `ckpt-000001.pt` of an older taskmix, or planted",
+         lambda d: [*_planted_checkpoint(d, "ckpt-000001.pt"), "--resume"],
+         ("ckpt-000001.pt: a pickled checkpoint", "never loaded")),
+    Case("rows-edited", "output", "`compare --resume` after a `test` value in rows.jsonl was edited",
+         lambda d: _edit_rows(d, lambda rows: [{**rows[0], "test": 0.99}]),
+         ("out/rows.jsonl:1: the row does not match its sha256 checksum",)),
+    Case("rows-conflicting-duplicate", "output", "`compare --resume` with two different rows for one (method, seed)",
+         lambda d: _edit_rows(d, lambda rows: [rows[0], _resign({**rows[0], "test": 0.01})]),
+         ("out/rows.jsonl:2: a second, different row for method 'uniform' seed 0",)),
+    Case("rows-test-nan", "output", "`compare --resume` with `test: \"NaN\"` in rows.jsonl",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "test": "NaN"})]),
+         ("out/rows.jsonl:1: 'test' is \"NaN\", expected a finite number",)),
+    Case("rows-missing-seconds", "output", "`compare --resume` with a row without `seconds`",
+         lambda d: _edit_rows(d, lambda rows: [_resign({k: v for k, v in rows[0].items() if k != "seconds"})]),
+         ("out/rows.jsonl:1: no 'seconds'",)),
+    Case("rows-pickle", "output", "`compare --resume` with a pickle planted as rows.jsonl (never unpickled)",
+         lambda d: (_edit_rows(d, lambda rows: rows), (d / OUT / "rows.jsonl").write_bytes(malicious_pickle(d / "PWNED")),
+                    _compare_args("--resume"))[-1],
+         ("out/rows.jsonl:1: not a results row",)),
     Case("resume-changed-seed", "output", "`--resume` with another seed",
          lambda d: _prepopulated(d, *_builtin_search(), "--seed", "7", "--resume"),
          ("cannot resume, the config differs from the checkpointed run at seed;",)),
@@ -329,7 +546,8 @@ def invoke(args: list[str], directory: Path) -> Outcome:
         os.chdir(prev)
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception
-    return Outcome(r.exit_code, r.stderr, r.stderr.strip().replace(f"{directory}/", ""))
+    errors = "\n".join(line for line in r.stderr.splitlines() if not line.startswith("warning: "))  # warnings aside
+    return Outcome(r.exit_code, r.stderr, errors.strip().replace(f"{directory}/", ""))
 
 
 def run_case(case: Case, directory: Path) -> Outcome:
@@ -368,6 +586,8 @@ def render(results: list[tuple[Case, Outcome]]) -> str:
         "leaves only complete files: the per-meta-step checkpoints and logs are written",
         "atomically (temporary file, fsync, rename), and the last complete checkpoint is kept.",
         "An I/O failure (disk full, permission denied) exits with code 1 and one line.",
+        "A run refuses an output directory that another run is using (one lock per directory), and",
+        "never loads a pickle from it; see [safety.md](safety.md).",
         "",
         "The table is generated by `python tests/_bad_inputs.py` from the cases that",
         "`tests/test_errors_cli.py` runs through the CLI (which also checks that this file is current).",

@@ -201,3 +201,130 @@ def test_load_config_on_random_yaml_documents(fuzz_dir: Path, raw) -> None:
                 max_size=4))
 def test_load_config_with_random_overrides(overrides) -> None:
     _config_or_error(load_config, None, overrides)
+
+
+# ------------------------------------------------------- checkpoints and rows
+
+
+import hashlib  # noqa: E402
+
+import torch  # noqa: E402
+
+from taskmix.compare.runner import ROW_DIGEST, read_rows, row_digest  # noqa: E402
+from taskmix.runs.checkpoint import MAGIC, CheckpointError, decode_checkpoint, encode_checkpoint  # noqa: E402
+
+# state-like values: what SearchRun.state_dict() holds (nested dicts with int or str keys, tuples, lists,
+# floats including NaN and infinities, big ints, numpy arrays and scalars, torch tensors)
+state_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=6)
+    | st.builds(np.float32, st.floats(width=32, allow_nan=False))
+    | st.builds(np.int64, st.integers(min_value=-(2**63), max_value=2**63 - 1))
+    | st.builds(lambda v: np.asarray(v, dtype=np.uint32), st.lists(st.integers(0, 2**32 - 1), max_size=5))
+    | st.builds(lambda v: torch.tensor(v, dtype=torch.float32), st.lists(st.floats(width=32), max_size=5))
+    | st.builds(lambda v: torch.tensor(v, dtype=torch.uint8), st.lists(st.integers(0, 255), max_size=5))
+)
+state_values = st.recursive(
+    state_scalars,
+    lambda c: st.lists(c, max_size=3)
+    | st.lists(c, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=5) | st.integers(-5, 5) | st.just("__tm__"), c, max_size=3),
+    max_leaves=15,
+)
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same types (NaN equal to NaN, tensors and arrays bit for bit)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and a.numpy().tobytes() == b.numpy().tobytes()
+    if isinstance(a, (np.ndarray, np.generic)):
+        return a.dtype == b.dtype and np.shape(a) == np.shape(b) and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@given(state_values)
+@FUZZ
+def test_checkpoint_round_trips_any_state_exactly(state) -> None:
+    assert _same(decode_checkpoint(encode_checkpoint({"state": state}))["state"], state)
+
+
+@given(st.data())
+@FUZZ
+def test_checkpoint_with_flipped_or_cut_bytes_is_refused(data) -> None:
+    blob = bytearray(encode_checkpoint({"state": {"w": torch.arange(6.0), "rng": (3, (1, 2), None), "x": 0.1}}))
+    if data.draw(st.booleans()):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] ^= 1 << data.draw(st.integers(0, 7))
+    else:
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    with pytest.raises(CheckpointError) as e:
+        decode_checkpoint(bytes(blob), "ck")
+    _one_line(e.value)
+    assert str(e.value).startswith("ck: ")
+
+
+def _signed(body: bytes) -> bytes:
+    return MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+
+
+@given(st.binary(max_size=300))
+@FUZZ
+@example(b"\x80\x04\x95")  # a pickle
+@example(b"PK\x03\x04")  # a torch.save zip
+def test_checkpoint_from_random_bytes(data: bytes) -> None:
+    for blob in (data, _signed(data), MAGIC + data):  # with a valid checksum too: the body is parsed, never run
+        with pytest.raises(CheckpointError) as e:
+            decode_checkpoint(blob, "ck")
+        _one_line(e.value)
+
+
+@given(json_values, st.binary(max_size=64))
+@FUZZ
+def test_checkpoint_with_random_json_and_a_valid_checksum(doc, tail: bytes) -> None:
+    """A forged body (the checksum recomputed) holding any JSON: decoded into plain values, or refused."""
+    js = json.dumps(doc).encode()
+    blob = _signed(len(js).to_bytes(8, "little") + js + tail)
+    try:
+        decode_checkpoint(blob, "ck")
+    except CheckpointError as e:
+        _one_line(e)
+
+
+row_like = st.fixed_dictionaries(
+    {"method": st.sampled_from(["uniform", "oracle"]) | json_scalars, "seed": st.integers(-2, 3) | json_scalars,
+     "test": st.floats(allow_nan=True, allow_infinity=True) | json_scalars, "seconds": st.floats(0, 10) | json_scalars},
+    optional={"train_steps": json_scalars, "evaluations": json_scalars, "schedule": json_values, "log": json_values,
+              "extra": json_values},
+)
+
+
+@given(st.lists(row_like, max_size=4), st.lists(st.booleans(), min_size=4, max_size=4), st.binary(max_size=40))
+@FUZZ
+def test_rows_file_gives_checked_rows_or_a_config_error(fuzz_dir: Path, rows, signed, junk: bytes) -> None:
+    lines = []
+    for r, sign in zip(rows, signed):
+        r = {**r, ROW_DIGEST: row_digest(r)} if sign else r
+        lines.append(json.dumps(r).encode())
+    path = fuzz_dir / "rows.jsonl"
+    path.write_bytes(b"\n".join(lines) + (b"\n" + junk if junk else b""))
+    try:
+        got = read_rows(path)
+    except ConfigError as e:
+        _one_line(e)
+        assert str(e).startswith(str(path))
+        return
+    for r in got:  # what is accepted is a checked row: finite test, non-negative seconds, matching checksum
+        assert isinstance(r["method"], str) and type(r["seed"]) is int
+        assert math.isfinite(r["test"]) and r["seconds"] >= 0 and r[ROW_DIGEST] == row_digest(r)
+    assert len({(r["method"], r["seed"]) for r in got}) == len(got)

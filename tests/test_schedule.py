@@ -61,8 +61,10 @@ def test_unknown_task_against_config():
     s = Schedule.from_weights(["rte", "sst2"], [1, 1])
     with pytest.raises(ScheduleError, match="unknown task"):
         s.restrict_to(TASKS)
-    # a subset is fine: missing tasks get weight 0
-    sub = Schedule.from_weights(["rte"], [1]).restrict_to(TASKS)
+    # a subset only when asked for: missing tasks get weight 0
+    with pytest.raises(ScheduleError, match="names 1 of the 3 tasks"):
+        Schedule.from_weights(["rte"], [1]).restrict_to(TASKS)
+    sub = Schedule.from_weights(["rte"], [1]).restrict_to(TASKS, allow_missing=True)
     np.testing.assert_allclose(sub.weights[0], [1, 0, 0])
 
 

@@ -3,9 +3,9 @@
 Commands (names and outputs are a contract):
 
 * ``taskmix search CONFIG --out DIR [--seed S] [--resume]`` -> ``DIR/schedule.json``, ``DIR/log.{jsonl,csv}``
-* ``taskmix train CONFIG --schedule FILE --out DIR [--seed S]`` -> ``DIR/metrics.json``
+* ``taskmix train CONFIG --schedule FILE --out DIR [--seed S] [--overwrite]`` -> ``DIR/metrics.json``
 * ``taskmix compare CONFIG --seeds N --out DIR [--oracle]`` -> ``DIR/results.json`` (+ table, report)
-* ``taskmix plot SCHEDULE --out PNG``
+* ``taskmix plot SCHEDULE --out FILE``: PNG, PDF or SVG, as the suffix says
 * ``taskmix demo --out DIR``: ``compare`` on the built-in benchmark
 
 ``CONFIG`` is a YAML file, or ``builtin`` for the built-in benchmark.  Every
@@ -21,15 +21,63 @@ import functools
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from .errors import OutputError, TaskmixError, atomic_write_text
+from .errors import MAX_TEXT_INPUT_BYTES, OutputError, OutputLock, TaskmixError, atomic_write_text, read_input_bytes
+
+
+# typer's (vendored or click's) usage error and abort classes, found without importing click directly
+_UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a missing or out-of-range value) as one ``error:`` line, exit code 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
+        except _UsageError as e:
+            if not standalone_mode:
+                raise
+            if type(e).__name__ == "NoArgsIsHelpError":  # plain ``taskmix``: the help, as before
+                e.show()
+                sys.exit(e.exit_code)
+            msg = " ".join(e.format_message().split())
+            msg = msg if len(msg) <= 300 else msg[:297] + "..."
+            cmd = e.ctx.command.name if e.ctx is not None and e.ctx.parent is not None else None
+            typer.echo(f"error: {msg}" + (f" (see taskmix {cmd} --help)" if cmd else ""), err=True)
+            sys.exit(2)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+MAX_SEEDS = 1000
+"""The most paired seeds one comparison runs."""
+SEED_LIMIT = 2**32
+"""Seeds are integers with 0 <= seed < 2**32 (numpy's seed range)."""
+
+
+def _out_dir(value: str) -> Path:
+    """``--out``: a non-empty path (an empty one would silently mean the current directory)."""
+    if not value.strip():
+        raise typer.BadParameter("an empty path; name an output directory")
+    return Path(value)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="Learn how to mix tasks in multi-task training: search a task-sampling schedule, replay it, compare strategies.",
@@ -44,11 +92,24 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _thread_excepthook(args: Any) -> None:
+    """An I/O error in a background thread (TensorBoard's event writer on a full disk): one warning line, no traceback."""
+    e = args.exc_value
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        name = args.thread.name if args.thread is not None else "a background thread"
+        sys.stderr.write(f"warning: {name}: {where}{e.strerror or e}\n")
+        return
+    threading.__excepthook__(args)
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a :class:`TaskmixError` (and a few OS errors) into one ``error:`` line and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous_hook = threading.excepthook
+        threading.excepthook = _thread_excepthook
         try:
             return fn(*args, **kwargs)
         except TaskmixError as e:
@@ -58,6 +119,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"{where}{e.strerror or e}", 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        finally:
+            threading.excepthook = previous_hook
 
     return wrapper
 
@@ -92,6 +155,11 @@ def _check_out(out: Path) -> None:
             break
 
 
+def _check_no_metrics(out: Path, overwrite: bool) -> None:
+    if not overwrite and ((out / "metrics.json").exists() or (out / "metrics.json").is_symlink()):
+        raise OutputError(f"{out / 'metrics.json'}: already exists; pass --overwrite to replace it or choose another --out")
+
+
 def _threads(cfg) -> None:
     import torch
 
@@ -117,8 +185,8 @@ def _write_json(path: Path, obj: Any) -> None:
 @handle_errors
 def search(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    out: Path = typer.Option(..., "--out", help="Output directory"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the config's seed)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Output directory"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed, 0 <= S < 2^32 (default: the config's seed)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint in DIR"),
     keep: int = typer.Option(2, "--keep-checkpoints", min=1, help="Checkpoints to keep"),
     overrides: Optional[list[str]] = OverrideOpt,
@@ -145,8 +213,10 @@ def search(
 def train(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
     schedule: Path = typer.Option(..., "--schedule", help="Schedule JSON to replay"),
-    out: Path = typer.Option(..., "--out", help="Output directory"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Output directory"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed, 0 <= S < 2^32"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing DIR/metrics.json"),
+    allow_missing_tasks: bool = typer.Option(False, "--allow-missing-tasks", help="Give the tasks the schedule does not name weight 0"),
     overrides: Optional[list[str]] = OverrideOpt,
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
@@ -156,13 +226,16 @@ def train(
     from .schedule import Schedule
 
     _check_out(out)
+    _check_no_metrics(out, overwrite)
     sched = Schedule.load(schedule)
     cfg, tasks = load(config, overrides, data_dir, seed)
-    sched = sched.restrict_to([t.name for t in tasks], str(schedule))
+    sched = sched.restrict_to([t.name for t in tasks], str(schedule), allow_missing=allow_missing_tasks)
     job = prepare_job(cfg, tasks, cfg.seed)
-    res = train_with_schedule(job.tasks, job.target, sched, cfg, cfg.seed)
-    metrics = {"target": cfg.target, "seed": cfg.seed, "schedule": str(schedule), **res.to_dict()}
-    _write_json(out / "metrics.json", metrics)
+    with OutputLock(out):  # a second writer on DIR is refused
+        _check_no_metrics(out, overwrite)
+        res = train_with_schedule(job.tasks, job.target, sched, cfg, cfg.seed)
+        metrics = {"target": cfg.target, "seed": cfg.seed, "schedule": str(schedule), **res.to_dict()}
+        _write_json(out / "metrics.json", metrics)
     typer.echo(f"{cfg.target} {res.metric} on {res.report_split}: {res.test:.4f}  ({res.seconds:.1f} s)  -> {out / 'metrics.json'}")
 
 
@@ -173,8 +246,8 @@ def train(
 @handle_errors
 def compare(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    out: Path = typer.Option(..., "--out", help="Output directory"),
-    seeds: int = typer.Option(5, "--seeds", min=1, help="Number of paired seeds"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Output directory"),
+    seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS, help="Number of paired seeds"),
     oracle: bool = typer.Option(False, "--oracle", help="Add a grid search over static mixtures"),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: the config's or the standard set)"),
     backend: str = typer.Option("sequential", "--backend", help="sequential | ray"),
@@ -187,8 +260,11 @@ def compare(
     from .compare.runner import run_compare
 
     ov = list(overrides or [])
-    if methods:
-        ov.append("compare.methods=[" + ",".join(m.strip() for m in methods.split(",") if m.strip()) + "]")
+    if methods is not None:
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        if not names:
+            raise TaskmixError(f"--methods: {methods[:40]!r} names no method; expected comma-separated names, e.g. uniform,learned_time_invariant")
+        ov.append("compare.methods=[" + ",".join(names) + "]")
     _check_out(out)
     cfg, tasks = load(config, ov, data_dir)
     res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, backend=backend, address=address, resume=resume,
@@ -204,7 +280,7 @@ def compare(
 @handle_errors
 def plot(
     schedule: Path = typer.Argument(..., help="Schedule JSON"),
-    out: Path = typer.Option(..., "--out", help="PNG file"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Figure file; its suffix picks the format (.png, .pdf, .svg)"),
     log: Optional[Path] = typer.Option(None, "--log", help="Search log.jsonl: draw the policy after each update"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
@@ -212,15 +288,42 @@ def plot(
     from .compare.plots import plot_schedule
     from .schedule import Schedule
 
+    from .compare.plots import figure_format
+
+    figure_format(out)  # before any work
     sched = Schedule.load(schedule)
     entries = None
     if log is not None:
         try:
-            entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
-            raise TaskmixError(f"{log}: not a readable log.jsonl ({e})") from None
+            text = read_input_bytes(log, "log.jsonl", MAX_TEXT_INPUT_BYTES).decode("utf-8")
+        except OSError as e:
+            raise TaskmixError(f"{log}: not a readable log.jsonl ({e.strerror or e})") from None
+        except UnicodeDecodeError as e:
+            raise TaskmixError(f"{log}: not a readable log.jsonl (not UTF-8 at byte {e.start})") from None
+        entries = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except (ValueError, RecursionError) as e:
+                why = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
+                raise TaskmixError(f"{log}:{i}: not valid JSON ({why}); expected a search log.jsonl row") from None
+        _check_log(entries, sched.n_tasks, str(log))
     plot_schedule(sched, out, title=title, log=entries)
     typer.echo(f"plot: {out}")
+
+
+def _check_log(entries: list[Any], n_tasks: int, where: str) -> None:
+    """Every ``--log`` row is a search log row: ``probs_after`` holds one finite weight per task."""
+    import math
+
+    for i, e in enumerate(entries, 1):
+        w = e.get("probs_after") if isinstance(e, dict) else None
+        if not (isinstance(w, list) and len(w) == n_tasks
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in w)):
+            raise TaskmixError(f"{where}: row {i}: 'probs_after' is missing or not {n_tasks} finite numbers "
+                               "(one per task of the schedule); expected a search log.jsonl")
 
 
 # ------------------------------------------------------------------- demo
@@ -229,8 +332,8 @@ def plot(
 @app.command()
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", help="Output directory"),
-    seeds: int = typer.Option(5, "--seeds", min=1),
+    out: Path = typer.Option(Path("demo"), "--out", parser=_out_dir, help="Output directory"),
+    seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS),
     oracle: bool = typer.Option(False, "--oracle", help="Add the oracle grid (slower)"),
     overrides: Optional[list[str]] = OverrideOpt,
 ) -> None:

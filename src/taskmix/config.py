@@ -15,14 +15,16 @@ replaces ``tasks`` with the built-in benchmark.  Overrides use dotted keys
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
+from .devices import DEVICE_PATTERN
 from .errors import ConfigError, read_input
 
 
@@ -39,7 +41,26 @@ class _FieldError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # integers are StrictInt (``true`` or ``1e9`` are not counted as integers); floats must be finite
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+SEED_LIMIT = 2**32
+"""Seeds: 0 <= seed < 2**32."""
+MAX_DRAWS_PER_META_STEP = 2**27
+"""The most task/example draws one meta-step holds at once (``steps_per_meta_step * train.batch_size``)."""
+MAX_HIDDEN_WEIGHTS = 2**28
+"""The most hidden-to-hidden weights a model may have (``model.hidden ** 2 * (model.layers - 1)``)."""
+MAX_SYNTHETIC_VALUES = 2**28
+"""The most feature values the built-in benchmark may generate (``synthetic.dim`` times all its examples)."""
+MAX_ORACLE_POINTS = 2000
+"""The most mixtures the oracle's grid may hold (each one is a training run)."""
+
+
+def _check_device_name(value: str) -> str:
+    if not re.match(DEVICE_PATTERN, value):
+        raise ValueError("not a device; expected auto, cpu, cuda, cuda:<index> or mps")
+    return value
 
 
 class TaskSpec(_Strict):
@@ -54,33 +75,33 @@ class TaskSpec(_Strict):
     columns: dict[str, str] | None = Field(None, description="text_a / text_b / label -> column name")
     labels: list[str] | dict[str, int] | None = None
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    max_train: int | None = Field(None, gt=0, description="use at most this many training rows")
+    max_train: StrictInt | None = Field(None, gt=0, description="use at most this many training rows")
 
 
 class SyntheticConfig(_Strict):
     """The built-in benchmark (see :mod:`taskmix.data.synthetic`)."""
 
-    dim: int = Field(32, gt=4)
-    n_target: int = Field(1000, gt=8)
-    n_helpful: int = Field(4000, gt=0)
-    n_harmful: int = Field(4000, gt=0)
-    n_irrelevant: int = Field(4000, gt=0)
-    n_test: int = Field(2000, gt=0)
+    dim: StrictInt = Field(32, gt=4, le=2**16)
+    n_target: StrictInt = Field(1000, gt=8, le=10**8)
+    n_helpful: StrictInt = Field(4000, gt=0, le=10**8)
+    n_harmful: StrictInt = Field(4000, gt=0, le=10**8)
+    n_irrelevant: StrictInt = Field(4000, gt=0, le=10**8)
+    n_test: StrictInt = Field(2000, gt=0, le=10**8)
     label_noise: float = Field(0.05, ge=0, lt=0.5)
     target_label_noise: float = Field(0.05, ge=0, lt=0.5)
-    helpful_shift: float = Field(0.0, ge=0)
-    data_seed: int = 0
+    helpful_shift: float = Field(0.0, ge=0, le=1e6)
+    data_seed: StrictInt = Field(0, ge=0, lt=SEED_LIMIT)
 
 
 class ModelConfig(_Strict):
     """The model: an MLP trunk over features (frozen regime) or a transformer (fine-tuning), with per-task or shared heads."""
-    hidden: int = Field(64, gt=0)
-    layers: int = Field(1, ge=1)
+    hidden: StrictInt = Field(64, gt=0, le=2**16)
+    layers: StrictInt = Field(1, ge=1, le=64)
     dropout: float = Field(0.0, ge=0, lt=1)
     heads: Literal["per_task", "shared"] = "per_task"
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1e3)
     regime: Literal["frozen", "finetune"] = "frozen"
 
 
@@ -90,20 +111,24 @@ class EncoderConfig(_Strict):
     model: str = "minilm"
     pair: Literal["concat", "joint"] = "concat"
     cache_dir: str | None = None
-    threads: int | None = Field(None, gt=0)
-    batch_size: int = Field(64, gt=0)
-    max_length: int = Field(128, gt=0)
-    device: str = "auto"
+    threads: StrictInt | None = Field(None, gt=0, le=4096)
+    batch_size: StrictInt = Field(64, gt=0, le=2**20)
+    max_length: StrictInt = Field(128, gt=0, le=2**16)
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+
+    _device = field_validator("device")(lambda v: _check_device_name(v))
 
 
 class TrainConfig(_Strict):
     """Training: steps, batch size, sampling unit (sample or batch), evaluation batch, threads and device."""
-    batch_size: int = Field(64, gt=0)
-    steps: int = Field(1000, gt=0)
+    batch_size: StrictInt = Field(64, gt=0, le=2**20)
+    steps: StrictInt = Field(1000, gt=0, le=10**9)
     per: Literal["sample", "batch"] = "sample"
-    eval_batch_size: int = Field(4096, gt=0)
-    threads: int | None = Field(None, gt=0)
+    eval_batch_size: StrictInt = Field(4096, gt=0, le=2**24)
+    threads: StrictInt | None = Field(None, gt=0, le=4096)
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+
+    _device = field_validator("device")(lambda v: _check_device_name(v))
 
 
 class SearchConfig(_Strict):
@@ -112,18 +137,18 @@ class SearchConfig(_Strict):
     reward: str = Field("gradient_alignment", description="a name of taskmix.runs.rewards.REWARDS (checked when a run starts)")
     epsilon: float = Field(0.1, ge=0, le=1)
     gamma: float = Field(0.2, ge=0, le=1)
-    meta_steps: int = Field(10, gt=0)
-    steps_per_meta_step: int | None = Field(None, gt=0)
+    meta_steps: StrictInt = Field(10, gt=0, le=10**6)
+    steps_per_meta_step: StrictInt | None = Field(None, gt=0, le=10**9)
     lr: float = Field(0.02, gt=0)
-    sgd_steps: int = Field(100, gt=0)
+    sgd_steps: StrictInt = Field(100, gt=0, le=10**5)
     baseline: Literal["none", "moving_average"] = "moving_average"
     baseline_decay: float = Field(0.9, ge=0, lt=1)
     normalize: bool = True
-    entropy: float = Field(0.0, ge=0)
-    rounds: int = Field(1, gt=0)
+    entropy: float = Field(0.0, ge=0, le=1e6)
+    rounds: StrictInt = Field(1, gt=0, le=1000)
     reward_fraction: float = Field(0.1, gt=0, lt=1)
-    probe_steps: int = Field(5, gt=0)
-    probe_batches: int = Field(16, gt=0)
+    probe_steps: StrictInt = Field(5, gt=0, le=10**4)
+    probe_batches: StrictInt = Field(16, gt=0, le=10**4)
     similarity: Literal["dot", "cosine"] = "dot"
     time_variant_init: Literal["uniform", "previous"] = "previous"
 
@@ -139,9 +164,9 @@ class SearchConfig(_Strict):
 class CompareConfig(_Strict):
     """A comparison: which methods, the rule and oracle settings, and each online strategy's settings."""
     methods: list[str] | None = None
-    cap: int = Field(2**15, gt=0)
+    cap: StrictInt = Field(2**15, gt=0, le=2**40)
     oracle_step: float = Field(0.25, gt=0, le=1)
-    oracle_samples: int = Field(64, gt=0)
+    oracle_samples: StrictInt = Field(64, gt=0, le=MAX_ORACLE_POINTS)
     strategies: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="hyper-parameters of the online strategies, one section each: {exp3: {lr: 0.5}} "
@@ -155,12 +180,13 @@ class Config(_Strict):
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
     synthetic: SyntheticConfig | None = None
     data_dir: str | None = None
-    seed: int = 0
+    seed: StrictInt = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")
     model: ModelConfig = Field(default_factory=ModelConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    strict: bool = Field(False, description="refuse, not just warn about, suspicious data (features of magnitude > 1e6)")
 
     # where relative paths are resolved; not part of the file
     base_dir: str = Field(".", exclude=True)
@@ -178,7 +204,42 @@ class Config(_Strict):
             self.model = self.model.model_copy(update={"heads": "shared"})
         names = self.task_names()
         if self.target not in names:
-            raise _FieldError("target", f"target {self.target!r} is not among the tasks {names}")
+            shown = [_excerpt(n, 40) for n in names[:10]] + (["..."] if len(names) > 10 else [])
+            raise _FieldError("target", f"target {_excerpt(repr(self.target))} is not among the tasks {shown}")
+        draws = self.steps_per_meta_step * self.train.batch_size
+        if draws > MAX_DRAWS_PER_META_STEP:
+            raise _FieldError(
+                "train.batch_size",
+                f"steps per meta-step ({self.steps_per_meta_step}) x train.batch_size ({self.train.batch_size}) = {draws} "
+                f"draws per meta-step, more than {MAX_DRAWS_PER_META_STEP}; use more search.meta_steps or smaller batches",
+            )
+        hidden_weights = self.model.hidden**2 * (self.model.layers - 1)
+        if hidden_weights > MAX_HIDDEN_WEIGHTS:
+            raise _FieldError(
+                "model.hidden",
+                f"model.hidden ({self.model.hidden})^2 x (model.layers ({self.model.layers}) - 1) = {hidden_weights} weights, "
+                f"more than {MAX_HIDDEN_WEIGHTS}",
+            )
+        if self.synthetic is not None:
+            sy = self.synthetic
+            values = sy.dim * (sy.n_target + sy.n_helpful + sy.n_harmful + sy.n_irrelevant + 2 * sy.n_test)
+            if values > MAX_SYNTHETIC_VALUES:
+                raise _FieldError(
+                    "synthetic.dim",
+                    f"synthetic.dim ({sy.dim}) x all examples = {values} feature values, more than {MAX_SYNTHETIC_VALUES}",
+                )
+        n_tasks = len(names)
+        if n_tasks <= 4:  # the oracle's grid (beyond 4 tasks it samples compare.oracle_samples mixtures)
+            k = round(1.0 / self.compare.oracle_step)
+            if abs(k * self.compare.oracle_step - 1.0) > 1e-9:  # checked here, not when the oracle's cell runs
+                raise _FieldError("compare.oracle_step", f"1/step must be an integer, got step={self.compare.oracle_step}")
+            points = math.comb(k + n_tasks - 1, n_tasks - 1)
+            if points > MAX_ORACLE_POINTS:
+                raise _FieldError(
+                    "compare.oracle_step",
+                    f"a grid of step {self.compare.oracle_step} over {n_tasks} tasks has {points} mixtures "
+                    f"(one training run each), more than {MAX_ORACLE_POINTS}; use a larger step",
+                )
         spm = self.search.steps_per_meta_step
         if spm is None:
             if self.train.steps % self.search.meta_steps:
@@ -218,6 +279,7 @@ class Config(_Strict):
         so changing them does not block a resume.
         """
         d = self.model_dump(mode="json")
+        d.pop("strict", None)  # only decides whether suspicious data is refused or warned about
         for section, key in (("train", "threads"), ("train", "eval_batch_size"), ("encoder", "threads"),
                              ("encoder", "batch_size"), ("encoder", "cache_dir")):
             d[section].pop(key, None)
@@ -250,10 +312,15 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _excerpt(text: str, limit: int = 60) -> str:
+    """At most ``limit`` characters of user input for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _key(part: Any) -> str:
-    """A key of an error location as written: plain names bare, anything odd (dots, newlines) quoted."""
+    """A key of an error location as written: plain names bare, anything odd (dots, newlines) quoted; long ones cut."""
     text = str(part)
-    return text if text and text.isprintable() and "." not in text and " " not in text else repr(part)
+    return _excerpt(text if text and text.isprintable() and "." not in text and " " not in text else repr(part))
 
 
 _UNION_TAG = re.compile(r"^(list|dict|set|tuple|literal|function-[a-z]+)\[.*\]$")
@@ -286,9 +353,40 @@ def _format_error(source: str, err: ValidationError) -> str:
         and not isinstance(got, (dict, list, BaseModel))
         and "input" in e
     ):
-        extra = f" (got {got!r})"
+        extra = f" (got {_excerpt(repr(got))})"
     more = f" [and {len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
     return f"{source}: {loc}: {msg}{extra}{more}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (instead of keeping the last)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base': the keys after it may override the merged ones
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            dup = key in seen
+        except TypeError:  # an unhashable key: SafeLoader's own error follows
+            continue
+        if dup:
+            shown = repr(key) if len(repr(key)) <= 40 else repr(key)[:37] + "..."
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"duplicate key {shown}; each key may appear once",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -300,7 +398,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key:
         raise ConfigError(f"override {item!r}: empty key")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = _safe_load(value) if value.strip() else ""
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):  # not a YAML value: the string
         parsed = value
     return key.split("."), parsed
@@ -349,14 +447,17 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
         source, base = "<built-in>", Path.cwd()
     else:
         p = Path(path)
-        source, base = str(p), p.resolve().parent
+        try:
+            source, base = str(p), p.resolve().parent
+        except (RuntimeError, OSError):  # a symbolic link loop: reading it below says so
+            source, base = str(p), p.absolute().parent
         data = read_input(p, "config file", "a YAML file", ConfigError)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise ConfigError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         try:
-            raw = yaml.safe_load(text)
+            raw = _safe_load(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""

@@ -7,8 +7,13 @@ and what was expected, and is turned into exit code 2 by the CLI.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +68,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temporary file, fsync, rename.
 
     A reader never sees a half-written file, and a crash leaves either the old
-    file or the new one (plus, at worst, a hidden ``.<name>.*.tmp`` file;
-    :func:`remove_stale_temps` clears those when a run resumes).  The file gets
-    the usual permissions (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+    file or the new one (plus, at worst, a hidden ``.<name>.<pid>.<random>.tmp``
+    file, named after the writing process; :func:`remove_stale_temps` clears
+    those of dead processes when a run resumes).  The file gets the usual
+    permissions (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+
+    Symbolic links are never followed: a link at ``path`` is replaced, not
+    written through, and under a directory locked by :class:`OutputLock` a
+    link planted as one of the directories between the locked directory and
+    ``path`` is refused (:class:`OutputError`).
     """
     path = Path(path)
+    check_no_symlinks(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
@@ -105,16 +117,20 @@ def check_state_matches(what: str, state: Any, **expected: Any) -> None:
         raise ValueError(f"{what} state is for {saved}; this {what} has {mine}")
 
 
-def read_input(path: str | os.PathLike, noun: str, expected: str, error: type[TaskmixError] = TaskmixError) -> bytes:
-    """The bytes of an input file; every way it can fail is one ``error`` naming the path.
+def read_input(
+    path: str | os.PathLike, noun: str, expected: str, error: type[TaskmixError] = TaskmixError,
+    limit: int | None = None,
+) -> bytes:
+    """The bytes of an input file (:func:`read_input_bytes`); every way it can fail is one ``error`` naming the path.
 
     ``noun`` names the file in "... not found" (``"config file"``); ``expected``
-    completes "expected ..." (``"a YAML file"``).
+    completes "expected ..." (``"a YAML file"``); ``limit`` caps its size
+    (default :data:`MAX_TEXT_INPUT_BYTES`).
     """
     p = Path(path)
     what = expected
     try:
-        return p.read_bytes()
+        return read_input_bytes(p, noun, MAX_TEXT_INPUT_BYTES if limit is None else limit, error)
     except FileNotFoundError:
         raise error(f"{p}: {noun} not found") from None
     except IsADirectoryError:
@@ -128,18 +144,300 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+def temp_prefix(name: str) -> str:
+    """The prefix of this process's temporary files for ``name``: ``.<name>.<pid>.`` (unique per process)."""
+    return f".{name}.{os.getpid()}."
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<rand>[A-Za-z0-9_]+)\.tmp$")
+STALE_TEMP_SECONDS = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temps(directory: str | os.PathLike, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Delete the temporary files that writes killed mid-way left in ``directory``; return them.
 
-    Only hidden ``.<name>.<random>.tmp`` files of :func:`atomic_write_bytes`
-    are touched.  Call it when no other process writes to ``directory``.
+    Only hidden ``.<name>.<pid>.<random>.tmp`` files of :func:`atomic_write_bytes`
+    are touched, and only those of a process that is gone (or, whatever their
+    name, older than ``max_age`` seconds); this process's own are left to it.
+    Call it with ``directory``'s :class:`OutputLock` held.
     """
     d = Path(directory)
-    if not d.is_dir():
+    if not d.is_dir() or d.is_symlink():
         return []
     removed = []
+    now = time.time()
     for p in d.iterdir():
-        if p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX) and p.is_file():
+        if not (p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX)):
+            continue
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        m = _TEMP_NAME.match(p.name)
+        pid = int(m.group("pid")) if m else None
+        if pid == os.getpid():
+            continue
+        old = now - st.st_mtime > max_age
+        if old or (pid is not None and not _alive(pid)):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+# ----------------------------------------------------------------- inputs
+
+MAX_TEXT_INPUT_BYTES = 64 * 2**20
+"""The largest config or schedule file read (a planted ``/dev/zero`` or a huge file is refused)."""
+MAX_DATA_INPUT_BYTES = 16 * 2**30
+"""The largest data file (npz) read, and the largest total its arrays may decompress to."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_error(path: Path, e: OSError, error: type[TaskmixError]) -> TaskmixError | OSError:
+    if e.errno == errno.ELOOP:
+        return error(f"{path}: a symbolic link loop or a symbolic link where none is allowed; expected a regular file")
+    return e
+
+
+def check_input_file(
+    path: str | os.PathLike, what: str, limit: int, error: type[TaskmixError] = TaskmixError
+) -> os.stat_result:
+    """``os.stat`` of an input that must be a regular file of at most ``limit`` bytes.
+
+    ``FileNotFoundError`` and ``IsADirectoryError`` pass through (callers name
+    them); a FIFO, a device, a socket, a symbolic link loop or a file over the
+    limit are ``error``.
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        raise _open_error(p, e, error) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{p}: is {_kind(st.st_mode)}, expected a regular file ({what})")
+    if st.st_size > limit:
+        raise error(f"{p}: {st.st_size} bytes, more than the {limit} bytes allowed for a {what}")
+    return st
+
+
+def read_input_bytes(
+    path: str | os.PathLike,
+    what: str,
+    limit: int = MAX_TEXT_INPUT_BYTES,
+    error: type[TaskmixError] = TaskmixError,
+    follow_symlinks: bool = True,
+) -> bytes:
+    """The bytes of an input file: a regular file (not a FIFO, device or socket) of at most ``limit`` bytes.
+
+    Opening never blocks (a FIFO is refused, not waited on) and at most
+    ``limit + 1`` bytes are read.  ``follow_symlinks=False`` refuses a symbolic
+    link (for files inside an output directory).  ``FileNotFoundError`` and
+    ``IsADirectoryError`` pass through; the other refusals are ``error``.
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as e:
+        raise _open_error(p, e, error) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(p))
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{p}: is {_kind(st.st_mode)}, expected a regular file ({what})")
+        if st.st_size > limit:
+            raise error(f"{p}: {st.st_size} bytes, more than the {limit} bytes allowed for a {what}")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise error(f"{p}: more than the {limit} bytes allowed for a {what}")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def warn(message: str) -> None:
+    """One ``warning: ...`` line on stderr (bad input that is accepted, or a damaged file passed over)."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------- output lock
+
+LOCK_NAME = ".taskmix.lock"
+_HELD: dict[str, "OutputLock"] = {}  # absolute directory -> the lock this process holds on it
+
+
+def _held_root(path: Path) -> Path | None:
+    a = os.path.abspath(path)
+    for root in _HELD:
+        if a == root or a.startswith(root.rstrip(os.sep) + os.sep):
+            return Path(root)
+    return None
+
+
+def check_no_symlinks(directory: str | os.PathLike) -> None:
+    """Refuse ``directory`` when, below a directory this process has locked, one of its parts is a symlink."""
+    d = Path(os.path.abspath(directory))
+    root = _held_root(d)
+    if root is None:
+        return
+    p = root
+    for part in d.relative_to(root).parts:
+        p = p / part
+        if p.is_symlink():
+            raise OutputError(f"{p}: is a symbolic link inside the output directory; taskmix does not write through links")
+        if not p.exists():
+            break
+
+
+class OutputLock:
+    """An exclusive lock on an output directory, held while a run writes there.
+
+    ``with OutputLock(out):`` creates ``out`` (if needed) and the lock file
+    ``out/.taskmix.lock`` (holding the pid), and takes an ``flock`` on it
+    without waiting: a second run on the same directory is refused with an
+    :class:`OutputError` naming the holder's pid.  The kernel drops the lock
+    when the process dies (even by SIGKILL), so a stale lock never blocks.
+    On exit the lock file is removed, and so is ``out`` when this lock created
+    it and nothing was written there.  Where ``fcntl`` is missing (Windows)
+    :mod:`filelock` does the locking.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+        self.path = self.dir / LOCK_NAME
+        self._fd: int | None = None
+        self._fallback: Any = None
+        self._created: list[Path] = []
+
+    def _mkdirs(self) -> None:
+        missing = []
+        p = Path(os.path.abspath(self.dir))
+        while not p.exists() and not p.is_symlink():
+            missing.append(p)
+            p = p.parent
+        for m in reversed(missing):
+            try:
+                m.mkdir()
+                self._created.append(m)
+            except FileExistsError:
+                pass
+        if not self.dir.is_dir():
+            raise OutputError(f"{self.dir}: exists and is not a directory; --out needs a directory")
+
+    def _holder(self) -> str:
+        try:
+            text = read_input_bytes(self.path, "lock file", 4096, follow_symlinks=False).decode("ascii", "replace")
+            pid = text.split()[0] if text.split() else ""
+            return f"pid {int(pid)}" if pid.isdigit() else "an unknown process"
+        except (OSError, TaskmixError, ValueError):
+            return "an unknown process"
+
+    def _refuse(self) -> OutputError:
+        return OutputError(f"{self.dir}: in use by another taskmix run ({self._holder()}); "
+                           "wait for it to finish or choose another --out")
+
+    def acquire(self) -> "OutputLock":
+        self._mkdirs()
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            import filelock
+
+            self._fallback = filelock.FileLock(str(self.path), timeout=0)
+            try:
+                self._fallback.acquire()
+            except filelock.Timeout:
+                self._cleanup_dirs()
+                raise self._refuse() from None
+            _HELD[os.path.abspath(self.dir)] = self
+            return self
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, flags, 0o644)
+            except OSError as e:
+                self._cleanup_dirs()
+                if e.errno == errno.ELOOP:
+                    raise OutputError(f"{self.path}: is a symbolic link; remove it (taskmix does not write through links)") from None
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    self._cleanup_dirs()
+                    raise self._refuse() from None
+                raise
+            try:  # a holder that was releasing may have unlinked the file we opened: try again on the new one
+                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            self._fd = fd
+            _HELD[os.path.abspath(self.dir)] = self
+            return self
+        raise self._refuse()
+
+    def release(self) -> None:
+        _HELD.pop(os.path.abspath(self.dir), None)
+        if self._fallback is not None:  # pragma: no cover - Windows
+            self._fallback.release()
+            self._fallback = None
+        if self._fd is not None:
+            try:
+                if os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino:
+                    os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+        self._cleanup_dirs()
+
+    def _cleanup_dirs(self) -> None:
+        for d in reversed(self._created):  # deepest first; only directories this lock created, only when empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        self._created = []
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

@@ -165,11 +165,21 @@ class Schedule:
         except ValueError:
             raise ScheduleError(f"schedule: unknown task {task!r}; it has {list(self.tasks)}") from None
 
-    def restrict_to(self, tasks: Sequence[str], source: str = "schedule") -> "Schedule":
-        """Check that the schedule's tasks match ``tasks`` and reorder to that order."""
+    def restrict_to(self, tasks: Sequence[str], source: str = "schedule", allow_missing: bool = False) -> "Schedule":
+        """Check that the schedule's tasks match ``tasks`` and reorder to that order.
+
+        A schedule that does not name every task of ``tasks`` is refused unless
+        ``allow_missing`` (then the tasks it omits get weight 0).
+        """
         unknown = [t for t in self.tasks if t not in tasks]
         if unknown:
-            raise ScheduleError(f"{source}: unknown task(s) {unknown}; the config has {list(tasks)}")
+            raise ScheduleError(f"{source}: unknown task(s) {_short_list(unknown)}; the config has {_short_list(tasks)}")
+        missing = [t for t in tasks if t not in self.tasks]
+        if missing and not allow_missing:
+            raise ScheduleError(
+                f"{source}: names {len(self.tasks)} of the {len(tasks)} tasks, not {_short_list(missing)}; "
+                "list every task (weight 0 to leave one out) or pass --allow-missing-tasks"
+            )
         idx = [self.tasks.index(t) if t in self.tasks else -1 for t in tasks]
         w = np.zeros((self.n_rows, len(tasks)))
         for j, i in enumerate(idx):
@@ -225,7 +235,9 @@ class Schedule:
     def from_json(cls, text: str | bytes, source: str = "schedule") -> "Schedule":
         """Parse and validate ``taskmix.schedule/1`` JSON text."""
         try:
-            d = json.loads(text)
+            d = json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, source))
+        except ScheduleError:
+            raise
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
             why = e.msg if isinstance(e, json.JSONDecodeError) else f"not UTF-8: {e.reason}"
@@ -279,6 +291,22 @@ class Schedule:
         rows = "; ".join(", ".join(f"{t}={v:.3f}" for t, v in zip(self.tasks, r)) for r in self.weights[:3])
         more = f" ... ({self.n_rows} rows)" if self.n_rows > 3 else ""
         return f"Schedule({rows}{more}, steps_per_meta_step={self.steps_per_meta_step})"
+
+
+def _short_list(items: Sequence[str], n: int = 8, width: int = 40) -> str:
+    """A list of names for a message: at most ``n`` of them, each cut to ``width`` characters."""
+    shown = [t if len(t) <= width else t[: width - 3] + "..." for t in map(str, list(items)[:n])]
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return f"{shown}{more}"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ScheduleError(f"{source}: duplicate key {k[:40]!r} in a JSON object; each key may appear once")
+        out[k] = v
+    return out
 
 
 def jsonable(x: Any) -> Any:

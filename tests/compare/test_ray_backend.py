@@ -82,7 +82,7 @@ def test_a_worker_error_is_the_same_one_line_error(tmp_path, ray_session, monkey
                                 "--out", str(tmp_path / backend), *_ov(diverge)])
         results[backend] = (r.exit_code, r.output.strip().splitlines())
     code, lines = results["sequential"]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: training step "), lines
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: method uniform seed 0: training step "), lines
     assert "(non-finite) on task(s)" in lines[0]
     assert results["ray"] == results["sequential"]
 

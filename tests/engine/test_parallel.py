@@ -120,7 +120,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     if rank == 0:  # a run interrupted after meta-step 2 of 3: drop the last checkpoint and the schedule
         shutil.copytree(tmp_p / "A", tmp_p / "C")
         (tmp_p / "C" / "schedule.json").unlink()
-        (tmp_p / "C" / "checkpoints" / "ckpt-000003.pt").unlink()
+        (tmp_p / "C" / "checkpoints" / "ckpt-000003.ckpt").unlink()
     results["resumed"] = attempt("C", resume=True)
     if rank == 1:
         nan_at.append(5)
@@ -231,7 +231,7 @@ def test_only_rank_0_writes(ranks):
     tmp, _ = ranks
     assert (tmp / "A" / "schedule.json").is_file() and (tmp / "A" / "log.jsonl").is_file()
     assert len((tmp / "A" / "log.jsonl").read_text().splitlines()) == 3
-    assert sorted(p.name for p in (tmp / "A" / "checkpoints").iterdir()) == ["ckpt-000002.pt", "ckpt-000003.pt"]
+    assert sorted(p.name for p in (tmp / "A" / "checkpoints").iterdir()) == ["ckpt-000002.ckpt", "ckpt-000003.ckpt"]
     assert not list(tmp.glob("*-rank1")), "rank 1 wrote under its --out"
 
 

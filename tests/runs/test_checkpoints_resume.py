@@ -8,7 +8,6 @@ requires the uninterrupted run's schedule, bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import random
@@ -26,7 +25,7 @@ from typer.testing import CliRunner
 
 import taskmix.compare.runner as compare_mod
 import taskmix.runs.search_run as search_mod
-from taskmix.runs.checkpoint import checkpoints, load_latest
+from taskmix.runs.checkpoint import checkpoints, decode_checkpoint, encode_checkpoint, load_checkpoint, load_latest
 from taskmix.cli import app
 from taskmix.runs import prepare_job
 from taskmix.config import builtin_config
@@ -68,7 +67,7 @@ def _log_without_timing(path: Path) -> list[dict]:
 def _assert_complete(out: Path) -> None:
     """Whatever a kill left behind is complete: checkpoints load, every log line parses."""
     for ck in checkpoints(out / "checkpoints"):
-        payload = torch.load(ck, map_location="cpu", weights_only=False)
+        payload = load_checkpoint(ck)  # checksum verified
         assert set(payload) >= {"config", "seed", "state"}
     if (out / "log.jsonl").exists():
         for line in (out / "log.jsonl").read_text().splitlines():
@@ -143,7 +142,7 @@ def test_sigkill_at_any_meta_step_then_resume_gives_the_same_schedule(tmp_path: 
         assert resumed == reference
         assert _log_without_timing(out / "log.jsonl") == _log_without_timing(ref / "log.jsonl")
         assert not list(out.rglob("*.tmp")), f"{name}: temporary files left after the resume"
-        assert [p.name for p in checkpoints(out / "checkpoints")] == ["ckpt-000009.pt", "ckpt-000010.pt"]
+        assert [p.name for p in checkpoints(out / "checkpoints")] == ["ckpt-000009.ckpt", "ckpt-000010.ckpt"]
 
 
 # --------------------------------------------------- state round trips
@@ -185,14 +184,13 @@ def test_state_dict_round_trip_resumes_bit_for_bit(tiny_tasks, extra, stop_after
     first = _fresh(cfg, tiny_tasks)
     for _ in range(stop_after):
         first.step_meta()
-    buf = io.BytesIO()
-    torch.save(first.state_dict(), buf)
+    blob = encode_checkpoint({"state": first.state_dict()})  # the checkpoint format: JSON + safetensors, no pickle
     # a new process: every global RNG elsewhere
     random.seed(123)
     np.random.seed(123)
     torch.manual_seed(123)
     second = _fresh(cfg, tiny_tasks)
-    second.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), map_location="cpu", weights_only=False))
+    second.load_state_dict(decode_checkpoint(blob)["state"])
     second.run()
 
     np.testing.assert_array_equal(second.schedule().weights, full.schedule().weights)
@@ -206,8 +204,8 @@ def test_checkpoint_holds_the_whole_search_state(tmp_path: Path, tiny_tasks) -> 
     cfg = builtin_config(TINY)
     run_search_dir(cfg, tiny_tasks, tmp_path / "s", keep=3)
     ckpts = checkpoints(tmp_path / "s" / "checkpoints")
-    assert [p.name for p in ckpts] == ["ckpt-000004.pt", "ckpt-000005.pt", "ckpt-000006.pt"]  # --keep-checkpoints 3
-    payload = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    assert [p.name for p in ckpts] == ["ckpt-000004.ckpt", "ckpt-000005.ckpt", "ckpt-000006.ckpt"]  # --keep-checkpoints 3
+    payload = load_checkpoint(ckpts[-1])
     state = payload["state"]
     assert payload["seed"] == cfg.seed and payload["config"] == cfg.fingerprint()
     assert set(payload["data"]) == {"target", "helpful", "harmful", "irrelevant", "reward_split"}
@@ -248,7 +246,7 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_refuses_when_none_is_r
     reference = run_search_dir(cfg, tiny_tasks, out).schedule
     newest = checkpoints(out / "checkpoints")[-1]
     newest.write_bytes(newest.read_bytes()[:100])  # torn (as by a disk failure, not by taskmix)
-    assert load_latest(out / "checkpoints")["path"].endswith("ckpt-000005.pt")
+    assert load_latest(out / "checkpoints")["path"].endswith("ckpt-000005.ckpt")
     (out / "schedule.json").unlink()
     assert run_search_dir(cfg, tiny_tasks, out, resume=True).schedule == reference
     for p in checkpoints(out / "checkpoints"):
@@ -261,13 +259,27 @@ def test_resume_removes_temporary_files_of_killed_writes(tmp_path: Path, tiny_ta
     cfg = builtin_config(TINY)
     out = tmp_path / "s"
     run_search_dir(cfg, tiny_tasks, out)
-    stale = [out / ".log.jsonl.abc123.tmp", out / "checkpoints" / ".ckpt-000007.pt.xyz.tmp"]
-    for p in stale:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process that is gone: its temporary files are stale
+    stale = [out / f".log.jsonl.{dead.pid}.abc123.tmp", out / "checkpoints" / f".ckpt-000007.ckpt.{dead.pid}.xyz.tmp"]
+    old = out / ".schedule.json.k2j4.tmp"  # no pid (an older taskmix): removed once it is old
+    for p in [*stale, old]:
         p.write_bytes(b"half")
-    keep = out / "notes.txt"
-    keep.write_text("mine")
-    run_search_dir(cfg, tiny_tasks, out, resume=True)
-    assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = out / f".log.jsonl.{live.pid}.q1w2e3.tmp"  # another live process's: never touched
+        fresh = out / ".log.csv.abcd.tmp"  # no pid, recent: kept
+        for p in (theirs, fresh):
+            p.write_bytes(b"half")
+        keep = out / "notes.txt"
+        keep.write_text("mine")
+        run_search_dir(cfg, tiny_tasks, out, resume=True)
+        assert not any(p.exists() for p in [*stale, old]) and keep.read_text() == "mine"
+        assert theirs.exists() and fresh.exists()
+    finally:
+        live.kill()
+        live.wait()
 
 
 # ---------------------------------------------------- failing mid-run
@@ -287,9 +299,9 @@ def test_non_finite_reward_is_a_training_error_and_keeps_the_checkpoint(tmp_path
 
     monkeypatch.setattr(search_mod, "make_reward", lambda name, s: NanOnThirdCall(real(name, s)))
     out = tmp_path / "s"
-    with pytest.raises(TrainingError, match=r"search meta-step 3/6: rewards must be finite.*ckpt-000002\.pt is kept"):
+    with pytest.raises(TrainingError, match=r"search meta-step 3/6: rewards must be finite.*ckpt-000002\.ckpt is kept"):
         run_search_dir(builtin_config(TINY), tiny_tasks, out)
-    assert [p.name for p in checkpoints(out / "checkpoints")] == ["ckpt-000001.pt", "ckpt-000002.pt"]
+    assert [p.name for p in checkpoints(out / "checkpoints")] == ["ckpt-000001.ckpt", "ckpt-000002.ckpt"]
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
     assert not (out / "schedule.json").exists()
 

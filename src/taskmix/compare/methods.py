@@ -31,8 +31,9 @@ import numpy as np
 
 from ..config import Config
 from ..data.tasks import Task
+from ..devices import check_device
 from ..engine.trainer import Trainer
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ..registry import Registry
 from ..runs.job import Job, MethodResult, prepare_job, replay
 from ..runs.online import run_online
@@ -279,6 +280,7 @@ def check_config(cfg: Config, oracle: bool = False) -> None:
         REWARDS.entry(cfg.search.reward)
         select_methods(cfg, oracle)
         check_settings(cfg)
+        check_device(cfg.train.device, "train.device")  # a device this machine has
     except ConfigError as e:
         raise ConfigError(f"{cfg.source}: {e}") from None
 
@@ -287,7 +289,12 @@ def run_method(cfg: Config, tasks: Sequence[Task], method: str, seed: int) -> di
     """One (method, seed) cell of a comparison, as a results row (schedule inline)."""
     job = prepare_job(cfg, tasks, seed)
     fn = METHODS.get(method)
-    res = fn(job)
+    try:
+        res = fn(job)
+    except TrainingError as e:  # a non-finite loss or reward: name the cell
+        raise TrainingError(f"method {method} seed {seed}: {e}") from None
+    if not (isinstance(res.test, (int, float)) and np.isfinite(res.test)):
+        raise TrainingError(f"method {method} seed {seed}: the reported metric is {res.test!r}, not a finite number")
     return {
         "method": method,
         "kind": METHODS.meta(method, "kind"),

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import OutputError, atomic_write_bytes
 from ..schedule import Schedule
 from .stats import method_kind
 
@@ -18,19 +19,49 @@ __all__ = ["plot_reward_split", "plot_rewards", "plot_schedule", "plot_weights",
 
 
 
+FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+"""The file types a figure is written as, chosen by the output's suffix."""
+
+
+def figure_format(out: Path) -> str:
+    """The format a figure written to ``out`` takes: its suffix (``.pdf`` -> PDF); refused when not a figure type."""
+    fmt = out.suffix[1:].lower()
+    if fmt not in FORMATS:
+        shown = out.suffix[:20] or "no suffix"
+        raise OutputError(f"{str(out)[-200:]}: {shown!r} is not a figure type; expected one of {', '.join('.' + f for f in FORMATS)}")
+    return fmt
+
+
+def text(s: Any, limit: int = 80) -> str:
+    """A user-given string as literal plot text: ``$`` escaped (no mathtext), at most ``limit`` characters."""
+    t = str(s)
+    t = t if len(t) <= limit else t[: limit - 1] + "…"
+    return t.replace("$", r"\$")
+
+
 def save_figure(fig: Any, out: Path) -> Path:
-    """Write a figure atomically (temporary file, then rename) and close it."""
+    """Write a figure in the format of ``out``'s suffix, atomically, and close it.
+
+    The figure is rendered in memory and written by
+    :func:`taskmix.errors.atomic_write_bytes` (a temporary name unique to the
+    process, removed on failure; a symbolic link at ``out`` is replaced, never
+    written through).
+    """
+    import io
+
     import matplotlib.pyplot as plt
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
+    out = Path(out)
     try:
+        fmt = figure_format(out)
         fig.tight_layout()
-        fig.savefig(tmp)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt)
     finally:
         plt.close(fig)
-    tmp.replace(out)
+    atomic_write_bytes(out, buf.getvalue())
     return out
+
 
 def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None, log: Sequence[dict[str, Any]] | None = None) -> Path:
     """Task weights over meta-steps (one line per task), as the paper's Figure 1.
@@ -52,14 +83,14 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None,
     x = np.arange(1, len(w) + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
     for i, name in enumerate(schedule.tasks):
-        ax.plot(x, w[:, i], marker="o", ms=3, label=name)
+        ax.plot(x, w[:, i], marker="o", ms=3, label=text(name))
     ax.set_xlabel("meta-step")
     ax.set_ylabel("sampling weight")
     ax.set_ylim(0, 1)
     ax.set_xticks(x if len(x) <= 20 else x[:: max(1, len(x) // 10)])
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(title or f"{schedule.provenance.get('method', 'schedule')}")
+    ax.set_title(text(title or f"{schedule.provenance.get('method', 'schedule')}", 200))
     fig.tight_layout()
     return save_figure(fig, out)
 
@@ -76,13 +107,13 @@ def plot_rewards(log: Sequence[dict[str, Any]], tasks: Sequence[str], out: str |
     x = np.arange(1, len(r) + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
     for i, name in enumerate(tasks):
-        ax.plot(x, r[:, i], marker="o", ms=3, label=name)
+        ax.plot(x, r[:, i], marker="o", ms=3, label=text(name))
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("meta-step")
     ax.set_ylabel("reward")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(title)
+    ax.set_title(text(title, 200))
     fig.tight_layout()
     return save_figure(fig, out)
 
@@ -123,19 +154,19 @@ def plot_weights(rows: Sequence[dict[str, Any]], out: str | Path, title: str = "
         return None
     methods = list(mw)
     tasks = mw[methods[0]][0]
-    w = np.asarray([Schedule(mw[m][0], mw[m][1][None, :]).restrict_to(tasks).weights[0] for m in methods])
+    w = np.asarray([Schedule(mw[m][0], mw[m][1][None, :]).restrict_to(tasks, allow_missing=True).weights[0] for m in methods])
     x = np.arange(len(methods))
     width = 0.8 / len(tasks)
     fig, ax = plt.subplots(figsize=(max(6.4, 0.55 * len(methods) + 2), 3.8), dpi=120)
     for i, t in enumerate(tasks):
-        ax.bar(x + (i - (len(tasks) - 1) / 2) * width, w[:, i], width, label=t)
+        ax.bar(x + (i - (len(tasks) - 1) / 2) * width, w[:, i], width, label=text(t))
     ax.set_xticks(x)
-    ax.set_xticklabels(methods, rotation=35, ha="right", fontsize=8)
+    ax.set_xticklabels([text(m) for m in methods], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("average sampling weight")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(title)
+    ax.set_title(text(title, 200))
     return save_figure(fig, Path(out))
 
 
@@ -160,12 +191,12 @@ def plot_reward_split(rows: Sequence[dict[str, Any]], out: str | Path, key: str 
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
     for m, x, y in series:
-        ax.plot(x, y, marker="o", ms=3, label=m)
+        ax.plot(x, y, marker="o", ms=3, label=text(m))
     ax.set_xlabel("training step")
     ax.set_ylabel(key.replace("_", " "))
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=7)
-    ax.set_title(title)
+    ax.set_title(text(title, 200))
     return save_figure(fig, Path(out))
 
 

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,7 +24,7 @@ import numpy as np
 from ..config import Config
 from ..data.tasks import Task
 from ..engine.trainer import train_with_schedule
-from ..errors import ConfigError, atomic_write_text
+from ..errors import MAX_DATA_INPUT_BYTES, ConfigError, OutputError, OutputLock, TrainingError, atomic_write_text, read_input_bytes
 from ..runs.checkpoint import check_compatible
 from ..runs.job import prepare_job
 from ..schedule import RULES, Schedule
@@ -32,13 +34,102 @@ from .ray_backend import run_cells_ray
 from .report import write_report
 from .stats import format_table, summarize
 
-__all__ = ["run_cells", "run_compare", "warm_up"]
+__all__ = ["read_rows", "row_digest", "run_cells", "run_compare", "warm_up"]
+
+ROW_DIGEST = "sha256"
+"""The field of every ``rows.jsonl`` row holding the sha256 of the rest of the row (see :func:`row_digest`)."""
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """sha256 of a results row without its digest field: canonical JSON (sorted keys, no spaces)."""
+    body = {k: v for k, v in row.items() if k != ROW_DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _number(row: dict[str, Any], key: str, where: str, integer: bool = False, required: bool = True) -> None:
+    if key not in row:
+        if required:
+            raise ConfigError(f"{where}: no {key!r}; expected a results row with method, seed, test and seconds")
+        return
+    v = row[key]
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if not ok or isinstance(v, bool) or not math.isfinite(v) or (key != "test" and v < 0):
+        want = "a non-negative integer" if integer else ("a finite number" if key == "test" else "a finite non-negative number")
+        raise ConfigError(f"{where}: {key!r} is {json.dumps(v)[:40]}, expected {want}")
+
+
+def _check_row(row: Any, where: str) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where}: not a results row (expected a JSON object with method, seed, test and seconds)")
+    if not isinstance(row.get("method"), str):
+        raise ConfigError(f"{where}: 'method' is missing or not a string")
+    _number(row, "seed", where, integer=True)
+    _number(row, "test", where)
+    _number(row, "seconds", where)
+    for key in ("train_steps", "evaluations"):
+        _number(row, key, where, integer=True, required=False)
+    if row.get("schedule") is not None and not isinstance(row["schedule"], dict):
+        raise ConfigError(f"{where}: 'schedule' is not a JSON object")
+    if not isinstance(row.get("log", []), list):
+        raise ConfigError(f"{where}: 'log' is not a list")
+    digest = row.get(ROW_DIGEST)
+    if not isinstance(digest, str):
+        raise ConfigError(f"{where}: no {ROW_DIGEST!r} checksum (written by an older taskmix, or edited); cannot trust it")
+    if digest != row_digest(row):
+        raise ConfigError(f"{where}: the row does not match its {ROW_DIGEST} checksum (edited or damaged)")
+    return row
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k[:40]!r}")
+        out[k] = v
+    return out
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a ``rows.jsonl``, each checked (fields, types, finite numbers, checksum); duplicates dropped.
+
+    A row seen twice for one (method, seed) with different content is refused;
+    any bad row is a :class:`ConfigError` naming the file and line.  The file
+    must be a regular file (a symbolic link is refused) and is never unpickled.
+    """
+    path = Path(path)
+    try:
+        data = read_input_bytes(path, "results rows file", MAX_DATA_INPUT_BYTES, ConfigError, follow_symlinks=False)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, int], tuple[int, str]] = {}
+    for i, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{i}"
+        try:
+            row = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError):  # bad JSON, not UTF-8 (a pickle), a duplicate key
+            raise ConfigError(f"{where}: not a results row (expected JSON with method, seed, test and seconds)") from None
+        row = _check_row(row, where)
+        key = (row["method"], row["seed"])
+        if key in seen:
+            line, digest = seen[key]
+            if digest != row[ROW_DIGEST]:
+                raise ConfigError(f"{where}: a second, different row for method {key[0][:60]!r} seed {key[1]} (first at line {line})")
+            continue
+        seen[key] = (i, row[ROW_DIGEST])
+        rows.append(row)
+    return rows
 
 
 def warm_up(cfg: Config, tasks: Sequence[Task], seed: int) -> None:
     """A few untimed training steps, so that the first timed method does not pay one-off start-up costs."""
     job = prepare_job(cfg, tasks, seed)
-    train_with_schedule(job.tasks, job.target, RULES.get("uniform")(job.names), cfg, seed, steps=min(20, cfg.train.steps))
+    try:
+        train_with_schedule(job.tasks, job.target, RULES.get("uniform")(job.names), cfg, seed, steps=min(20, cfg.train.steps))
+    except TrainingError:  # it only warms up; a cell that diverges says so, naming its method and seed
+        pass
 
 
 def run_cells(cfg: Config, tasks: Sequence[Task], cells: Sequence[tuple[str, int]], on_row: Callable[[dict[str, Any]], None]) -> None:
@@ -66,26 +157,30 @@ def run_compare(
     if backend not in ("sequential", "ray"):
         raise ConfigError(f"--backend: expected 'sequential' or 'ray', got {backend!r}")
     seed_list = [cfg.seed + i for i in range(seeds)]
+    if seed_list and seed_list[-1] >= 2**32:
+        raise ConfigError(f"--seeds: seeds {cfg.seed}..{seed_list[-1]} reach 2^32; seeds are 0 <= seed < 2^32")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
+    with OutputLock(out):  # a second comparison on ``out`` is refused
+        return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress)
+
+
+def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list[str], seed_list: list[int], oracle: bool,
+                    backend: str, address: str | None, resume: bool, progress: Any) -> dict[str, Any]:
     rows_path = out / "rows.jsonl"
     meta_path = out / "compare.json"
     fingerprint = cfg.fingerprint()
     rows: list[dict[str, Any]] = []
-    if resume and rows_path.exists():
+    if resume and (rows_path.exists() or rows_path.is_symlink()):
         try:
-            saved = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            saved = json.loads(read_input_bytes(meta_path, "compare.json", 2**26, ConfigError, follow_symlinks=False))
+            if not isinstance(saved, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
             raise ConfigError(f"{meta_path}: missing or unreadable; cannot check that --resume uses the same config") from None
-        check_compatible(saved, fingerprint, saved.get("seed"), str(out))
-        for i, line in enumerate(rows_path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                (row["method"], int(row["seed"]), float(row["test"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise ConfigError(f"{rows_path}:{i}: not a results row (expected JSON with method, seed, test)") from None
-            rows.append(row)
-    elif (out / "results.json").exists() or rows_path.exists():
+        check_compatible(saved, fingerprint, saved.get("seed"), str(out))  # type: ignore[arg-type]  # seeds are per row
+        rows = read_rows(rows_path)
+    elif (out / "results.json").exists() or rows_path.exists() or rows_path.is_symlink():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}
     cells = [(m, s) for s in seed_list for m in methods if (m, s) not in done]
@@ -97,6 +192,8 @@ def run_compare(
         def on_row(row: dict[str, Any]) -> None:
             if not meta_path.exists():  # written with the first row: a run refused before any work leaves nothing
                 atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed}, indent=2) + "\n")
+            row = {**{k: v for k, v in row.items() if k != ROW_DIGEST}}
+            row[ROW_DIGEST] = row_digest(row)
             rows.append(row)
             atomic_write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
             if bar is not None:
@@ -121,7 +218,7 @@ def run_compare(
             sched.save(out / sched_rel)
         if r.get("log"):
             atomic_write_text(out / "logs" / f"{tag}.jsonl", "".join(json.dumps(e) + "\n" for e in r["log"]))
-        public_rows.append({k: v for k, v in r.items() if k not in ("log", "schedule")} | {"schedule": sched_rel})
+        public_rows.append({k: v for k, v in r.items() if k not in ("log", "schedule", ROW_DIGEST)} | {"schedule": sched_rel})
     uniform_secs = [r["seconds"] for r in rows if r["method"] == "uniform"]
     plain_seconds = float(np.median(uniform_secs)) if uniform_secs else None
     summary = summarize(rows, plain_seconds=plain_seconds, plain_steps=cfg.train.steps)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import DataError
 from .npz import load_npz_task
 from .tasks import Task, check_same_dim
 
@@ -31,9 +35,79 @@ def load_tasks(cfg: "Config", encoder: Any = None) -> list[Task]:
         else:
             from .text import load_text_task
 
-            tasks.append(load_text_task(name, spec, cfg, encoder))
+            try:
+                task = load_text_task(name, spec, cfg, encoder)
+            except DataError as e:
+                raise DataError(_withhold_outside(str(e), name, spec, cfg)) from None
+            _check_label_space(task, name, spec, cfg)
+            tasks.append(task)
     check_same_dim(tasks)
     return tasks
+
+
+def _check_label_space(task: Task, name: str, spec: Any, cfg: "Config") -> None:
+    """Refuse a validation or test label that the training split never has (a model cannot learn it)."""
+    import numpy as np
+
+    seen = set(np.unique(task.train.y).tolist())
+    for role in ("validation", "test"):
+        split = getattr(task, role)
+        if split is None:
+            continue
+        outside = sorted(set(np.unique(split.y).tolist()) - seen)
+        if outside:
+            where = getattr(spec, role, None) or f"tasks.{name}.{role}"
+            raise DataError(f"{where}: label(s) {outside[:5]} not among the training labels of tasks.{name} "
+                            f"({sorted(seen)[:10]}); a model cannot learn a label it never sees")
+
+
+_LOCATION = re.compile(r"^(:\d+| row \d+)?: ")
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(real == r or r in real.parents for r in roots)
+
+
+def _withhold_outside(message: str, name: str, spec: Any, cfg: "Config") -> str:
+    """``message`` without the file content it quotes when the file lies outside the config's folder and ``data_dir``.
+
+    A config from someone else may name any readable file (``/etc/passwd``) as
+    data; its refusal then says where and that the file is not valid data,
+    without echoing its lines, header or values.
+    """
+    roots = []
+    for r in (cfg.base_dir, cfg.data_dir):
+        if r:
+            try:
+                roots.append(Path(os.path.expanduser(r)).resolve())
+            except (OSError, RuntimeError):
+                pass
+    for role in ("train", "validation", "test"):
+        raw = getattr(spec, role, None)
+        if not raw:
+            continue
+        path = cfg.resolve(raw)
+        try:
+            real = str(path.resolve())
+        except (OSError, RuntimeError):
+            real = str(path)
+        for shown in sorted({str(path), os.path.normpath(path), real, str(raw)}, key=len, reverse=True):
+            if not message.startswith(shown):
+                continue
+            rest = message[len(shown):]
+            m = _LOCATION.match(rest)
+            if m is None or _inside(path, roots):
+                return message
+            detail = rest[m.end():]
+            if not any(c in detail for c in "'\"(:,"):  # no quoted content: 'file not found', 'empty split'
+                return message
+            return (f"{shown}{m.group(1) or ''}: not valid data for tasks.{name} (details withheld: "
+                    "the file lies outside the config's folder and data_dir)")
+    return message
 
 
 def load_run_tasks(cfg: "Config") -> list[Task]:

@@ -66,6 +66,18 @@ class RawTable:
         return f"{self.source}: row {row + 1}"
 
 
+def _cut(text: Any, limit: int = 24) -> str:
+    """At most ``limit`` characters of a value read from a file, for a message."""
+    t = str(text)
+    return t if len(t) <= limit else t[: limit - 3] + "..."
+
+
+def _names(names: Sequence[Any], n: int = 8) -> str:
+    """Column names for a message: at most ``n``, each cut short."""
+    shown = ", ".join(_cut(c) for c in list(names)[:n])
+    return shown + (f", ... ({len(names) - n} more)" if len(names) > n else "")
+
+
 def infer_format(path: Path, fmt: str = "auto") -> str:
     """``fmt``, or the format the file extension implies when ``fmt`` is ``auto``."""
     if fmt != "auto":
@@ -202,11 +214,11 @@ def _check_csv(path: Path, fmt: str) -> tuple[list[str], list[int]]:
                     header = record
                     dup = sorted({c for c in header if header.count(c) > 1})
                     if dup:
-                        raise DataError(f"{path}:{start}: duplicate column name(s) {dup} in the header")
+                        raise DataError(f"{path}:{start}: duplicate column name(s) {[_cut(c) for c in dup[:8]]} in the header")
                     continue
                 if len(record) != len(header):
                     raise DataError(
-                        f"{path}:{start}: expected {len(header)} {kind} fields ({', '.join(header)}), found {len(record)}"
+                        f"{path}:{start}: expected {len(header)} {kind} fields ({_names(header)}), found {len(record)}"
                     )
                 lines.append(start)
     except UnicodeDecodeError as e:
@@ -277,7 +289,7 @@ def _table_from_dataset(ds: Any, source: str, columns: Sequence[str] | None, lin
     wanted = list(columns) if columns is not None else available
     missing = [c for c in wanted if c not in available]
     if missing:
-        raise DataError(f"{source}: no column {missing[0]!r}; available columns: {', '.join(available)}")
+        raise DataError(f"{source}: no column {_cut(missing[0])!r}; available columns: {_names(available)}")
     sub = ds.select_columns(wanted)
     return RawTable(source, {c: list(v) for c, v in sub.to_dict().items()}, lines)
 

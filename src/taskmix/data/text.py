@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .npz import MAX_LABEL
 from .readers import EXTENSIONS, FORMAT_EXTENSIONS, SEARCH_ORDER, TEXT_FORMATS, RawTable, load_hub, read_text_file
 from .tasks import Split, Task
 
@@ -252,7 +253,8 @@ class LabelMap:
                 return self._check_int(int(s), value, where, column)
             if not s:
                 raise DataError(f"{where}: label (column {column!r}) is empty; expected {self.expected()}")
-            raise DataError(f"{where}: unknown label {value!r} in column {column!r}; expected {self.expected()}")
+            shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+            raise DataError(f"{where}: unknown label {shown} in column {column!r}; expected {self.expected()}")
         if isinstance(value, (bool, int, np.integer)):
             return self._check_int(int(value), value, where, column)
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -260,6 +262,9 @@ class LabelMap:
         raise DataError(f"{where}: label {value!r} in column {column!r} is a {type(value).__name__}; expected {self.expected()}")
 
     def _check_int(self, i: int, raw: Any, where: str, column: str) -> int:
+        if self.num_labels is None and i >= MAX_LABEL:
+            raise DataError(f"{where}: label {i} in column {column!r} is too large; expected integers below {MAX_LABEL} "
+                            "(one output per label)")
         if i < 0 or (self.num_labels is not None and i >= self.num_labels):
             hint = " (-1 marks unlabelled rows, e.g. a GLUE test split)" if i == -1 else ""
             raise DataError(f"{where}: label {raw!r} in column {column!r} is out of range{hint}; expected {self.expected()}")

@@ -40,7 +40,6 @@ from ..data.tasks import Split
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..registry import Registry
-from ..sampler import ExampleStreams
 from ..strategies.credit import alignment
 
 

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import atomic_write_text
+from ..errors import atomic_write_text, check_no_symlinks
 
 PER_TASK_KEYS = {"probs_after": "weight", "rewards": "reward", "advantages": "advantage", "realised": "realised",
                  "task_train_loss": "train_loss"}
@@ -43,6 +43,7 @@ class RunLogger:
         self.entries: list[dict[str, Any]] = []
         self._tb = None
         if tensorboard:
+            check_no_symlinks(self.out / "tb" / prefix)  # TensorBoard writes through plain open()
             try:
                 from torch.utils.tensorboard import SummaryWriter
 

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 from ..config import Config
 from ..data.tasks import Task
 from ..engine.parallel import DataParallel, connect
-from ..errors import ConfigError, OutputError, TrainingError, remove_stale_temps
-from .checkpoint import check_compatible, checkpoints, load_latest, save_checkpoint
+from ..errors import ConfigError, OutputError, OutputLock, TrainingError, remove_stale_temps, warn
+from .checkpoint import check_compatible, checkpoints, legacy_checkpoints, load_latest, save_checkpoint
 from .job import prepare_job
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
@@ -43,11 +43,24 @@ def run_search_dir(
     point leaves only complete files, and the last complete checkpoint.
     """
     out = Path(out)
-    ckdir = out / "checkpoints"
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
+    with OutputLock(out):  # a second run on ``out`` is refused; removed again (with ``out``) if nothing was written
+        return _run_locked(cfg, tasks, out, resume, keep, progress, dist)
+
+
+def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, keep: int, progress: Any, dist: Any) -> SearchResult:
+    ckdir = out / "checkpoints"
+    if ckdir.is_symlink():
+        raise OutputError(f"{ckdir}: is a symbolic link inside the output directory; taskmix does not write through links")
     if ckdir.exists() and not ckdir.is_dir():
         raise OutputError(f"{ckdir}: exists and is not a directory")
+    legacy = legacy_checkpoints(ckdir)
+    if legacy and not checkpoints(ckdir):
+        raise OutputError(
+            f"{legacy[-1]}: a pickled checkpoint (older taskmix, or planted), never loaded since unpickling can run code; "
+            "remove it to start over or choose a new --out"
+        )
     if not resume and ((out / "schedule.json").exists() or checkpoints(ckdir)):
         raise ConfigError(f"{out}: already holds a search; use --resume to continue it or choose a new --out")
     job = prepare_job(cfg, tasks, cfg.seed)
@@ -58,21 +71,25 @@ def run_search_dir(
     } | {"reward_split": len(job.reward_split)}
     last_ckpt = None
     if resume:
-        payload = load_latest(ckdir)
+        skipped: list[str] = []
+        payload = load_latest(ckdir, skipped)
         if payload is None and checkpoints(ckdir):
+            first = skipped[0] if skipped else ""
             raise OutputError(
-                f"{ckdir}: no readable checkpoint among {len(checkpoints(ckdir))} file(s); "
+                f"{ckdir}: no readable checkpoint among {len(checkpoints(ckdir))} file(s) (newest: {first[:300]}); "
                 "remove them to start over or choose a new --out"
             )
         if payload is not None:
             last_ckpt = payload.get("path")
+            for reason in skipped:
+                warn(f"{reason}; resuming from {last_ckpt}")
             check_compatible(payload, fingerprint, cfg.seed, str(ckdir), data)
             try:
                 run.load_state_dict(payload["state"])
-            except (KeyError, ValueError, RuntimeError) as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as e:
+                msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                 raise ConfigError(f"{last_ckpt}: cannot resume, the checkpoint does not fit this run ({msg})") from None
-        for d in (out, ckdir):  # temporary files of writes that a kill interrupted
+        for d in (out, ckdir):  # temporary files of writes that a kill interrupted (never another live process's)
             remove_stale_temps(d)
     names = [t.name for t in job.tasks]
     # The logger (and with it ``out``) is created once there is something to log.
