@@ -148,6 +148,7 @@ class ScheduleBatchSampler(Sampler[list[int]]):
             )
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.record = bool(record)
+        self.dataset: ConcatDataset | None = None  # set by from_dict / from_concat: the dataset the indices address
         self._digest = _schedule_digest(schedule)
         self._sampler = self._new_task_sampler()
         self._epoch = 0
@@ -158,16 +159,21 @@ class ScheduleBatchSampler(Sampler[list[int]]):
     # ----------------------------------------------------------- construction
     @classmethod
     def from_concat(cls, dataset: ConcatDataset, schedule: Schedule, **kwargs: Any) -> "ScheduleBatchSampler":
-        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order."""
-        return cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
+        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order (``sampler.dataset``)."""
+        sampler = cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
+        sampler.dataset = dataset
+        return sampler
 
     @classmethod
     def from_dict(
         cls, datasets: Mapping[str, Dataset], schedule: Schedule, **kwargs: Any
-    ) -> tuple["ScheduleBatchSampler", ConcatDataset]:
-        """Sampler plus the ``ConcatDataset`` of ``datasets`` (task name -> dataset) in schedule task order."""
+    ) -> "ScheduleBatchSampler":
+        """Sampler over ``datasets`` (task name -> dataset); their ``ConcatDataset``, in schedule task order,
+        is ``sampler.dataset``: ``DataLoader(sampler.dataset, batch_sampler=sampler)``."""
         concat = _concat_in_schedule_order(datasets, schedule)
-        return cls(schedule, _concat_sizes(concat, schedule), **kwargs), concat
+        sampler = cls(schedule, _concat_sizes(concat, schedule), **kwargs)
+        sampler.dataset = concat
+        return sampler
 
     def _new_task_sampler(self) -> TaskSampler:
         return TaskSampler(self.schedule, self.batch_size, self.sizes, seed=self.seed, per=self.per)
@@ -352,19 +358,25 @@ class ScheduleSampler(Sampler[int]):
             record=record,
         )
         self._pending = 0  # indices of the current step not yet yielded
+        self.dataset: ConcatDataset | None = None  # set by from_dict / from_concat: the dataset the indices address
 
     @classmethod
     def from_concat(cls, dataset: ConcatDataset, schedule: Schedule, **kwargs: Any) -> "ScheduleSampler":
-        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order."""
-        return cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
+        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order (``sampler.dataset``)."""
+        sampler = cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
+        sampler.dataset = dataset
+        return sampler
 
     @classmethod
     def from_dict(
         cls, datasets: Mapping[str, Dataset], schedule: Schedule, **kwargs: Any
-    ) -> tuple["ScheduleSampler", ConcatDataset]:
-        """Sampler plus the ``ConcatDataset`` of ``datasets`` (task name -> dataset) in schedule task order."""
+    ) -> "ScheduleSampler":
+        """Sampler over ``datasets`` (task name -> dataset); their ``ConcatDataset``, in schedule task order,
+        is ``sampler.dataset``: ``DataLoader(sampler.dataset, sampler=sampler, batch_size=...)``."""
         concat = _concat_in_schedule_order(datasets, schedule)
-        return cls(schedule, _concat_sizes(concat, schedule), **kwargs), concat
+        sampler = cls(schedule, _concat_sizes(concat, schedule), **kwargs)
+        sampler.dataset = concat
+        return sampler
 
     # Read-only views of the underlying batch sampler.
     schedule = property(lambda self: self.batch_sampler.schedule, doc="The replayed schedule.")
