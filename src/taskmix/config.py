@@ -39,21 +39,27 @@ class _FieldError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class TaskSpec(_Strict):
     """Where one task's data lives and how to read it."""
 
     train: str | None = None
+    """training data file (relative to the config file)"""
     validation: str | None = None
+    """validation file: reported on when there is no test split; never used for search"""
     test: str | None = None
+    """test file: the reported metric is computed on it (never used for search)"""
     preset: str | None = Field(None, description="e.g. glue/rte, glue/mnli, xnli/sw")
     splits: dict[str, str] | None = Field(None, description="role -> file stem / hub split, e.g. {train: train_9k}")
     format: Literal["auto", "npz", "jsonl", "json", "csv", "tsv", "parquet"] = "auto"
+    """file format; auto: from the extension"""
     columns: dict[str, str] | None = Field(None, description="text_a / text_b / label -> column name")
     labels: list[str] | dict[str, int] | None = None
+    """label names (list, index = id) or a name -> id mapping"""
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    """the metric reported for this task"""
     max_train: int | None = Field(None, gt=0, description="use at most this many training rows")
 
 
@@ -61,68 +67,115 @@ class SyntheticConfig(_Strict):
     """The built-in benchmark (see :mod:`taskmix.data.synthetic`)."""
 
     dim: int = Field(32, gt=4)
+    """input dimension of the built-in tasks"""
     n_target: int = Field(1000, gt=8)
+    """training examples of the target task (the reward split is carved out of them)"""
     n_helpful: int = Field(4000, gt=0)
+    """examples of the helpful task (same rule as the target)"""
     n_harmful: int = Field(4000, gt=0)
+    """examples of the harmful task (a conflicting rule)"""
     n_irrelevant: int = Field(4000, gt=0)
+    """examples of the irrelevant task (far away in input space)"""
     n_test: int = Field(2000, gt=0)
+    """validation and test examples of the target"""
     label_noise: float = Field(0.05, ge=0, lt=0.5)
+    """label-flip rate of the auxiliary tasks"""
     target_label_noise: float = Field(0.05, ge=0, lt=0.5)
+    """label-flip rate of the target's train/validation data (test is clean)"""
     helpful_shift: float = Field(0.0, ge=0)
+    """input shift of the helpful task (0: the target's inputs)"""
     data_seed: int = 0
+    """seed of the generated data (independent of the run seed)"""
 
 
 class ModelConfig(_Strict):
     hidden: int = Field(64, gt=0)
+    """hidden units of the trunk"""
     layers: int = Field(1, ge=1)
+    """hidden layers of the trunk"""
     dropout: float = Field(0.0, ge=0, lt=1)
+    """dropout rate in the trunk"""
     heads: Literal["per_task", "shared"] = "per_task"
+    """per_task: one output head per task; shared: one head for all (one label space)"""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    """the model's optimiser"""
     lr: float = Field(3e-3, gt=0)
+    """the model's learning rate"""
     weight_decay: float = Field(0.0, ge=0)
+    """the optimiser's weight decay"""
     regime: Literal["frozen", "finetune"] = "frozen"
+    """frozen: an MLP over cached encoder features; finetune: train the encoder end to end"""
 
 
 class EncoderConfig(_Strict):
     """Text encoder (frozen: features cached on disk; finetune: trained end to end)."""
 
     model: str = "minilm"
+    """text encoder: minilm (the packaged MiniLM) or a local model directory"""
     pair: Literal["concat", "joint"] = "concat"
+    """sentence pairs: concat (encode each, concatenate) or joint (one [SEP]-joined input)"""
     cache_dir: str | None = None
+    """where encoded features are cached (default: $TASKMIX_CACHE, else ~/.cache/taskmix)"""
     threads: int | None = Field(None, gt=0)
+    """CPU threads for encoding"""
     batch_size: int = Field(64, gt=0)
+    """encoding batch size (speed only)"""
     max_length: int = Field(128, gt=0)
+    """maximum tokens per input"""
     device: str = "auto"
+    """auto, cpu, cuda, cuda:1, ..."""
 
 
 class TrainConfig(_Strict):
     batch_size: int = Field(64, gt=0)
+    """examples per training step"""
     steps: int = Field(1000, gt=0)
+    """training steps of one run (a search's budget too)"""
     per: Literal["sample", "batch"] = "sample"
+    """sample: draw a task for each example; batch: one task per batch"""
     eval_batch_size: int = Field(4096, gt=0)
+    """evaluation batch size (speed only)"""
     threads: int | None = Field(None, gt=0)
+    """CPU threads for training (default: 1 for frozen, all for finetune)"""
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1, ...")
 
 
 class SearchConfig(_Strict):
     policy: Literal["time_invariant", "time_variant"] = "time_invariant"
+    """time_invariant: one mixture for the run; time_variant: one per meta-step"""
     reward: str = Field("gradient_alignment", description="a name of taskmix.runs.rewards.REWARDS (checked when a run starts)")
     epsilon: float = Field(0.1, ge=0, le=1)
+    """share of uniformly random task draws (exploration)"""
     gamma: float = Field(0.2, ge=0, le=1)
+    """gamma - epsilon is the share of draws forced to the target"""
     meta_steps: int = Field(10, gt=0)
+    """policy updates per run (train.steps are split evenly among them)"""
     steps_per_meta_step: int | None = Field(None, gt=0)
+    """training steps per meta-step (default: train.steps / meta_steps)"""
     lr: float = Field(0.02, gt=0)
+    """learning rate of the policy's REINFORCE update"""
     sgd_steps: int = Field(100, gt=0)
+    """gradient-ascent steps of each policy update"""
     baseline: Literal["none", "moving_average"] = "moving_average"
+    """reward baseline: none (the paper) or a moving average"""
     baseline_decay: float = Field(0.9, ge=0, lt=1)
+    """decay of the moving-average baseline"""
     normalize: bool = True
+    """divide advantages by their running root-mean-square"""
     entropy: float = Field(0.0, ge=0)
+    """entropy bonus of the policy update"""
     rounds: int = Field(1, gt=0)
+    """search rounds from fresh models, carrying the policy over"""
     reward_fraction: float = Field(0.1, gt=0, lt=1)
+    """share of the target's training data held out as the reward split (stratified)"""
     probe_steps: int = Field(5, gt=0)
+    """optimiser steps per task of the lookahead reward"""
     probe_batches: int = Field(16, gt=0)
+    """batches per task for gradient-based rewards"""
     similarity: Literal["dot", "cosine"] = "dot"
+    """gradient alignment: dot product (default) or cosine (MultiDDS)"""
     time_variant_init: Literal["uniform", "previous"] = "previous"
+    """time_variant: start each meta-step's logits from the previous meta-step's (previous) or from zeros (uniform)"""
 
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":
@@ -135,9 +188,13 @@ class SearchConfig(_Strict):
 
 class CompareConfig(_Strict):
     methods: list[str] | None = None
+    """methods to compare (default: the standard set); names of taskmix.compare.METHODS"""
     cap: int = Field(2**15, gt=0)
+    """examples_proportional's cap K: weights proportional to min(n, K)"""
     oracle_step: float = Field(0.25, gt=0, le=1)
+    """oracle: grid step on the simplex (1/step must be an integer)"""
     oracle_samples: int = Field(64, gt=0)
+    """oracle with more than 4 tasks: random mixtures tried"""
     strategies: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="hyper-parameters of the online strategies, one section each: {exp3: {lr: 0.5}} "
@@ -147,15 +204,25 @@ class CompareConfig(_Strict):
 
 class Config(_Strict):
     target: str = "target"
+    """the task whose test metric is optimised and reported"""
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    """task name -> where its data lives (or give synthetic)"""
     synthetic: SyntheticConfig | None = None
+    """use the built-in benchmark instead of tasks"""
     data_dir: str | None = None
+    """directory of local copies of preset data (<data_dir>/<preset>/<split>.<ext>)"""
     seed: int = 0
+    """run seed (model initialisation, sampling, reward split)"""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """the model trained on the tasks"""
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    """text encoder (text tasks only)"""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """the training run"""
     search: SearchConfig = Field(default_factory=SearchConfig)
+    """the learned-schedule search"""
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    """taskmix compare"""
 
     # where relative paths are resolved; not part of the file
     base_dir: str = Field(".", exclude=True)
@@ -369,3 +436,36 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
 
 def builtin_config(overrides: list[str] | None = None) -> Config:
     return load_config(None, overrides)
+
+
+# ------------------------------------------------------------------ resolved config and schema
+
+
+def resolved_dict(cfg: Config) -> dict[str, Any]:
+    """The config with every default filled in, as plain JSON types (what a run actually used)."""
+    return cfg.model_dump(mode="json")
+
+
+def resolved_yaml(cfg: Config) -> str:
+    """:func:`resolved_dict` as YAML, headed by where it came from; loading it gives the same config.
+
+    Relative task paths stay relative: they resolve against the directory named
+    in the header (the original config's), or ``data_dir``.
+    """
+    head = (
+        "# taskmix resolved config: every default filled in\n"
+        f"# source: {cfg.source}\n"
+        f"# relative paths resolve against: {Path(cfg.base_dir).resolve()}\n"
+    )
+    return head + yaml.safe_dump(resolved_dict(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of a config file, with the fields' defaults and descriptions."""
+    schema = Config.model_json_schema(mode="validation")
+    props = schema.get("properties", {})
+    for internal in ("base_dir", "source"):  # not part of the file
+        props.pop(internal, None)
+    schema["title"] = "taskmix config"
+    schema["description"] = (__doc__ or "").strip()
+    return schema

@@ -20,6 +20,7 @@ from .checkpoint import check_compatible, checkpoints, load_latest, save_checkpo
 from .job import prepare_job
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
+from .stamp import write_run_stamp
 
 __all__ = ["follow", "run_search", "run_search_dir"]
 
@@ -41,6 +42,8 @@ def run_search_dir(
     written under ``out`` before the run is validated and its first meta-step
     is done; every file is written atomically, so a failure (or SIGKILL) at any
     point leaves only complete files, and the last complete checkpoint.
+    ``out`` also keeps the resolved config and package versions
+    (:func:`taskmix.runs.stamp.write_run_stamp`).
     """
     out = Path(out)
     ckdir = out / "checkpoints"
@@ -81,6 +84,7 @@ def run_search_dir(
         logger.extend(run.log)
     run.dist.begin(run)  # data parallel (taskmix.distributed.run_search): every rank starts from this state
     total = cfg.search.rounds * cfg.search.meta_steps
+    stamped = False
     prog = progress if progress is not None else contextlib.nullcontext()
     try:
         with prog:
@@ -97,6 +101,9 @@ def run_search_dir(
                 if logger is None:
                     logger = RunLogger(out, names)
                 logger.log(entry)
+                if not stamped:  # with the first finished meta-step: config.resolved.yaml, versions.json
+                    write_run_stamp(out, cfg, "search")
+                    stamped = True
                 payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "state": run.state_dict()}
                 last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
                 if bar is not None:
