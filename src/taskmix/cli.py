@@ -6,7 +6,7 @@ Commands (names and outputs are a contract):
 * ``taskmix train CONFIG --schedule FILE --out DIR [--seed S]`` -> ``DIR/metrics.json``
 * ``taskmix compare CONFIG --seeds N --out DIR [--oracle]`` -> ``DIR/results.json`` (+ table, report)
 * ``taskmix plot SCHEDULE --out PNG``
-* ``taskmix demo --out DIR``: ``compare`` on the built-in benchmark
+* ``taskmix demo --out DIR [--resume]``: ``compare`` on the built-in benchmark (replaces an earlier demo in DIR)
 
 ``CONFIG`` is a YAML file, or ``builtin`` for the built-in benchmark.  Every
 command takes ``-o KEY=VALUE`` overrides (``-o search.epsilon=0.05``) and
@@ -151,6 +151,7 @@ def train(
     """Retrain a fresh model with a static schedule: DIR/metrics.json."""
     from .engine.trainer import train_with_schedule
     from .runs.job import prepare_job
+    from .runs.stamp import write_run_stamp
     from .schedule import Schedule
 
     _check_out(out)
@@ -161,6 +162,7 @@ def train(
     res = train_with_schedule(job.tasks, job.target, sched, cfg, cfg.seed)
     metrics = {"target": cfg.target, "seed": cfg.seed, "schedule": str(schedule), **res.to_dict()}
     _write_json(out / "metrics.json", metrics)
+    write_run_stamp(out, cfg, "train")
     typer.echo(f"{cfg.target} {res.metric} on {res.report_split}: {res.test:.4f}  ({res.seconds:.1f} s)  -> {out / 'metrics.json'}")
 
 
@@ -230,18 +232,74 @@ def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Output directory"),
     seeds: int = typer.Option(5, "--seeds", min=1),
     oracle: bool = typer.Option(False, "--oracle", help="Add the oracle grid (slower)"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the demo in DIR instead of replacing it"),
     overrides: Optional[list[str]] = OverrideOpt,
 ) -> None:
-    """`compare` on the built-in benchmark; writes results.json, the learned schedule.json and its plot."""
+    """`compare` on the built-in benchmark; writes results.json, the learned schedule.json and its plot.
+
+    A DIR that holds an earlier demo is replaced (or continued, with --resume); any other non-empty DIR is refused.
+    """
     from .compare.runner import run_compare
 
     t0 = time.perf_counter()
     _check_out(out)
     cfg, tasks = load("builtin", overrides, None)
-    res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, progress=_progress())
+    resume = _prepare_demo_dir(out, resume)
+    res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo")
+    _write_json(out / DEMO_MARKER, {"command": "demo", "seeds": seeds, "oracle": oracle, "overrides": list(overrides or [])})
     typer.echo(res["table"])
     typer.echo(f"results: {out / 'results.json'}   schedule: {out / 'schedule.json'}   plot: {out / 'schedule.png'}")
     typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
+
+
+DEMO_MARKER = "demo.json"
+"""Written into a demo's directory: marks it as one that ``taskmix demo`` may replace."""
+
+DEMO_OUTPUTS = ("results.json", "rows.jsonl", "compare.json", "table.md", "report.md", "report.html", "schedule.json",
+                "schedule.png", "schedule_time_variant.json", "schedule_time_variant.png", "config.resolved.yaml",
+                "versions.json", "schedules", "logs", "plots", DEMO_MARKER)
+"""What ``taskmix demo`` writes (and removes when it replaces an earlier demo)."""
+
+
+def _is_demo_dir(out: Path) -> bool:
+    if (out / DEMO_MARKER).is_file():  # a finished demo
+        return True
+    try:  # an interrupted demo (compare.json is written with the first row)
+        meta = json.loads((out / "compare.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    if "command" in meta:
+        return meta["command"] == "demo"
+    # written before compare.json named its command: a comparison on the built-in benchmark
+    return isinstance(meta.get("config"), dict) and meta["config"].get("synthetic") is not None
+
+
+def _prepare_demo_dir(out: Path, resume: bool) -> bool:
+    """Make ``out`` ready for a demo; return whether ``run_compare`` should resume.
+
+    An absent or empty ``out`` starts afresh.  An earlier demo's directory is
+    continued with ``resume`` and otherwise replaced: the files the demo writes
+    are removed, anything else in it is left alone.  Any other non-empty
+    directory is refused, so a mistyped ``--out`` never loses data.
+    """
+    import shutil
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if not _is_demo_dir(out):
+        raise OutputError(f"{out}: exists, is not empty and holds no earlier demo ({DEMO_MARKER}); choose another --out")
+    if resume:
+        return (out / "rows.jsonl").exists()
+    typer.echo(f"replacing the earlier demo in {out} (--resume continues it instead)", err=True)
+    for name in DEMO_OUTPUTS:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    return False
 
 
 def main() -> None:  # pragma: no cover
