@@ -6,7 +6,7 @@ The package is layered, one concept per folder, imports only going down::
     registry, devices                named registries; device resolution
     config, schedule                 the validated config; the ``taskmix.schedule/1`` artifact and its rules
     sampler                          the vectorised task sampler
-    encoders                         frozen-feature and fine-tuning encoders
+    encoders, schedule_tools         frozen-feature and fine-tuning encoders; schedule summaries, diffs, exports
     data, strategies, torch_data     tasks; the policy and online strategies; replay in PyTorch
     hf                               replay in a Hugging Face ``Trainer``
     engine                           model, trainer, data-parallel hooks
