@@ -20,7 +20,7 @@ objects are importable from here -- ``Config``, ``builtin_config``,
 (loaded on first use) ``load_tasks``, ``load_run_tasks``, ``Task``, ``Split``,
 ``prepare_job``, ``SearchRun``, ``REWARDS``, ``Policy``, ``STRATEGIES``,
 ``Trainer``, ``train_with_schedule``, ``METHODS``, ``run_compare``,
-``ScheduleBatchSampler`` and ``ScheduleSampler``:
+``ScheduleBatchSampler``, ``ScheduleSampler`` and ``ScheduleIterableDataset``:
 
 >>> import taskmix
 >>> cfg = taskmix.builtin_config(["train.steps=20", "search.meta_steps=2"])
@@ -60,6 +60,7 @@ _LAZY = {
     "Policy": "taskmix.strategies",
     "ScheduleBatchSampler": "taskmix.torch_data",
     "ScheduleSampler": "taskmix.torch_data",
+    "ScheduleIterableDataset": "taskmix.torch_data",
 }
 
 
