@@ -239,3 +239,35 @@ def test_report_has_headline_plot_per_seed_table_stamp_and_unwrapped_numbers(tmp
     numeric = [(cls, c) for cls, c in cells if re.match(r"^[\[(]?[+\-]?\d", c)]
     assert numeric and all(cls for cls, _ in numeric)
     assert all(not cls for cls, c in cells if c in ("uniform", "baseline", "(best baseline)"))
+
+
+def _events(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_hparams_and_final_metric_for_every_method_without_duplicates(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    rows = report_rows()
+    results = {"target": "target", "metric": "accuracy", "seeds": [0, 1, 2], "summary": summarize(rows)}
+    for _ in range(2):  # rewriting (resume) must not add a second copy of any point
+        write_report(tmp_path, results, rows)
+    for r in rows:  # baselines (no log) included
+        run = tmp_path / "logs" / "tb" / f"{r['method']}-seed{r['seed']}"
+        assert len(list(run.glob("events.out.tfevents.*"))) == 1
+        acc = _events(run)
+        final = acc.Scalars("final/test_accuracy")
+        assert [(e.step, e.value) for e in final] == [(0, pytest.approx(r["test"]))]
+        for tag in acc.Tags()["scalars"]:
+            steps = [e.step for e in acc.Scalars(tag)]
+            assert len(steps) == len(set(steps)), f"duplicated steps for {tag} in {run.name}"
+        # the hparams plugin's session start info names the method and seed
+        content = acc.PluginTagToContent("hparams")
+        infos = [plugin_data_pb2.HParamsPluginData.FromString(v) for v in content.values()]
+        start = next(i.session_start_info for i in infos if i.HasField("session_start_info"))
+        assert start.hparams["method"].string_value == r["method"] and start.hparams["seed"].number_value == r["seed"]

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 
 from ..errors import atomic_write_text
-from ..runs.runlog import RunLogger
+from ..runs.runlog import RunLogger, clear_events, write_hparams
 from ..schedule import Schedule
 from .plots import plot_headline, report_plots
 from .stats import method_kind, ratio_cell, summarize, table_cells
@@ -24,32 +24,41 @@ __all__ = ["per_seed_cells", "provenance_lines", "write_logs", "write_report"]
 _NUMERIC = re.compile(r"^[\[(]?[+\-−]?(\d|\.\d)")
 
 
-def write_logs(out_dir: str | Path, rows: Sequence[dict[str, Any]], tensorboard: bool = True) -> list[Path]:
+def write_logs(out_dir: str | Path, rows: Sequence[dict[str, Any]], tensorboard: bool = True,
+               metric: str = "accuracy") -> list[Path]:
     """Each row's per-meta-step log as ``logs/<method>-seed<s>.jsonl`` and ``.csv`` (and TensorBoard events).
 
     Uses :class:`taskmix.runlog.RunLogger` (the same flattening as ``taskmix
     search``: ``weight/<task>``, ``reward/<task>``, ``realised/<task>``, ...);
     with ``tensorboard`` (and the package installed) the events go to
     ``logs/tb/<method>-seed<s>`` -- ``tensorboard --logdir DIR/logs/tb``
-    overlays every run.  Rewriting replaces a tag's earlier events.
+    overlays every run.  Every row, baselines included, also gets TensorBoard
+    hparams there (method, kind, seed; ``final/test_<metric>``,
+    ``final/seconds``, ``final/train_steps``), so the HParams dashboard
+    compares all methods.  Rewriting replaces a run's earlier events.
     """
     written = []
     for r in rows:
         log = r.get("log") or []
+        tag = f"{r['method']}-seed{r['seed']}"
+        tb_dir = Path(out_dir) / "logs" / "tb" / tag
+        hp = {"method": r["method"], "kind": method_kind(r["method"]), "seed": int(r["seed"])}
+        final = {f"final/test_{metric}": float(r["test"]), "final/seconds": float(r.get("seconds") or 0.0),
+                 "final/train_steps": float(r.get("train_steps") or 0)}
+        if tensorboard:
+            clear_events(tb_dir)  # a rewritten report (--resume) must not duplicate the scalars
         if not log:
+            if tensorboard:
+                write_hparams(tb_dir, hp, final)
             continue
         if r.get("schedule"):
             tasks: Sequence[str] = Schedule.from_dict(r["schedule"], r["method"]).tasks
         else:
             n = max(len(e.get("probs_after") or e.get("rewards") or []) for e in log)
             tasks = [str(i) for i in range(n)]
-        tag = f"{r['method']}-seed{r['seed']}"
-        tb_dir = Path(out_dir) / "logs" / "tb" / tag
-        if tensorboard and tb_dir.is_dir():  # a rewritten report (--resume) must not duplicate the scalars
-            for old in tb_dir.glob("events.out.tfevents.*"):
-                old.unlink()
         logger = RunLogger(Path(out_dir) / "logs", tasks, tensorboard=tensorboard, prefix=tag)
         logger.extend(log)
+        logger.hparams(hp, final)
         logger.close()
         written.append(Path(out_dir) / "logs" / f"{tag}.csv")
     return written
@@ -206,7 +215,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     stamp = provenance_lines(results)
     headline = plot_headline(summary, rows, out / "plots" / "headline.png", metric=metric) if rows else None
     plots = report_plots(out, rows)
-    logs = write_logs(out, rows, tensorboard=tensorboard)
+    logs = write_logs(out, rows, tensorboard=tensorboard, metric=metric)
 
     sections = [("schedules", "Schedules"), ("weights", "Average task weights"), ("rewards", "Rewards per meta-step")]
     md = [f"# {title}", ""]

@@ -79,7 +79,7 @@ def run_search_dir(
             remove_stale_temps(d)
     names = [t.name for t in job.tasks]
     # The logger (and with it ``out``) is created once there is something to log.
-    logger = RunLogger(out, names) if run.log else None
+    logger = RunLogger(out, names, fresh_tb=True) if run.log else None  # one event per (tag, step) after a resume
     if logger is not None:
         logger.extend(run.log)
     run.dist.begin(run)  # data parallel (taskmix.distributed.run_search): every rank starts from this state
@@ -99,7 +99,7 @@ def run_search_dir(
                     kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
                     raise TrainingError(f"{where}: {e}{kept}") from None
                 if logger is None:
-                    logger = RunLogger(out, names)
+                    logger = RunLogger(out, names, fresh_tb=True)
                 logger.log(entry)
                 if not stamped:  # with the first finished meta-step: config.resolved.yaml, versions.json
                     write_run_stamp(out, cfg, "search")
