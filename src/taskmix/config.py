@@ -202,6 +202,22 @@ class CompareConfig(_Strict):
     )
 
 
+class MlflowConfig(_Strict):
+    """MLflow tracking (needs the mlflow or mlflow-skinny package)."""
+
+    tracking_uri: str | None = None
+    """tracking URI, e.g. file:./mlruns (relative to the config) or http://host:5000; default: $MLFLOW_TRACKING_URI"""
+    experiment: str = "taskmix"
+    """MLflow experiment the runs are logged to"""
+
+
+class LoggingConfig(_Strict):
+    """Experiment tracking besides the always-written JSON lines, CSV and TensorBoard events."""
+
+    mlflow: MlflowConfig | None = None
+    """log each compare (method, seed) run and each search to MLflow (see taskmix.runs.tracking)"""
+
+
 class Config(_Strict):
     target: str = "target"
     """the task whose test metric is optimised and reported"""
@@ -223,6 +239,8 @@ class Config(_Strict):
     """the learned-schedule search"""
     compare: CompareConfig = Field(default_factory=CompareConfig)
     """taskmix compare"""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """experiment tracking (MLflow); never part of a resume check"""
 
     # where relative paths are resolved; not part of the file
     base_dir: str = Field(".", exclude=True)
@@ -272,10 +290,12 @@ class Config(_Strict):
         """Everything that determines a run's result (for resume checks).
 
         Settings that only change speed or where caches live (thread counts,
-        evaluation and encoding batch sizes, the cache directory) are left out,
-        so changing them does not block a resume.
+        evaluation and encoding batch sizes, the cache directory) and the
+        tracking section (``logging``) are left out, so changing them does not
+        block a resume.
         """
         d = self.model_dump(mode="json")
+        d.pop("logging", None)  # where results are tracked does not change them
         for section, key in (("train", "threads"), ("train", "eval_batch_size"), ("encoder", "threads"),
                              ("encoder", "batch_size"), ("encoder", "cache_dir")):
             d[section].pop(key, None)

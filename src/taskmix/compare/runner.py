@@ -26,12 +26,13 @@ from ..errors import ConfigError, atomic_write_text
 from ..runs.checkpoint import check_compatible
 from ..runs.job import prepare_job
 from ..runs.stamp import package_versions, write_run_stamp
+from ..runs.tracking import track_compare
 from ..schedule import RULES, Schedule
 from .methods import run_method, select_methods
 from .plots import plot_schedule
 from .ray_backend import run_cells_ray
 from .report import write_report
-from .stats import format_table, summarize
+from .stats import format_table, method_kind, summarize
 
 __all__ = ["run_cells", "run_compare", "schedule_title", "warm_up"]
 
@@ -170,4 +171,5 @@ def run_compare(
         results["time_variant_init"] = cfg.search.time_variant_init
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     write_report(out, results, rows)
+    track_compare(cfg, out, rows, target.metric, method_kind)  # MLflow, when the config's logging section asks
     return {"results": results, "table": table, "summary": summary}

@@ -21,6 +21,7 @@ from .job import prepare_job
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
 from .stamp import write_run_stamp
+from .tracking import track_search
 
 __all__ = ["follow", "run_search", "run_search_dir"]
 
@@ -113,6 +114,7 @@ def run_search_dir(
             logger.close()
     res = run.result()
     res.schedule.save(out / "schedule.json")
+    track_search(cfg, out, run.log, names, res.schedule.mean_weights())  # MLflow, when the config asks
     return res
 
 
