@@ -18,9 +18,9 @@ Runs are logged once the work is done, and each carries a ``taskmix.key`` tag
 complete is skipped, an incomplete one (a crash while logging) replaced.  So a
 resumed comparison or search never duplicates a run or a (metric, step) point.
 
-MLflow's Hugging Face route is the Trainer's own ``report_to="mlflow"``:
-:class:`taskmix.hf.TaskProportionCallback` writes into the Trainer's log, which
-every ``report_to`` integration receives.  Weights & Biases is not wired in.
+MLflow's Hugging Face route is the Trainer's own ``report_to="mlflow"``: under
+:class:`taskmix.hf.ScheduleTrainer` the realised and scheduled proportions are
+added to each log before the reporters see it.  Weights & Biases is not wired in.
 """
 
 from __future__ import annotations
