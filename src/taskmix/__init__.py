@@ -18,9 +18,10 @@ The package is layered, one concept per folder, imports only going down::
 objects are importable from here -- ``Config``, ``builtin_config``,
 ``load_config``, ``Schedule``, ``RULES``, ``TaskSampler``, the errors, and
 (loaded on first use) ``load_tasks``, ``load_run_tasks``, ``Task``, ``Split``,
-``prepare_job``, ``SearchRun``, ``REWARDS``, ``Policy``, ``STRATEGIES``,
-``Trainer``, ``train_with_schedule``, ``METHODS``, ``run_compare``,
-``ScheduleBatchSampler``, ``ScheduleSampler`` and ``ScheduleIterableDataset``:
+``prepare_job``, ``SearchRun``, ``Mixer`` (learn a schedule in your own loop),
+``REWARDS``, ``Policy``, ``STRATEGIES``, ``Trainer``, ``train_with_schedule``,
+``METHODS``, ``run_compare``, ``ScheduleBatchSampler``, ``ScheduleSampler`` and
+``ScheduleIterableDataset``:
 
 >>> import taskmix
 >>> cfg = taskmix.builtin_config(["train.steps=20", "search.meta_steps=2"])
@@ -55,6 +56,7 @@ _LAZY = {
     "train_with_schedule": "taskmix.engine",
     "REWARDS": "taskmix.runs",
     "SearchRun": "taskmix.runs",
+    "Mixer": "taskmix.runs",
     "prepare_job": "taskmix.runs",
     "STRATEGIES": "taskmix.strategies",
     "Policy": "taskmix.strategies",

@@ -11,6 +11,7 @@
 """
 
 from .job import Job, MethodResult, prepare_job, replay
+from .mixer import Mixer
 from .online import AdaptiveResult, AdaptiveRun, run_online
 from .rewards import REWARDS, RewardContext, make_reward
 from .search_run import SearchResult, SearchRun, search
@@ -22,6 +23,7 @@ __all__ = [
     "AdaptiveRun",
     "Job",
     "MethodResult",
+    "Mixer",
     "RewardContext",
     "SearchResult",
     "SearchRun",

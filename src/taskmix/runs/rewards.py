@@ -98,6 +98,17 @@ class LossReward:
         return np.full(len(ctx.trainer.tasks), -loss)
 
 
+def alignment(g: torch.Tensor, g_target: torch.Tensor, similarity: str = "dot") -> float:
+    """The gradient-alignment credit of one task: ``g . g_target`` over ``|g_target|^2`` (``dot``: the
+    first-order drop of the target's loss per unit step, relative to its own) or over ``|g| |g_target|``
+    (``cosine``, MultiDDS); 0 when the denominator vanishes."""
+    if similarity == "cosine":
+        denom = float(g.norm() * g_target.norm())
+    else:
+        denom = float(g_target.norm() ** 2)
+    return float(g @ g_target) / denom if denom > 0 else 0.0
+
+
 class GradientAlignmentReward:
     """Cosine between the target's reward-split gradient and each task's training gradient."""
 
@@ -117,11 +128,7 @@ class GradientAlignmentReward:
         for i in range(len(tr.tasks)):
             # one backward pass over probe_batches x batch_size examples (the mean of the batch gradients)
             g = tr.flat_grad(*_probe_batch(ctx, i, self.probe_batches * ctx.batch_size), params)
-            if self.similarity == "cosine":
-                denom = float(g.norm() * g_target.norm())
-            else:  # first-order drop of the target's reward-split loss per unit step, relative to its own
-                denom = float(g_target.norm() ** 2)
-            out[i] = float(g @ g_target) / denom if denom > 0 else 0.0
+            out[i] = alignment(g, g_target, self.similarity)
         torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
         return out
 
