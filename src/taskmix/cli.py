@@ -296,7 +296,7 @@ def schedule_show(
     from .schedule_tools import describe
 
     sched = Schedule.load(schedule)
-    typer.echo(sched.to_json() if as_json else _value_errors(lambda: describe(sched, total_steps)), nl=not not as_json)
+    typer.echo(sched.to_json() if as_json else _value_errors(lambda: describe(sched, total_steps)), nl=as_json)
 
 
 @schedule_app.command("diff")
