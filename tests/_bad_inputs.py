@@ -518,6 +518,9 @@ CASES: list[Case] = [
     Case("resume-changed-seed", "output", "`--resume` with another seed",
          lambda d: _prepopulated(d, *_builtin_search(), "--seed", "7", "--resume"),
          ("cannot resume, the config differs from the checkpointed run at seed;",)),
+    Case("demo-into-a-foreign-dir", "output", "`demo --out` names a non-empty directory that holds no earlier demo",
+         lambda d: ((d / OUT).mkdir(), _write(d, f"{OUT}/notes.txt", "mine"), ["demo", "--out", OUT, "--seeds", "1", *SMALL])[2],
+         ("out: exists, is not empty and holds no earlier demo (demo.json); choose another --out",)),
 ]
 
 

@@ -253,8 +253,13 @@ def test_realised_proportions_helper():
 # ------------------------------------------------------------ construction
 def test_from_dict_orders_by_schedule_and_indexes_the_right_task(schedule):
     data = {"c": TaggedDataset("c", 60), "a": TaggedDataset("a", 40), "b": TaggedDataset("b", 25)}
-    sampler, concat = ScheduleBatchSampler.from_dict(data, schedule, batch_size=8, num_steps=20, seed=0)
+    sampler = ScheduleBatchSampler.from_dict(data, schedule, batch_size=8, num_steps=20, seed=0)
+    assert isinstance(sampler, ScheduleBatchSampler)  # the sampler itself, not a (sampler, dataset) tuple
+    concat = sampler.dataset
+    assert isinstance(concat, ConcatDataset)
     assert sampler.sizes == SIZES and len(concat) == 125
+    per_index = ScheduleSampler.from_dict(data, schedule, batch_size=8, num_steps=2)
+    assert isinstance(per_index, ScheduleSampler) and len(per_index.dataset) == 125
     for b in sampler:
         for i, task in zip(b, tasks_of(b)):
             tag, j = concat[i]
@@ -266,7 +271,7 @@ def test_from_dict_orders_by_schedule_and_indexes_the_right_task(schedule):
 def test_from_concat(schedule):
     concat = ConcatDataset([IndexDataset(n) for n in SIZES])
     sampler = ScheduleSampler.from_concat(concat, schedule, batch_size=4, num_steps=3)
-    assert sampler.sizes == SIZES and len(sampler) == 12
+    assert sampler.sizes == SIZES and len(sampler) == 12 and sampler.dataset is concat
     with pytest.raises(ValueError, match="has 2 parts, expected 3"):
         ScheduleBatchSampler.from_concat(ConcatDataset([IndexDataset(3), IndexDataset(4)]), schedule, batch_size=4, num_steps=3)
 

@@ -2,16 +2,26 @@
 
 The package is layered, one concept per folder, imports only going down::
 
-    errors, devices, registry        layer 0
-    config, schedule, sampler        layer 1: the validated config, the artifact, the vectorised sampler
-    encoders, data, strategies       layer 2: tasks and encoders; the policy and the online strategies
-    torch_data, hf                   layer 2: replay a schedule in PyTorch and Hugging Face loops
-    engine                           layer 3: model, trainer, data-parallel hooks
-    runs                             layer 4: job contract, rewards, search, online runs, checkpoints, logs
-    compare                          layer 5: method registry, runner, statistics, report, Ray
-    cli                              layer 6
+    errors                           the error types (one-line messages, exit codes)
+    registry, devices                named registries; device resolution
+    config, schedule                 the validated config; the ``taskmix.schedule/1`` artifact and its rules
+    sampler                          the vectorised task sampler
+    encoders, schedule_tools         frozen-feature and fine-tuning encoders; schedule summaries, diffs, exports
+    data, strategies, torch_data     tasks; the policy and online strategies; replay in PyTorch
+    hf                               replay in a Hugging Face ``Trainer``
+    engine                           model, trainer, data-parallel hooks
+    runs                             job contract, rewards, search, online runs, checkpoints, logs
+    compare                          method registry, runner, statistics, report, Ray
+    cli                              the ``taskmix`` command
 
-The everyday objects are importable from here:
+(``pyproject.toml``'s import-linter contract enforces this order.)  The everyday
+objects are importable from here -- ``Config``, ``builtin_config``,
+``load_config``, ``Schedule``, ``RULES``, ``TaskSampler``, the errors, and
+(loaded on first use) ``load_tasks``, ``load_run_tasks``, ``Task``, ``Split``,
+``prepare_job``, ``SearchRun``, ``Mixer`` (learn a schedule in your own loop),
+``REWARDS``, ``Policy``, ``STRATEGIES``, ``Trainer``, ``train_with_schedule``,
+``METHODS``, ``run_compare``, ``ScheduleBatchSampler``, ``ScheduleSampler`` and
+``ScheduleIterableDataset``:
 
 >>> import taskmix
 >>> cfg = taskmix.builtin_config(["train.steps=20", "search.meta_steps=2"])
@@ -50,6 +60,9 @@ _LAZY = {
     "prepare_job": "taskmix.runs",
     "STRATEGIES": "taskmix.strategies",
     "Policy": "taskmix.strategies",
+    "ScheduleBatchSampler": "taskmix.torch_data",
+    "ScheduleSampler": "taskmix.torch_data",
+    "ScheduleIterableDataset": "taskmix.torch_data",
 }
 
 
@@ -65,16 +78,19 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "METHODS",
-    "Mixer",
     "REWARDS",
     "RULES",
     "STRATEGIES",
     "Config",
     "ConfigError",
     "DataError",
+    "Mixer",
     "Policy",
     "Schedule",
+    "ScheduleBatchSampler",
     "ScheduleError",
+    "ScheduleIterableDataset",
+    "ScheduleSampler",
     "SearchRun",
     "Split",
     "Task",

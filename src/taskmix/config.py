@@ -42,7 +42,7 @@ class _FieldError(ValueError):
 
 class _Strict(BaseModel):
     # integers are StrictInt (``true`` or ``1e9`` are not counted as integers); floats must be finite
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 SEED_LIMIT = 2**32
@@ -67,14 +67,20 @@ class TaskSpec(_Strict):
     """Where one task's data lives and how to read it."""
 
     train: str | None = None
+    """training data file (relative to the config file)"""
     validation: str | None = None
+    """validation file: reported on when there is no test split; never used for search"""
     test: str | None = None
+    """test file: the reported metric is computed on it (never used for search)"""
     preset: str | None = Field(None, description="e.g. glue/rte, glue/mnli, xnli/sw")
     splits: dict[str, str] | None = Field(None, description="role -> file stem / hub split, e.g. {train: train_9k}")
     format: Literal["auto", "npz", "jsonl", "json", "csv", "tsv", "parquet"] = "auto"
+    """file format; auto: from the extension"""
     columns: dict[str, str] | None = Field(None, description="text_a / text_b / label -> column name")
     labels: list[str] | dict[str, int] | None = None
+    """label names (list, index = id) or a name -> id mapping"""
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    """the metric reported for this task"""
     max_train: StrictInt | None = Field(None, gt=0, description="use at most this many training rows")
 
 
@@ -82,39 +88,64 @@ class SyntheticConfig(_Strict):
     """The built-in benchmark (see :mod:`taskmix.data.synthetic`)."""
 
     dim: StrictInt = Field(32, gt=4, le=2**16)
+    """input dimension of the built-in tasks"""
     n_target: StrictInt = Field(1000, gt=8, le=10**8)
+    """training examples of the target task (the reward split is carved out of them)"""
     n_helpful: StrictInt = Field(4000, gt=0, le=10**8)
+    """examples of the helpful task (same rule as the target)"""
     n_harmful: StrictInt = Field(4000, gt=0, le=10**8)
+    """examples of the harmful task (a conflicting rule)"""
     n_irrelevant: StrictInt = Field(4000, gt=0, le=10**8)
+    """examples of the irrelevant task (far away in input space)"""
     n_test: StrictInt = Field(2000, gt=0, le=10**8)
+    """validation and test examples of the target"""
     label_noise: float = Field(0.05, ge=0, lt=0.5)
+    """label-flip rate of the auxiliary tasks"""
     target_label_noise: float = Field(0.05, ge=0, lt=0.5)
+    """label-flip rate of the target's train/validation data (test is clean)"""
     helpful_shift: float = Field(0.0, ge=0, le=1e6)
+    """input shift of the helpful task (0: the target's inputs)"""
     data_seed: StrictInt = Field(0, ge=0, lt=SEED_LIMIT)
+    """seed of the generated data (independent of the run seed)"""
 
 
 class ModelConfig(_Strict):
     """The model: an MLP trunk over features (frozen regime) or a transformer (fine-tuning), with per-task or shared heads."""
     hidden: StrictInt = Field(64, gt=0, le=2**16)
+    """hidden units of the trunk"""
     layers: StrictInt = Field(1, ge=1, le=64)
+    """hidden layers of the trunk"""
     dropout: float = Field(0.0, ge=0, lt=1)
+    """dropout rate in the trunk"""
     heads: Literal["per_task", "shared"] = "per_task"
+    """per_task: one output head per task; shared: one head for all (one label space)"""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    """the model's optimiser"""
     lr: float = Field(3e-3, gt=0)
+    """the model's learning rate"""
     weight_decay: float = Field(0.0, ge=0, le=1e3)
+    """the optimiser's weight decay"""
     regime: Literal["frozen", "finetune"] = "frozen"
+    """frozen: an MLP over cached encoder features; finetune: train the encoder end to end"""
 
 
 class EncoderConfig(_Strict):
     """Text encoder (frozen: features cached on disk; finetune: trained end to end)."""
 
     model: str = "minilm"
+    """text encoder: minilm (the packaged MiniLM) or a local model directory"""
     pair: Literal["concat", "joint"] = "concat"
+    """sentence pairs: concat (encode each, concatenate) or joint (one [SEP]-joined input)"""
     cache_dir: str | None = None
+    """where encoded features are cached (default: $TASKMIX_CACHE, else ~/.cache/taskmix)"""
     threads: StrictInt | None = Field(None, gt=0, le=4096)
+    """CPU threads for encoding"""
     batch_size: StrictInt = Field(64, gt=0, le=2**20)
+    """encoding batch size (speed only)"""
     max_length: StrictInt = Field(128, gt=0, le=2**16)
+    """maximum tokens per input"""
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+    """auto, cpu, cuda, cuda:1, ..."""
 
     _device = field_validator("device")(lambda v: _check_device_name(v))
 
@@ -122,10 +153,15 @@ class EncoderConfig(_Strict):
 class TrainConfig(_Strict):
     """Training: steps, batch size, sampling unit (sample or batch), evaluation batch, threads and device."""
     batch_size: StrictInt = Field(64, gt=0, le=2**20)
+    """examples per training step"""
     steps: StrictInt = Field(1000, gt=0, le=10**9)
+    """training steps of one run (a search's budget too)"""
     per: Literal["sample", "batch"] = "sample"
+    """sample: draw a task for each example; batch: one task per batch"""
     eval_batch_size: StrictInt = Field(4096, gt=0, le=2**24)
+    """evaluation batch size (speed only)"""
     threads: StrictInt | None = Field(None, gt=0, le=4096)
+    """CPU threads for training (default: 1 for frozen, all for finetune)"""
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1, ...")
 
     _device = field_validator("device")(lambda v: _check_device_name(v))
@@ -134,23 +170,40 @@ class TrainConfig(_Strict):
 class SearchConfig(_Strict):
     """The learned search: policy, reward, exploration, REINFORCE update, meta-steps and the reward split."""
     policy: Literal["time_invariant", "time_variant"] = "time_invariant"
+    """time_invariant: one mixture for the run; time_variant: one per meta-step"""
     reward: str = Field("gradient_alignment", description="a name of taskmix.runs.rewards.REWARDS (checked when a run starts)")
     epsilon: float = Field(0.1, ge=0, le=1)
+    """share of uniformly random task draws (exploration)"""
     gamma: float = Field(0.2, ge=0, le=1)
+    """gamma - epsilon is the share of draws forced to the target"""
     meta_steps: StrictInt = Field(10, gt=0, le=10**6)
+    """policy updates per run (train.steps are split evenly among them)"""
     steps_per_meta_step: StrictInt | None = Field(None, gt=0, le=10**9)
+    """training steps per meta-step (default: train.steps / meta_steps)"""
     lr: float = Field(0.02, gt=0)
+    """learning rate of the policy's REINFORCE update"""
     sgd_steps: StrictInt = Field(100, gt=0, le=10**5)
+    """gradient-ascent steps of each policy update"""
     baseline: Literal["none", "moving_average"] = "moving_average"
+    """reward baseline: none (the paper) or a moving average"""
     baseline_decay: float = Field(0.9, ge=0, lt=1)
+    """decay of the moving-average baseline"""
     normalize: bool = True
+    """divide advantages by their running root-mean-square"""
     entropy: float = Field(0.0, ge=0, le=1e6)
+    """entropy bonus of the policy update"""
     rounds: StrictInt = Field(1, gt=0, le=1000)
+    """search rounds from fresh models, carrying the policy over"""
     reward_fraction: float = Field(0.1, gt=0, lt=1)
+    """share of the target's training data held out as the reward split (stratified)"""
     probe_steps: StrictInt = Field(5, gt=0, le=10**4)
+    """optimiser steps per task of the lookahead reward"""
     probe_batches: StrictInt = Field(16, gt=0, le=10**4)
+    """batches per task for gradient-based rewards"""
     similarity: Literal["dot", "cosine"] = "dot"
+    """gradient alignment: dot product (default) or cosine (MultiDDS)"""
     time_variant_init: Literal["uniform", "previous"] = "previous"
+    """time_variant: start each meta-step's logits from the previous meta-step's (previous) or from zeros (uniform)"""
 
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":
@@ -164,9 +217,13 @@ class SearchConfig(_Strict):
 class CompareConfig(_Strict):
     """A comparison: which methods, the rule and oracle settings, and each online strategy's settings."""
     methods: list[str] | None = None
+    """methods to compare (default: the standard set); names of taskmix.compare.METHODS"""
     cap: StrictInt = Field(2**15, gt=0, le=2**40)
+    """examples_proportional's cap K: weights proportional to min(n, K)"""
     oracle_step: float = Field(0.25, gt=0, le=1)
+    """oracle: grid step on the simplex (1/step must be an integer)"""
     oracle_samples: StrictInt = Field(64, gt=0, le=MAX_ORACLE_POINTS)
+    """oracle with more than 4 tasks: random mixtures tried"""
     strategies: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="hyper-parameters of the online strategies, one section each: {exp3: {lr: 0.5}} "
@@ -174,18 +231,46 @@ class CompareConfig(_Strict):
     )
 
 
+class MlflowConfig(_Strict):
+    """MLflow tracking (needs the mlflow or mlflow-skinny package)."""
+
+    tracking_uri: str | None = None
+    """tracking URI, e.g. file:./mlruns (relative to the config) or http://host:5000; default: $MLFLOW_TRACKING_URI"""
+    experiment: str = "taskmix"
+    """MLflow experiment the runs are logged to"""
+
+
+class LoggingConfig(_Strict):
+    """Experiment tracking besides the always-written JSON lines, CSV and TensorBoard events."""
+
+    mlflow: MlflowConfig | None = None
+    """log each compare (method, seed) run and each search to MLflow (see taskmix.runs.tracking)"""
+
+
 class Config(_Strict):
     """A whole run: tasks (or the built-in benchmark), target, and one section per component."""
     target: str = "target"
+    """the task whose test metric is optimised and reported"""
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    """task name -> where its data lives (or give synthetic)"""
     synthetic: SyntheticConfig | None = None
+    """use the built-in benchmark instead of tasks"""
     data_dir: str | None = None
+    """directory of local copies of preset data (<data_dir>/<preset>/<split>.<ext>)"""
     seed: StrictInt = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")
+    """run seed (model initialisation, sampling, reward split)"""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """the model trained on the tasks"""
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    """text encoder (text tasks only)"""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """the training run"""
     search: SearchConfig = Field(default_factory=SearchConfig)
+    """the learned-schedule search"""
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    """taskmix compare"""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """experiment tracking (MLflow); never part of a resume check"""
     strict: bool = Field(False, description="refuse, not just warn about, suspicious data (features of magnitude > 1e6)")
 
     # where relative paths are resolved; not part of the file
@@ -275,11 +360,13 @@ class Config(_Strict):
         """Everything that determines a run's result (for resume checks).
 
         Settings that only change speed or where caches live (thread counts,
-        evaluation and encoding batch sizes, the cache directory) are left out,
-        so changing them does not block a resume.
+        evaluation and encoding batch sizes, the cache directory) and the
+        tracking section (``logging``) are left out, so changing them does not
+        block a resume.
         """
         d = self.model_dump(mode="json")
         d.pop("strict", None)  # only decides whether suspicious data is refused or warned about
+        d.pop("logging", None)  # where results are tracked does not change them
         for section, key in (("train", "threads"), ("train", "eval_batch_size"), ("encoder", "threads"),
                              ("encoder", "batch_size"), ("encoder", "cache_dir")):
             d[section].pop(key, None)
@@ -478,3 +565,36 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
 def builtin_config(overrides: list[str] | None = None) -> Config:
     """The built-in benchmark's config, with overrides applied."""
     return load_config(None, overrides)
+
+
+# ------------------------------------------------------------------ resolved config and schema
+
+
+def resolved_dict(cfg: Config) -> dict[str, Any]:
+    """The config with every default filled in, as plain JSON types (what a run actually used)."""
+    return cfg.model_dump(mode="json")
+
+
+def resolved_yaml(cfg: Config) -> str:
+    """:func:`resolved_dict` as YAML, headed by where it came from; loading it gives the same config.
+
+    Relative task paths stay relative: they resolve against the directory named
+    in the header (the original config's), or ``data_dir``.
+    """
+    head = (
+        "# taskmix resolved config: every default filled in\n"
+        f"# source: {cfg.source}\n"
+        f"# relative paths resolve against: {Path(cfg.base_dir).resolve()}\n"
+    )
+    return head + yaml.safe_dump(resolved_dict(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of a config file, with the fields' defaults and descriptions."""
+    schema = Config.model_json_schema(mode="validation")
+    props = schema.get("properties", {})
+    for internal in ("base_dir", "source"):  # not part of the file
+        props.pop(internal, None)
+    schema["title"] = "taskmix config"
+    schema["description"] = (__doc__ or "").strip()
+    return schema

@@ -36,6 +36,7 @@ from transformers.trainer_utils import has_length
 
 from .sampler import check_schedule, check_sizes, positive_int
 from .schedule import Schedule
+from .schedule_tools import to_stages
 from .torch_data import (
     ScheduleBatchSampler,
     ScheduleSampler,
@@ -264,26 +265,7 @@ def to_interleave_stages(
     runs to ``total_steps``); ``by="distinct_row"`` merges consecutive rows
     with identical weights.
     """
-    check_schedule(schedule)
-    total_steps = positive_int("total_steps", total_steps)
-    batch_size = positive_int("batch_size", batch_size)
-    if by not in ("meta_step", "distinct_row"):
-        raise ValueError(f"by must be 'meta_step' or 'distinct_row', got {by!r}")
-    n = schedule.steps_per_meta_step
-    stages: list[dict[str, Any]] = []
-    for m in range(schedule.n_rows):
-        start = m * n
-        if start >= total_steps:
-            break
-        end = total_steps if m == schedule.n_rows - 1 else min((m + 1) * n, total_steps)
-        probs = [float(p) for p in schedule.weights[m]]
-        if by == "distinct_row" and stages and stages[-1]["probabilities"] == probs:
-            first = stages[-1]["steps"][0]
-            stages[-1]["steps"] = (first, end)
-            stages[-1]["num_examples"] = (end - first) * batch_size
-            continue
-        stages.append({"probabilities": probs, "num_examples": (end - start) * batch_size, "steps": (start, end)})
-    return stages
+    return to_stages(schedule, total_steps, batch_size, by)  # also behind `taskmix schedule export --format interleave`
 
 
 def interleave_stages(

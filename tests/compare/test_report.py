@@ -167,3 +167,107 @@ def test_write_report_without_summary_or_uniform_rows(tmp_path):
     write_report(tmp_path, {"target": "target"}, rows)
     md = (tmp_path / "report.md").read_text()
     assert "no uniform rows" in md and "learned_time_variant" in md
+
+
+# ------------------------------------------------------- t intervals (issue 12)
+def test_t_interval_for_five_seeds_is_wider_than_the_percentile_bootstrap_and_covers():
+    from scipy import stats as st
+
+    from taskmix.compare.stats import t_ci
+
+    rng = np.random.default_rng(7)
+    trials, covered_t, covered_b = 400, 0, 0
+    for _ in range(trials):
+        v = rng.normal(0.7, 0.05, size=5)
+        lo, hi = t_ci(v)
+        covered_t += lo <= 0.7 <= hi
+        blo, bhi = bootstrap_ci(v, n_resamples=300)
+        covered_b += blo <= 0.7 <= bhi
+        half = st.t.ppf(0.975, 4) * v.std(ddof=1) / np.sqrt(5)
+        assert (lo, hi) == pytest.approx((v.mean() - half, v.mean() + half))
+    assert covered_t / trials >= 0.92  # nominal 0.95
+    assert covered_b / trials < covered_t / trials  # the bootstrap under-covers with 5 seeds
+
+
+def test_paired_difference_uses_a_paired_t_interval_and_p_value():
+    from scipy import stats as st
+
+    from taskmix.compare.stats import paired_t
+
+    summary = {s["method"]: s for s in summarize(hand_rows())}
+    rows = {(r["method"], r["seed"]): r["test"] for r in hand_rows()}
+    d = np.array([rows[("same", s)] - rows[("single_task", s)] for s in range(5)])
+    same = summary["same"]
+    ref = st.ttest_rel([rows[("same", s)] for s in range(5)], [rows[("single_task", s)] for s in range(5)])
+    assert same["diff_p"] == pytest.approx(ref.pvalue)
+    lo, hi = st.t.interval(0.95, 4, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(5))
+    assert (same["diff_ci_low"], same["diff_ci_high"]) == pytest.approx((lo, hi))
+    assert same["within_noise"] is (same["diff_p"] >= 0.05) and same["ci_method"] == "t"
+    assert summary["better"]["diff_p"] < 0.001
+    assert paired_t([0.1])["p"] is None and paired_t([0.0, 0.0])["p"] == 1.0 and paired_t([0.02, 0.02])["p"] == 0.0
+    table = format_table(list(summary.values()))
+    assert "t interval" in table and "bootstrap" not in table and "p=" in table
+
+
+def test_report_has_headline_plot_per_seed_table_stamp_and_unwrapped_numbers(tmp_path):
+    rows = report_rows()
+    results = {"target": "target", "metric": "accuracy", "report_split": "test", "seeds": [0, 1, 2],
+               "plain_run_seconds": 1.0, "summary": summarize(rows),
+               "config": {"target": "target", "synthetic": {}, "seed": 0, "train": {"steps": 60, "batch_size": 64},
+                          "search": {"policy": "time_invariant", "reward": "gradient_alignment", "meta_steps": 3}},
+               "versions": {"command": "compare", "python": "3.11.9", "platform": "Linux",
+                            "packages": {"taskmix": "0.1.0", "torch": "2.13.0"}},
+               "schedule_plots_identical": True, "time_variant_init": "previous"}
+    paths = write_report(tmp_path, results, rows)
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    assert paths["plot:headline.png"] == tmp_path / "plots" / "headline.png"
+    assert "(plots/headline.png)" in md and md.index("headline.png") < md.index("| method |")
+    # per-seed table: every (method, seed) value
+    seed_table = md.split("## Per seed", 1)[1].split("## Cost", 1)[0]
+    assert "| seed 0 | seed 1 | seed 2 |" in seed_table
+    for r in rows:
+        assert f"{r['test']:.4f}" in seed_table
+    # config / version stamp
+    for text in (md, page):
+        assert "Provenance" in text and "torch 2.13.0" in text and "Python 3.11.9" in text
+        assert "config.resolved.yaml" in text and "versions.json" in text and "train.steps 60" in text
+        assert "schedule_time_variant.png are identical" in text and "time_variant_init" in text
+        assert "paired t" in text and "percentile bootstrap of the mean" not in text
+    # numbers never wrap inside cells
+    assert "td.num{white-space:nowrap}" in page
+    cells = re.findall(r"<td( class=\"num\")?>([^<]*)</td>", page)
+    numeric = [(cls, c) for cls, c in cells if re.match(r"^[\[(]?[+\-]?\d", c)]
+    assert numeric and all(cls for cls, _ in numeric)
+    assert all(not cls for cls, c in cells if c in ("uniform", "baseline", "(best baseline)"))
+
+
+def _events(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_hparams_and_final_metric_for_every_method_without_duplicates(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    rows = report_rows()
+    results = {"target": "target", "metric": "accuracy", "seeds": [0, 1, 2], "summary": summarize(rows)}
+    for _ in range(2):  # rewriting (resume) must not add a second copy of any point
+        write_report(tmp_path, results, rows)
+    for r in rows:  # baselines (no log) included
+        run = tmp_path / "logs" / "tb" / f"{r['method']}-seed{r['seed']}"
+        assert len(list(run.glob("events.out.tfevents.*"))) == 1
+        acc = _events(run)
+        final = acc.Scalars("final/test_accuracy")
+        assert [(e.step, e.value) for e in final] == [(0, pytest.approx(r["test"]))]
+        for tag in acc.Tags()["scalars"]:
+            steps = [e.step for e in acc.Scalars(tag)]
+            assert len(steps) == len(set(steps)), f"duplicated steps for {tag} in {run.name}"
+        # the hparams plugin's session start info names the method and seed
+        content = acc.PluginTagToContent("hparams")
+        infos = [plugin_data_pb2.HParamsPluginData.FromString(v) for v in content.values()]
+        start = next(i.session_start_info for i in infos if i.HasField("session_start_info"))
+        assert start.hparams["method"].string_value == r["method"] and start.hparams["seed"].number_value == r["seed"]

@@ -87,12 +87,15 @@ def test_cli_search_train_plot(tmp_path):
     ov = sum((["-o", o] for o in SMALL), [])
     res = r.invoke(app, ["search", "builtin", "--out", str(tmp_path / "s"), *ov])
     assert res.exit_code == 0, res.output
-    for f in ("schedule.json", "log.jsonl", "log.csv"):
+    for f in ("schedule.json", "log.jsonl", "log.csv", "config.resolved.yaml", "versions.json"):
         assert (tmp_path / "s" / f).exists()
+    assert json.loads((tmp_path / "s" / "versions.json").read_text())["command"] == "search"
     res = r.invoke(app, ["train", "builtin", "--schedule", str(tmp_path / "s" / "schedule.json"), "--out", str(tmp_path / "t"), *ov])
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert 0.5 < m["test"] <= 1.0 and m["report_split"] == "test"
+    assert json.loads((tmp_path / "t" / "versions.json").read_text())["command"] == "train"
+    assert "train:" in (tmp_path / "t" / "config.resolved.yaml").read_text()
     res = r.invoke(app, ["plot", str(tmp_path / "s" / "schedule.json"), "--out", str(tmp_path / "p.png")])
     assert res.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 1000
 

@@ -7,7 +7,7 @@ True
 
 from .methods import DEFAULT_METHODS, METHODS, check_config, run_method, select_methods
 from .runner import run_cells, run_compare, warm_up
-from .stats import bootstrap_ci, format_table, summarize
+from .stats import bootstrap_ci, format_table, paired_t, summarize, t_ci
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -15,10 +15,12 @@ __all__ = [
     "bootstrap_ci",
     "check_config",
     "format_table",
+    "paired_t",
     "run_cells",
     "run_compare",
     "run_method",
     "select_methods",
     "summarize",
+    "t_ci",
     "warm_up",
 ]

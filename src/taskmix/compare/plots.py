@@ -14,7 +14,7 @@ from ..errors import OutputError, atomic_write_bytes
 from ..schedule import Schedule
 from .stats import method_kind
 
-__all__ = ["plot_reward_split", "plot_rewards", "plot_schedule", "plot_weights", "report_plots", "save_figure"]
+__all__ = ["plot_headline", "plot_reward_split", "plot_rewards", "plot_schedule", "plot_weights", "report_plots", "save_figure"]
 
 
 
@@ -197,6 +197,49 @@ def plot_reward_split(rows: Sequence[dict[str, Any]], out: str | Path, key: str 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=7)
     ax.set_title(text(title, 200))
+    return save_figure(fig, Path(out))
+
+
+def plot_headline(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], out: str | Path,
+                  metric: str = "accuracy", title: str | None = None) -> Path | None:
+    """The headline figure: each method's mean with its 95% interval, and one dot per seed.
+
+    Methods in ``summary`` order (best mean first); the best baseline's mean is
+    drawn as a dashed line.  Per-seed dots are jittered horizontally, so
+    overlapping seeds stay visible.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not summary:
+        return None
+    methods = [s["method"] for s in summary]
+    per_seed: dict[str, list[float]] = {m: [] for m in methods}
+    for r in rows:
+        if r["method"] in per_seed:
+            per_seed[r["method"]].append(float(r["test"]))
+    y = np.arange(len(methods))[::-1]
+    fig, ax = plt.subplots(figsize=(6.8, max(2.4, 0.42 * len(methods) + 1.2)), dpi=120)
+    rng = np.random.default_rng(0)
+    for yi, s in zip(y, summary):
+        pts = per_seed[s["method"]]
+        ax.scatter(pts, yi + rng.uniform(-0.12, 0.12, size=len(pts)), s=12, color="0.55", zorder=2,
+                   label="per seed" if yi == y[0] else None)
+        lo, hi = s.get("ci_low", s["mean"]), s.get("ci_high", s["mean"])
+        color = "C3" if s.get("best_baseline") else ("C0" if s.get("kind") == "learned" else "C2")
+        ax.errorbar([s["mean"]], [yi], xerr=[[s["mean"] - lo], [hi - s["mean"]]], fmt="o", ms=6, color=color,
+                    capsize=3, zorder=3, label="mean, 95% t interval" if yi == y[0] else None)
+    best = next((s for s in summary if s.get("best_baseline")), None)
+    if best is not None:
+        ax.axvline(best["mean"], color="C3", ls="--", lw=0.8, label=f"best baseline ({best['method']})")
+    ax.set_yticks(y)
+    ax.set_yticklabels(methods, fontsize=8)
+    ax.set_xlabel(f"test {metric}")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    ax.set_title(title or f"test {metric} per method (n = {summary[0].get('n', '?')} seeds)")
     return save_figure(fig, Path(out))
 
 

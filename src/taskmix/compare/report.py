@@ -6,46 +6,59 @@ per-meta-step log is written as JSON lines and CSV (and TensorBoard events).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 
 from ..errors import atomic_write_text
-from ..runs.runlog import RunLogger
+from ..runs.runlog import RunLogger, clear_events, write_hparams
 from ..schedule import Schedule
-from .plots import report_plots
+from .plots import plot_headline, report_plots
 from .stats import method_kind, ratio_cell, summarize, table_cells
 
-__all__ = ["write_logs", "write_report"]
+__all__ = ["per_seed_cells", "provenance_lines", "write_logs", "write_report"]
+
+_NUMERIC = re.compile(r"^[\[(]?[+\-−]?(\d|\.\d)")
 
 
-def write_logs(out_dir: str | Path, rows: Sequence[dict[str, Any]], tensorboard: bool = True) -> list[Path]:
+def write_logs(out_dir: str | Path, rows: Sequence[dict[str, Any]], tensorboard: bool = True,
+               metric: str = "accuracy") -> list[Path]:
     """Each row's per-meta-step log as ``logs/<method>-seed<s>.jsonl`` and ``.csv`` (and TensorBoard events).
 
     Uses :class:`taskmix.runs.runlog.RunLogger` (the same flattening as ``taskmix
     search``: ``weight/<task>``, ``reward/<task>``, ``realised/<task>``, ...);
     with ``tensorboard`` (and the package installed) the events go to
     ``logs/tb/<method>-seed<s>`` -- ``tensorboard --logdir DIR/logs/tb``
-    overlays every run.  Rewriting replaces a tag's earlier events.
+    overlays every run.  Every row, baselines included, also gets TensorBoard
+    hparams there (method, kind, seed; ``final/test_<metric>``,
+    ``final/seconds``, ``final/train_steps``), so the HParams dashboard
+    compares all methods.  Rewriting replaces a run's earlier events.
     """
     written = []
     for r in rows:
         log = r.get("log") or []
+        tag = f"{r['method']}-seed{r['seed']}"
+        tb_dir = Path(out_dir) / "logs" / "tb" / tag
+        hp = {"method": r["method"], "kind": method_kind(r["method"]), "seed": int(r["seed"])}
+        final = {f"final/test_{metric}": float(r["test"]), "final/seconds": float(r.get("seconds") or 0.0),
+                 "final/train_steps": float(r.get("train_steps") or 0)}
+        if tensorboard:
+            clear_events(tb_dir)  # a rewritten report (--resume) must not duplicate the scalars
         if not log:
+            if tensorboard:
+                write_hparams(tb_dir, hp, final)
             continue
         if r.get("schedule"):
             tasks: Sequence[str] = Schedule.from_dict(r["schedule"], r["method"]).tasks
         else:
             n = max(len(e.get("probs_after") or e.get("rewards") or []) for e in log)
             tasks = [str(i) for i in range(n)]
-        tag = f"{r['method']}-seed{r['seed']}"
-        tb_dir = Path(out_dir) / "logs" / "tb" / tag
-        if tensorboard and tb_dir.is_dir():  # a rewritten report (--resume) must not duplicate the scalars
-            for old in tb_dir.glob("events.out.tfevents.*"):
-                old.unlink()
         logger = RunLogger(Path(out_dir) / "logs", tasks, tensorboard=tensorboard, prefix=tag)
         logger.extend(log)
+        logger.hparams(hp, final)
         logger.close()
         written.append(Path(out_dir) / "logs" / f"{tag}.csv")
     return written
@@ -85,7 +98,10 @@ def _html_table(head: Sequence[str], cells: Sequence[Sequence[str]], highlight: 
     out = ["<table>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
     for i, row in enumerate(cells):
         cls = ' class="hl"' if highlight is not None and highlight[i] else ""
-        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        # numeric cells (numbers, intervals, signed differences) never wrap
+        out.append(f"<tr{cls}>" + "".join(
+            f'<td class="num">{html.escape(c)}</td>' if _NUMERIC.match(c) else f"<td>{html.escape(c)}</td>" for c in row
+        ) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
@@ -96,12 +112,14 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
     vs = next((s["vs"] for s in summary if "vs" in s), None)
     notes.append(
         f"{n} paired seeds: every method of a seed shares the reward split, the initialisation and the sampler seed. "
-        "mean ± std over seeds; 95% CI: percentile bootstrap of the mean (2000 resamples)."
+        "mean ± std over seeds; 95% CI: Student t interval of the mean (t with n - 1 degrees of freedom; "
+        "with this few seeds a percentile bootstrap would be too narrow)."
     )
     if vs:
         notes.append(
-            f"Δ: paired difference to the best baseline ({vs}), its mean and 95% bootstrap CI over seeds; "
-            "≈ marks a difference whose CI covers 0 (within noise). With few seeds the bootstrap CI is optimistic."
+            f"Δ: paired difference to the best baseline ({vs}) over the shared seeds: its mean, 95% paired t "
+            "interval and the paired t-test's two-sided p value; ≈ marks a difference whose interval covers 0 "
+            "(p ≥ 0.05: within noise)."
         )
     plain = results.get("plain_run_seconds")
     notes.append(
@@ -118,12 +136,51 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
             f"{ratio_cell(oracle, 'step_ratio') or '?'}× the training steps and {ratio_cell(oracle, 'cost_ratio') or '?'}× "
             "the wall time of a plain run."
         )
+    if results.get("schedule_plots_identical"):
+        notes.append(
+            "schedule.png and schedule_time_variant.png are identical: with search.time_variant_init: "
+            f"{results.get('time_variant_init', 'previous')} each meta-step of the time-variant search starts from the "
+            "previous meta-step's logits, so with the same seed it draws the same tasks, gets the same rewards and "
+            "follows the same policy trajectory as the time-invariant search. The schedules differ in what is "
+            "replayed: the time-invariant one keeps only the final weights, the time-variant one every meta-step's."
+        )
     if any(s.get("kind") == "adaptive-replay" for s in summary):
         notes.append(
             "<name>: the online adaptive run's own final model; <name>-replay: a fresh model retrained with the "
             "online run's average weights as a static schedule (cost = online run + replay)."
         )
     return notes
+
+
+def per_seed_cells(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the per-seed table: one row per method (summary order), one column per seed."""
+    seeds = sorted({int(r["seed"]) for r in rows})
+    test = {(r["method"], int(r["seed"])): float(r["test"]) for r in rows}
+    head = ["method", *[f"seed {s}" for s in seeds]]
+    cells = [[s["method"], *[f"{test[(s['method'], k)]:.4f}" if (s["method"], k) in test else "" for k in seeds]]
+             for s in summary]
+    return head, cells
+
+
+def provenance_lines(results: dict[str, Any]) -> list[str]:
+    """The config/version stamp: command, taskmix, Python, key package versions, the config's key settings."""
+    v = results.get("versions") or {}
+    pk = v.get("packages") or {}
+    lines = []
+    if v:
+        shown = ", ".join(f"{k} {pk[k]}" for k in ("taskmix", "torch", "numpy", "scipy", "transformers") if pk.get(k))
+        lines.append(f"Made by `taskmix {v.get('command', '?')}` with Python {v.get('python', '?')} on "
+                     f"{v.get('platform', '?')}; {shown}.")
+    cfg = results.get("config") or {}
+    if cfg:
+        tr, se = cfg.get("train", {}), cfg.get("search", {})
+        data = "the built-in benchmark" if cfg.get("synthetic") is not None else f"tasks {sorted(cfg.get('tasks', {}))}"
+        lines.append(
+            f"Config: {data}, target {cfg.get('target')!r}, train.steps {tr.get('steps')}, batch {tr.get('batch_size')}, "
+            f"search {se.get('policy')} / {se.get('reward')} over {se.get('meta_steps')} meta-steps, seed {cfg.get('seed')}."
+        )
+    lines.append("Full resolved config: `config.resolved.yaml`; package versions: `versions.json`.")
+    return lines
 
 
 def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[dict[str, Any]],
@@ -154,17 +211,25 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     head, cells = table_cells(summary)
     chead, ccells = cost_cells(summary)
     notes = _notes(results, summary)
+    shead, scells = per_seed_cells(summary, rows)
+    stamp = provenance_lines(results)
+    headline = plot_headline(summary, rows, out / "plots" / "headline.png", metric=metric) if rows else None
     plots = report_plots(out, rows)
-    logs = write_logs(out, rows, tensorboard=tensorboard)
+    logs = write_logs(out, rows, tensorboard=tensorboard, metric=metric)
 
     sections = [("schedules", "Schedules"), ("weights", "Average task weights"), ("rewards", "Rewards per meta-step")]
     md = [f"# {title}", ""]
     if results.get("seeds") is not None:
         md.append(f"Seeds: {results['seeds']}.  Rows: {len(rows)}.")
         md.append("")
-    md += ["## Results", "", _md_table(head, cells), ""]
+    md += ["## Results", ""]
+    if headline is not None:
+        cap = f"test {metric} per method: mean and 95% t interval, one dot per seed"
+        md += [f"![{cap}]({headline.relative_to(out).as_posix()})", "", f"*{cap}*", ""]
+    md += [_md_table(head, cells), ""]
     md += [f"- {n}" for n in notes]
-    md += ["", "## Cost", "", _md_table(chead, ccells), ""]
+    md += ["", "## Per seed", "", f"Test {metric} of every (method, seed) run.", "", _md_table(shead, scells), ""]
+    md += ["## Cost", "", _md_table(chead, ccells), ""]
     for key, name in sections:
         items = [p for p in plots if p[0] == key]
         if not items:
@@ -175,6 +240,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     if logs:
         md += ["## Logs", "", f"Per-meta-step logs of {len(logs)} runs: `logs/<method>-seed<s>.jsonl` and `.csv`"
                + ("; TensorBoard: `tensorboard --logdir logs/tb`." if (out / "logs" / "tb").is_dir() else "."), ""]
+    md += ["## Provenance", ""] + [f"- {line}" for line in stamp] + [""]
     md_path = out / "report.md"
     atomic_write_text(md_path, "\n".join(md) + "\n")
 
@@ -182,9 +248,16 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     body = [f"<h1>{html.escape(title)}</h1>"]
     if results.get("seeds") is not None:
         body.append(f"<p>Seeds: {html.escape(str(results['seeds']))}. Rows: {len(rows)}.</p>")
-    body += ["<h2>Results</h2>", _html_table(head, cells, hl), "<ul>"]
+    body.append("<h2>Results</h2>")
+    if headline is not None:
+        cap = f"test {metric} per method: mean and 95% t interval, one dot per seed"
+        data = base64.b64encode(headline.read_bytes()).decode("ascii")
+        body.append(f'<figure><img alt="{html.escape(cap)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+    body += [_html_table(head, cells, hl), "<ul>"]
     body += [f"<li>{html.escape(n)}</li>" for n in notes]
-    body += ["</ul>", "<h2>Cost</h2>", _html_table(chead, ccells)]
+    body += ["</ul>", "<h2>Per seed</h2>", f"<p>Test {html.escape(metric)} of every (method, seed) run.</p>",
+             _html_table(shead, scells, hl), "<h2>Cost</h2>", _html_table(chead, ccells)]
     for key, name in sections:
         items = [p for p in plots if p[0] == key]
         if not items:
@@ -198,11 +271,17 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
             )
     if logs:
         body.append(f"<p>Per-meta-step logs of {len(logs)} runs: <code>logs/&lt;method&gt;-seed&lt;s&gt;.jsonl</code> and <code>.csv</code>.</p>")
+    body += ["<h2>Provenance</h2>", "<ul>"] + [
+        "<li>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(line)) + "</li>" for line in stamp
+    ] + ["</ul>"]
+    if results.get("config"):
+        body.append("<details><summary>resolved config</summary><pre>"
+                    + html.escape(json.dumps(results["config"], indent=2)) + "</pre></details>")
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
         "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}tr.hl{background:#eef6ff}"
+        "td:first-child,th:first-child{text-align:left}tr.hl{background:#eef6ff}td.num{white-space:nowrap}"
         "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:0.85em;color:#555}"
     )
     page = (
@@ -213,4 +292,5 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, page)
-    return {"markdown": md_path, "html": html_path, **{f"plot:{p.name}": p for _, _, p in plots}}
+    extra = {"plot:headline.png": headline} if headline is not None else {}
+    return {"markdown": md_path, "html": html_path, **extra, **{f"plot:{p.name}": p for _, _, p in plots}}

@@ -27,14 +27,16 @@ from ..engine.trainer import train_with_schedule
 from ..errors import MAX_DATA_INPUT_BYTES, ConfigError, OutputError, OutputLock, TrainingError, atomic_write_text, read_input_bytes
 from ..runs.checkpoint import check_compatible
 from ..runs.job import prepare_job
+from ..runs.stamp import package_versions, write_run_stamp
+from ..runs.tracking import track_compare
 from ..schedule import RULES, Schedule
 from .methods import run_method, select_methods
 from .plots import plot_schedule
 from .ray_backend import run_cells_ray
 from .report import write_report
-from .stats import format_table, summarize
+from .stats import format_table, method_kind, summarize
 
-__all__ = ["read_rows", "row_digest", "run_cells", "run_compare", "warm_up"]
+__all__ = ["read_rows", "row_digest", "run_cells", "run_compare", "schedule_title", "warm_up"]
 
 ROW_DIGEST = "sha256"
 """The field of every ``rows.jsonl`` row holding the sha256 of the rest of the row (see :func:`row_digest`)."""
@@ -123,6 +125,11 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def schedule_title(method: str, seed: int, target: str) -> str:
+    """The title of a learned schedule's plot (``DIR/schedule.png``): method, seed and the target task's name."""
+    return f"{method}, seed {seed} (target task: {target!r})"
+
+
 def warm_up(cfg: Config, tasks: Sequence[Task], seed: int) -> None:
     """A few untimed training steps, so that the first timed method does not pay one-off start-up costs."""
     job = prepare_job(cfg, tasks, seed)
@@ -150,8 +157,13 @@ def run_compare(
     address: str | None = None,
     resume: bool = False,
     progress: Any = None,
+    command: str = "compare",
 ) -> dict[str, Any]:
-    """Run every method on ``seeds`` paired seeds; write results, schedules, logs and the table under ``out``."""
+    """Run every method on ``seeds`` paired seeds; write results, schedules, logs and the table under ``out``.
+
+    ``out`` also keeps ``config.resolved.yaml`` and ``versions.json``
+    (:func:`taskmix.runs.stamp.write_run_stamp`, naming ``command``).
+    """
     out = Path(out)
     methods = select_methods(cfg, oracle)
     if backend not in ("sequential", "ray"):
@@ -162,11 +174,11 @@ def run_compare(
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
     with OutputLock(out):  # a second comparison on ``out`` is refused
-        return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress)
+        return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress, command)
 
 
 def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list[str], seed_list: list[int], oracle: bool,
-                    backend: str, address: str | None, resume: bool, progress: Any) -> dict[str, Any]:
+                    backend: str, address: str | None, resume: bool, progress: Any, command: str) -> dict[str, Any]:
     rows_path = out / "rows.jsonl"
     meta_path = out / "compare.json"
     fingerprint = cfg.fingerprint()
@@ -191,7 +203,8 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
 
         def on_row(row: dict[str, Any]) -> None:
             if not meta_path.exists():  # written with the first row: a run refused before any work leaves nothing
-                atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed}, indent=2) + "\n")
+                atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed, "command": command}, indent=2) + "\n")
+                write_run_stamp(out, cfg, command)
             row = {**{k: v for k, v in row.items() if k != ROW_DIGEST}}
             row[ROW_DIGEST] = row_digest(row)
             rows.append(row)
@@ -233,17 +246,27 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         "rows": public_rows,
         "summary": summary,
         "config": cfg.model_dump(mode="json"),
+        "versions": package_versions(command),
     }
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_run_stamp(out, cfg, command)
     atomic_write_text(out / "table.md", table + "\n")
     # the learned schedules of the first seed, with plots (the paper's Figure 1)
+    drawn: dict[str, np.ndarray] = {}
     for method, stem in (("learned_time_invariant", "schedule"), ("learned_time_variant", "schedule_time_variant")):
         first = next((r for r in rows if r["method"] == method and r.get("schedule")), None)
         if first is None:
             continue
         sched = Schedule.from_dict(first["schedule"], method)
         sched.save(out / f"{stem}.json")
-        plot_schedule(sched, out / f"{stem}.png", title=f"{method} (seed {first['seed']}), target {cfg.target}",
-                      log=first.get("log") or None)
+        log = first.get("log") or None
+        plot_schedule(sched, out / f"{stem}.png", title=schedule_title(method, first["seed"], cfg.target), log=log)
+        if log and all("probs_after" in e for e in log):
+            drawn[method] = np.asarray([e["probs_after"] for e in log], dtype=np.float64)
+    if len(drawn) == 2:
+        a, b = drawn.values()
+        results["schedule_plots_identical"] = bool(a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-12))
+        results["time_variant_init"] = cfg.search.time_variant_init
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     write_report(out, results, rows)
+    track_compare(cfg, out, rows, target.metric, method_kind)  # MLflow, when the config's logging section asks
     return {"results": results, "table": table, "summary": summary}

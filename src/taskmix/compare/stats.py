@@ -1,9 +1,15 @@
 """Statistics over paired seeds, and the results table.
 
-* per method: mean, std, standard error, 95% bootstrap confidence interval;
+* per method: mean, std, standard error, 95% Student t confidence interval
+  of the mean (``ci_method: "t"``);
 * paired difference to the best baseline (same seeds), with its standard
-  error and 95% bootstrap interval, and a mark where the interval covers 0
-  (the difference is within noise);
+  error, 95% paired t interval and the paired t-test's two-sided p value, and a
+  mark where the interval covers 0 (the difference is within noise).
+
+With the handful of seeds a comparison has (5 by default) the percentile
+bootstrap is too narrow -- it resamples only the values seen and ignores the
+uncertainty in the spread -- so the intervals are t intervals; the bootstrap
+(:func:`bootstrap_ci`) is kept for callers that want it.
 * cost: training steps, evaluations and wall time per run and in total, and
   their ratio to one plain training run (the ``uniform`` rows).
 """
@@ -17,7 +23,46 @@ import numpy as np
 
 from .methods import METHODS
 
-__all__ = ["ratio_cell", "bootstrap_ci", "by_method", "describe", "format_table", "method_kind", "paired", "summarize", "table_cells"]
+__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "describe", "format_table", "method_kind", "paired",
+           "paired_t", "summarize", "t_ci", "table_cells"]
+
+CI_METHOD = "t"
+"""How ``ci_low`` / ``ci_high`` and the paired ``diff_ci_*`` are computed: Student t intervals."""
+
+
+def t_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student t interval of the mean, ``mean -+ t_{n-1} * sd / sqrt(n)`` (degenerate for fewer than 2 values)."""
+    v = np.asarray(values, dtype=np.float64)
+    m = float(v.mean()) if len(v) else float("nan")
+    if len(v) < 2 or np.all(v == v[0]):
+        return m, m
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return m - half, m + half
+
+
+def paired_t(differences: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict[str, float | None]:
+    """Paired t analysis of per-seed differences: mean, sem, t interval and the two-sided p value of mean 0.
+
+    ``p`` is ``None`` with fewer than 2 differences; with a constant difference
+    it is 1 (all zero) or 0 (all the same non-zero value).
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    n = len(d)
+    lo, hi = t_ci(d, confidence)
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    p: float | None
+    if n < 2:
+        p = None
+    elif np.all(d == d[0]):
+        p = 1.0 if d[0] == 0 else 0.0
+    else:
+        from scipy.stats import ttest_1samp
+
+        p = float(ttest_1samp(d, 0.0).pvalue)
+    return {"n": n, "mean": float(d.mean()) if n else float("nan"), "sem": sd / math.sqrt(n) if n else float("nan"),
+            "ci_low": lo, "ci_high": hi, "p": p}
 
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -33,13 +78,14 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def describe(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+def describe(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Mean, std, standard error and a 95% interval of the values."""
     v = np.asarray(values, dtype=np.float64)
     n = len(v)
     std = float(v.std(ddof=1)) if n > 1 else 0.0
-    lo, hi = bootstrap_ci(v)
-    return {"n": n, "mean": float(v.mean()), "std": std, "sem": std / math.sqrt(n) if n else float("nan"), "ci_low": lo, "ci_high": hi}
+    lo, hi = t_ci(v)
+    return {"n": n, "mean": float(v.mean()), "std": std, "sem": std / math.sqrt(n) if n else float("nan"), "ci_low": lo, "ci_high": hi,
+            "ci_method": CI_METHOD}
 
 
 def by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -70,13 +116,14 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
     """One summary per method: statistics, paired difference to the best baseline, cost.
 
     Statistics of the per-seed ``test`` values: ``n``, ``mean``, ``std``
-    (``ddof=1``), ``sem``, and the 95% percentile-bootstrap interval of the mean
-    (``ci_low``, ``ci_high``).  The *best baseline* is the rule-based method
+    (``ddof=1``), ``sem``, and the 95% Student t interval of the mean
+    (``ci_low``, ``ci_high``; ``ci_method: "t"``).  The *best baseline* is the rule-based method
     (``single_task``, ``uniform``, ``proportional``, ``temperature_*``,
     ``examples_proportional``) with the highest mean; every other method gets
     the paired difference ``d_s = test(method, s) - test(best, s)`` over the
-    seeds both have (``diff_mean``, ``diff_sem``, ``diff_ci_low``,
-    ``diff_ci_high``) and ``within_noise = diff_ci_low <= 0 <= diff_ci_high``.
+    seeds both have (``diff_mean``, ``diff_sem``, the 95% paired t interval
+    ``diff_ci_low``, ``diff_ci_high``, the paired t-test's two-sided ``diff_p``)
+    and ``within_noise = diff_ci_low <= 0 <= diff_ci_high`` (i.e. ``diff_p >= 0.05``).
 
     Cost per run (median over seeds): ``train_steps`` (every optimiser step,
     searches / online runs / probes / replays included), ``evaluations`` and
@@ -120,14 +167,16 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
         if best_base is not None and m != best_base:
             d = paired(g, groups[best_base])
             if len(d):
-                dd = describe(d)
+                dd = paired_t(d)
                 s["vs"] = best_base
                 s["diff_n"] = int(len(d))
                 s["diff_mean"] = dd["mean"]
                 s["diff_sem"] = dd["sem"]
                 s["diff_ci_low"] = dd["ci_low"]
                 s["diff_ci_high"] = dd["ci_high"]
-                s["within_noise"] = bool(dd["ci_low"] <= 0.0 <= dd["ci_high"])
+                s["diff_p"] = dd["p"]
+                lo, hi = dd["ci_low"], dd["ci_high"]
+                s["within_noise"] = lo is None or hi is None or bool(lo <= 0.0 <= hi)
         out.append(s)
     out.sort(key=lambda s: -s["mean"])
     return out
@@ -137,7 +186,9 @@ def _diff_cell(s: dict[str, Any]) -> str:
     if "diff_mean" not in s:
         return "(best baseline)" if s.get("best_baseline") else ""
     mark = " ≈" if s["within_noise"] else ""
-    return f"{s['diff_mean']:+.4f} [{s['diff_ci_low']:+.4f}, {s['diff_ci_high']:+.4f}]{mark}"
+    p = s.get("diff_p")
+    pv = "" if p is None else (f", p={p:.3f}" if p >= 0.001 else ", p<0.001")
+    return f"{s['diff_mean']:+.4f} [{s['diff_ci_low']:+.4f}, {s['diff_ci_high']:+.4f}]{pv}{mark}"
 
 
 def ratio_cell(s: dict[str, Any], key: str) -> str:
@@ -147,7 +198,7 @@ def ratio_cell(s: dict[str, Any], key: str) -> str:
 
 def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by :func:`format_table` and the reports)."""
-    head = ["method", "mean ± std", "95% CI", "Δ vs best baseline (95% CI)", "train steps", "steps × plain",
+    head = ["method", "mean ± std", "95% CI (t)", "Δ vs best baseline (95% paired t CI, p)", "train steps", "steps × plain",
             "evaluations", "seconds", "time × plain"]
     cells = []
     for s in summary:
@@ -175,7 +226,8 @@ def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str
     lines.append(
         f"n = {summary[0]['n'] if summary else 0} paired seeds; Δ is paired, against the best baseline"
         + (f" ({vs})" if vs else "")
-        + "; ≈ marks a difference whose 95% bootstrap CI covers 0 (within noise). "
+        + "; 95% CIs are Student t intervals (paired t for Δ, with the paired t-test's p value); "
+        "≈ marks a difference whose CI covers 0 (within noise). "
         "Cost per run (median over seeds); × plain: ratio to one plain training run (the uniform rows)."
     )
     return "\n".join(lines)

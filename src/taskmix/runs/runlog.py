@@ -33,10 +33,59 @@ def flatten(entry: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any]:
     return row
 
 
-class RunLogger:
-    """Writes ``log.jsonl``, ``log.csv`` and ``tb/`` events under ``out_dir``."""
+def clear_events(tb_dir: str | Path) -> list[Path]:
+    """Delete the TensorBoard event files in ``tb_dir`` (not below it); return them.
 
-    def __init__(self, out_dir: str | Path, tasks: Sequence[str], tensorboard: bool = True, prefix: str = "log"):
+    A log that is rewritten (a resumed search, a re-written report) replaces its
+    events instead of adding a second copy of every (tag, step).
+    """
+    d = Path(tb_dir)
+    old = sorted(d.glob("events.out.tfevents.*")) if d.is_dir() else []
+    for p in old:
+        p.unlink(missing_ok=True)
+    return old
+
+
+def write_hparams(tb_dir: str | Path | None, hparams: dict[str, Any], metrics: dict[str, float], writer: Any = None) -> bool:
+    """TensorBoard hparams for one run (its settings and final metrics); False without tensorboard.
+
+    Written with ``writer`` (a ``SummaryWriter``) when given, else with a new
+    writer in ``tb_dir``.  ``hparams`` values must be numbers, strings or
+    booleans (others are written as strings); ``metrics`` are also logged as
+    scalars at step 0, which the HParams dashboard reads.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+    except Exception:  # tensorboard not installed
+        return False
+    hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+    exp, ssi, sei = hparams_summary(hp, metrics)
+    w = writer if writer is not None else SummaryWriter(str(tb_dir))
+    try:
+        fw = w._get_file_writer()
+        for summary in (exp, ssi, sei):
+            fw.add_summary(summary)
+        for k, v in metrics.items():
+            w.add_scalar(k, v, 0)
+        w.flush()
+    finally:
+        if writer is None:
+            w.close()
+    return True
+
+
+class RunLogger:
+    """Writes ``log.jsonl``, ``log.csv`` and ``tb/`` events under ``out_dir``.
+
+    With ``fresh_tb`` the TensorBoard event files already in ``tb/<prefix>``
+    (of an interrupted run, or of the run being resumed) are deleted first:
+    the caller then logs every entry again (:meth:`extend`), so each (tag, step)
+    appears exactly once.
+    """
+
+    def __init__(self, out_dir: str | Path, tasks: Sequence[str], tensorboard: bool = True, prefix: str = "log",
+                 fresh_tb: bool = False):
         self.out = Path(out_dir)
         self.tasks = list(tasks)
         self.prefix = prefix
@@ -47,6 +96,8 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
+                if fresh_tb:
+                    clear_events(self.out / "tb" / prefix)
                 self._tb = SummaryWriter(str(self.out / "tb" / prefix))
             except Exception:  # tensorboard not installed
                 self._tb = None
@@ -79,6 +130,10 @@ class RunLogger:
         atomic_write_text(self.out / f"{self.prefix}.csv", buf.getvalue())
         if self._tb is not None:
             self._tb.flush()
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> bool:
+        """TensorBoard hparams of this run, in its own event file (:func:`write_hparams`)."""
+        return self._tb is not None and write_hparams(None, hparams, metrics, writer=self._tb)
 
     def close(self) -> None:
         if self._tb is not None:

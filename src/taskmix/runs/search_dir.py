@@ -20,6 +20,8 @@ from .checkpoint import check_compatible, checkpoints, legacy_checkpoints, load_
 from .job import prepare_job
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
+from .stamp import write_run_stamp
+from .tracking import track_search
 
 __all__ = ["follow", "run_search", "run_search_dir"]
 
@@ -41,6 +43,8 @@ def run_search_dir(
     written under ``out`` before the run is validated and its first meta-step
     is done; every file is written atomically, so a failure (or SIGKILL) at any
     point leaves only complete files, and the last complete checkpoint.
+    ``out`` also keeps the resolved config and package versions
+    (:func:`taskmix.runs.stamp.write_run_stamp`).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -93,11 +97,12 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
             remove_stale_temps(d)
     names = [t.name for t in job.tasks]
     # The logger (and with it ``out``) is created once there is something to log.
-    logger = RunLogger(out, names) if run.log else None
+    logger = RunLogger(out, names, fresh_tb=True) if run.log else None  # one event per (tag, step) after a resume
     if logger is not None:
         logger.extend(run.log)
     run.dist.begin(run)  # data parallel (taskmix.runs.search_dir.run_search): every rank starts from this state
     total = cfg.search.rounds * cfg.search.meta_steps
+    stamped = False
     prog = progress if progress is not None else contextlib.nullcontext()
     try:
         with prog:
@@ -112,8 +117,11 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
                     kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
                     raise TrainingError(f"{where}: {e}{kept}") from None
                 if logger is None:
-                    logger = RunLogger(out, names)
+                    logger = RunLogger(out, names, fresh_tb=True)
                 logger.log(entry)
+                if not stamped:  # with the first finished meta-step: config.resolved.yaml, versions.json
+                    write_run_stamp(out, cfg, "search")
+                    stamped = True
                 payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "state": run.state_dict()}
                 last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
                 if bar is not None:
@@ -123,6 +131,7 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
             logger.close()
     res = run.result()
     res.schedule.save(out / "schedule.json")
+    track_search(cfg, out, run.log, names, res.schedule.mean_weights())  # MLflow, when the config asks
     return res
 
 

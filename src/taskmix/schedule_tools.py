@@ -1,0 +1,227 @@
+"""Schedule tooling: a readable summary, the difference of two schedules, and exports to other pipelines.
+
+``taskmix schedule show|diff|export`` are thin wrappers over these functions.
+
+* :func:`to_stages` -- the schedule over a run as constant-probability stages
+  (what ``datasets.interleave_datasets`` takes, one call per stage; used by
+  :func:`taskmix.hf.to_interleave_stages` and :func:`taskmix.hf.interleave_stages`);
+* :func:`seqio_mixtures` -- seqio-style mixing rates, ``seqio.MixtureRegistry.add(name, [(task, rate), ...])``,
+  one mixture per stage (seqio mixtures are static);
+* :func:`megatron_data_path` -- Megatron-LM's ``--data-path w1 prefix1 w2 prefix2 ...`` blend, one per stage.
+
+A time-invariant schedule is one stage.  ``average=True`` collapses a
+time-variant schedule to its step-weighted mean over the run instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from .sampler import check_schedule, positive_int
+from .schedule import Schedule
+
+__all__ = ["describe", "diff", "format_diff", "megatron_data_path", "parse_mapping", "seqio_mixtures", "to_stages",
+           "total_steps_of"]
+
+
+def total_steps_of(schedule: Schedule) -> int:
+    """The run length a schedule was made for: its provenance's ``search_steps``, else one pass over its rows."""
+    s = schedule.provenance.get("search_steps")
+    if isinstance(s, int) and not isinstance(s, bool) and s > 0:
+        return s
+    return schedule.n_rows * schedule.steps_per_meta_step
+
+
+def to_stages(
+    schedule: Schedule,
+    total_steps: int,
+    batch_size: int,
+    by: Literal["meta_step", "distinct_row"] = "meta_step",
+) -> list[dict[str, Any]]:
+    """The schedule over ``total_steps`` steps of ``batch_size`` examples as constant-probability stages.
+
+    Returns a list of ``{"probabilities": [...], "num_examples": int,
+    "steps": (start, end)}`` in order, where ``probabilities`` is in schedule
+    task order and ``num_examples = (end - start) * batch_size``.
+    ``by="meta_step"`` gives one stage per schedule row reached (the last row
+    runs to ``total_steps``); ``by="distinct_row"`` merges consecutive rows
+    with identical weights.
+    """
+    check_schedule(schedule)
+    total_steps = positive_int("total_steps", total_steps)
+    batch_size = positive_int("batch_size", batch_size)
+    if by not in ("meta_step", "distinct_row"):
+        raise ValueError(f"by must be 'meta_step' or 'distinct_row', got {by!r}")
+    n = schedule.steps_per_meta_step
+    stages: list[dict[str, Any]] = []
+    for m in range(schedule.n_rows):
+        start = m * n
+        if start >= total_steps:
+            break
+        end = total_steps if m == schedule.n_rows - 1 else min((m + 1) * n, total_steps)
+        probs = [float(p) for p in schedule.weights[m]]
+        if by == "distinct_row" and stages and stages[-1]["probabilities"] == probs:
+            first = stages[-1]["steps"][0]
+            stages[-1]["steps"] = (first, end)
+            stages[-1]["num_examples"] = (end - first) * batch_size
+            continue
+        stages.append({"probabilities": probs, "num_examples": (end - start) * batch_size, "steps": (start, end)})
+    return stages
+
+
+def _rate_stages(schedule: Schedule, total_steps: int | None, average: bool) -> list[tuple[tuple[int, int], np.ndarray]]:
+    steps = total_steps_of(schedule) if total_steps is None else positive_int("total_steps", total_steps)
+    if average or schedule.time_invariant:
+        return [((0, steps), schedule.mean_weights(steps))]
+    return [(tuple(s["steps"]), np.asarray(s["probabilities"])) for s in to_stages(schedule, steps, 1, by="distinct_row")]
+
+
+def _num(x: float) -> str:
+    return f"{float(x):.6g}"
+
+
+def seqio_mixtures(schedule: Schedule, name: str = "taskmix_mixture", total_steps: int | None = None,
+                   average: bool = False, tasks: Mapping[str, str] | None = None) -> str:
+    """Python source registering the schedule as seqio mixtures: one ``MixtureRegistry.add`` per stage.
+
+    Rates are the schedule's weights (seqio normalises them); zero-weight tasks
+    are left out (named in a comment).  ``tasks`` renames taskmix task names to
+    seqio task names.  Stage ``k`` of a time-variant schedule is the mixture
+    ``f"{name}_stage{k}"``, its steps in a comment: switch mixtures at those
+    steps (seqio has no time-varying mixture).
+    """
+    rename = dict(tasks or {})
+    stages = _rate_stages(schedule, total_steps, average)
+    lines = ["import seqio", ""]
+    for k, ((a, b), w) in enumerate(stages):
+        mix = name if len(stages) == 1 else f"{name}_stage{k}"
+        kept = [(rename.get(t, t), float(x)) for t, x in zip(schedule.tasks, w) if x > 0]
+        dropped = [t for t, x in zip(schedule.tasks, w) if x <= 0]
+        what = "step-weighted average over" if average and not schedule.time_invariant else "steps"
+        lines.append(f"# {what} [{a}, {b})" + (f"; zero weight, left out: {', '.join(dropped)}" if dropped else ""))
+        body = ", ".join(f"({json.dumps(t)}, {_num(x)})" for t, x in kept)
+        lines.append(f"seqio.MixtureRegistry.add({json.dumps(mix)}, [{body}])")
+    return "\n".join(lines) + "\n"
+
+
+def megatron_data_path(schedule: Schedule, prefixes: Mapping[str, str] | None = None, total_steps: int | None = None,
+                       average: bool = False) -> str:
+    """Megatron-LM ``--data-path`` blends: ``w1 prefix1 w2 prefix2 ...``, one line per stage.
+
+    ``prefixes`` maps task names to the data prefixes of their indexed
+    datasets (default: the task name).  Zero-weight tasks are left out.  A
+    time-variant schedule gives one line per stage, each after a comment with
+    its steps (Megatron's blend is fixed for a run: train each stage with its
+    line, or pass ``average=True`` for one line).
+    """
+    prefixes = dict(prefixes or {})
+    unknown = sorted(set(prefixes) - set(schedule.tasks))
+    if unknown:
+        raise ValueError(f"prefix given for unknown task(s) {unknown}; the schedule has {list(schedule.tasks)}")
+    stages = _rate_stages(schedule, total_steps, average)
+    lines = []
+    for (a, b), w in stages:
+        if len(stages) > 1:
+            lines.append(f"# steps [{a}, {b})")
+        lines.append(" ".join(f"{_num(x)} {prefixes.get(t, t)}" for t, x in zip(schedule.tasks, w) if x > 0))
+    return "\n".join(lines) + "\n"
+
+
+def describe(schedule: Schedule, total_steps: int | None = None, max_rows: int = 20) -> str:
+    """A readable summary: tasks, rows, step layout, provenance, the weights per row and their average."""
+    steps = total_steps_of(schedule) if total_steps is None else positive_int("total_steps", total_steps)
+    kind = "time-invariant" if schedule.time_invariant else f"time-variant, {schedule.n_rows} rows"
+    width = max(8, *(len(t) for t in schedule.tasks))
+    out = [f"schedule: {schedule.n_tasks} tasks, {kind}, {schedule.steps_per_meta_step} steps per meta-step"]
+    prov = {k: v for k, v in schedule.provenance.items()}
+    if prov:
+        out.append("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items()))
+    head = "row  steps".ljust(22) + "".join(t.rjust(width + 2) for t in schedule.tasks)
+    out += ["", head]
+    n = schedule.steps_per_meta_step
+    rows = list(range(schedule.n_rows))
+    shown = rows if len(rows) <= max_rows else rows[: max_rows // 2] + [-1] + rows[-max_rows // 2:]
+    for m in shown:
+        if m < 0:
+            out.append("...")
+            continue
+        span = f"[{m * n}, {(m + 1) * n})" if m < schedule.n_rows - 1 else f"[{m * n}, end)"
+        out.append(f"{m:<4} {span:<16}" + "".join(f"{w:.4f}".rjust(width + 2) for w in schedule.weights[m]))
+    out.append(f"{'mean over ' + str(steps) + ' steps':<21}" + "".join(f"{w:.4f}".rjust(width + 2)
+                                                                        for w in schedule.mean_weights(steps)))
+    return "\n".join(out) + "\n"
+
+
+def diff(a: Schedule, b: Schedule, total_steps: int | None = None) -> dict[str, Any]:
+    """How two schedules differ: tasks, layout, per-task mean weights and the largest per-step difference.
+
+    Tasks are compared by name (a task missing from one schedule has weight 0
+    there).  ``mean_a`` / ``mean_b`` are step-weighted means over
+    ``total_steps`` (default: the longer of the two schedules' runs);
+    ``total_variation`` is half the L1 distance of the means; ``max_step_diff``
+    the largest absolute weight difference at any step.
+    """
+    tasks = list(a.tasks) + [t for t in b.tasks if t not in a.tasks]
+    steps = positive_int("total_steps", total_steps) if total_steps is not None else max(total_steps_of(a), total_steps_of(b))
+
+    def per_step(s: Schedule) -> np.ndarray:
+        idx = np.minimum(np.arange(steps) // s.steps_per_meta_step, s.n_rows - 1)
+        w = np.zeros((steps, len(tasks)))
+        for j, t in enumerate(tasks):
+            if t in s.tasks:
+                w[:, j] = s.weights[idx, s.tasks.index(t)]
+        return w
+
+    wa, wb = per_step(a), per_step(b)
+    ma, mb = wa.mean(axis=0), wb.mean(axis=0)
+    d = np.abs(wa - wb)
+    worst = np.unravel_index(int(np.argmax(d)), d.shape) if d.size else (0, 0)
+    return {
+        "tasks": tasks,
+        "only_in_a": [t for t in a.tasks if t not in b.tasks],
+        "only_in_b": [t for t in b.tasks if t not in a.tasks],
+        "rows": (a.n_rows, b.n_rows),
+        "steps_per_meta_step": (a.steps_per_meta_step, b.steps_per_meta_step),
+        "total_steps": steps,
+        "mean_a": ma.tolist(),
+        "mean_b": mb.tolist(),
+        "total_variation": float(0.5 * np.abs(ma - mb).sum()),
+        "max_step_diff": float(d.max()) if d.size else 0.0,
+        "max_step_diff_at": {"step": int(worst[0]), "task": tasks[int(worst[1])]},
+        "identical": bool(a == b),
+    }
+
+
+def format_diff(d: Mapping[str, Any], name_a: str = "a", name_b: str = "b") -> str:
+    """:func:`diff` as text."""
+    if d["identical"]:
+        return f"{name_a} and {name_b} are identical\n"
+    out = []
+    if d["only_in_a"] or d["only_in_b"]:
+        out.append(f"tasks only in {name_a}: {d['only_in_a'] or '-'}; only in {name_b}: {d['only_in_b'] or '-'}")
+    (ra, rb), (sa, sb) = d["rows"], d["steps_per_meta_step"]
+    out.append(f"rows: {ra} vs {rb}; steps per meta-step: {sa} vs {sb}")
+    width = max(8, *(len(t) for t in d["tasks"]))
+    col = max(10, len(name_a), len(name_b)) + 2
+    out.append(f"mean weights over {d['total_steps']} steps:")
+    out.append("task".ljust(width) + name_a.rjust(col) + name_b.rjust(col) + "difference".rjust(12))
+    for t, x, y in zip(d["tasks"], d["mean_a"], d["mean_b"]):
+        out.append(t.ljust(width) + f"{x:.4f}".rjust(col) + f"{y:.4f}".rjust(col) + f"{y - x:+.4f}".rjust(12))
+    at = d["max_step_diff_at"]
+    out.append(f"total variation of the means: {d['total_variation']:.4f}; largest per-step difference: "
+               f"{d['max_step_diff']:.4f} ({at['task']} at step {at['step']})")
+    return "\n".join(out) + "\n"
+
+
+def parse_mapping(items: Sequence[str] | None, what: str) -> dict[str, str]:
+    """``["a=x", "b=y"]`` -> ``{"a": "x", "b": "y"}`` (for ``--prefix`` / ``--rename``)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{what} {item!r}: expected TASK=VALUE")
+        out[key] = value
+    return out
