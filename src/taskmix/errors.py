@@ -368,6 +368,7 @@ class OutputLock:
                            "wait for it to finish or choose another --out")
 
     def acquire(self) -> "OutputLock":
+        """Take the lock (refused with one line naming the holder's pid when another run holds it)."""
         self._mkdirs()
         try:
             import fcntl
@@ -414,6 +415,7 @@ class OutputLock:
         raise self._refuse()
 
     def release(self) -> None:
+        """Release the lock and remove the lock file (and the directory, if this run created it and left it empty)."""
         _HELD.pop(os.path.abspath(self.dir), None)
         if self._fallback is not None:  # pragma: no cover - Windows
             self._fallback.release()

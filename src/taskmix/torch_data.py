@@ -520,6 +520,7 @@ class ScheduleIterableDataset(IterableDataset):
 
     @property
     def local_batch_size(self) -> int:
+        """Examples per step on this rank."""
         return self.batch_size // self.world_size
 
     def __len__(self) -> int:

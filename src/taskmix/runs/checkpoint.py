@@ -277,6 +277,7 @@ def decode_checkpoint(data: bytes, where: str = "checkpoint") -> Any:
 
 
 def save_checkpoint(directory: str | Path, index: int, payload: dict[str, Any], keep: int = 2) -> Path:
+    """Write checkpoint ``index`` of ``payload`` atomically under ``directory``, keeping the newest ``keep``; returns its path."""
     d = Path(directory)
     path = d / f"ckpt-{index:06d}{SUFFIX}"
     atomic_write_bytes(path, encode_checkpoint(payload))

@@ -123,6 +123,7 @@ class AdaptiveRun:
 
     @property
     def done(self) -> bool:
+        """Whether the run has used its training budget."""
         return self.step >= self.total_budget
 
     def step_meta(self) -> dict[str, Any]:
@@ -194,6 +195,7 @@ class AdaptiveRun:
         return entry
 
     def run(self, on_meta_step: Callable[["AdaptiveRun", dict[str, Any]], None] | None = None) -> AdaptiveResult:
+        """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result."""
         while not self.done:
             entry = self.step_meta()
             if on_meta_step is not None:
@@ -202,6 +204,7 @@ class AdaptiveRun:
 
     # -------------------------------------------------------------- artifacts
     def provenance(self, kind: str) -> dict[str, Any]:
+        """The provenance stamped into an exported schedule (``kind``: time_variant or average)."""
         return {
             "method": self.strategy.name,
             "schedule": kind,
@@ -234,11 +237,13 @@ class AdaptiveRun:
         return self.trainer.metric(tgt.report_split, self.target)
 
     def result(self) -> AdaptiveResult:
+        """The run's schedules, log and cost so far."""
         return AdaptiveResult(self.time_variant_schedule(), self.average_schedule(), list(self.log), self.seconds,
                               self.step, self.evaluations)
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
+        """Every piece of the run's state, for checkpoints; :meth:`load_state_dict` resumes it exactly."""
         return {
             "meta_step": self.meta_step,
             "step": self.step,
@@ -259,6 +264,7 @@ class AdaptiveRun:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`."""
         self.meta_step = int(state["meta_step"])
         self.step = int(state["step"])
         self.seconds = float(state["seconds"])

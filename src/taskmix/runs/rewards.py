@@ -45,6 +45,7 @@ from ..strategies.credit import alignment
 
 @dataclass
 class RewardContext:
+    """What a reward sees at the end of a meta-step: the trainer, the target, the reward split, the probe stream."""
     trainer: Trainer
     target: int
     reward_split: Split
@@ -54,10 +55,13 @@ class RewardContext:
 
 
 class Reward(Protocol):
+    """A reward: one value per task from a :class:`RewardContext` (``per_task``: whether the values differ by task)."""
     name: str
     per_task: bool
 
-    def __call__(self, ctx: RewardContext) -> np.ndarray: ...
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """The meta-step's reward, one value per task."""
+        ...
 
 
 def _probe_batch(ctx: RewardContext, task: int, size: int | None = None) -> tuple[Any, torch.Tensor, torch.Tensor]:
@@ -83,6 +87,7 @@ class AccuracyReward:
     per_task = False
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """The target's metric on the reward split, for every task."""
         m = ctx.trainer.metric(ctx.reward_split, ctx.target)
         return np.full(len(ctx.trainer.tasks), m)
 
@@ -94,6 +99,7 @@ class LossReward:
     per_task = False
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """Minus the target's reward-split loss, for every task."""
         _, loss = ctx.trainer.predict(ctx.reward_split, ctx.target)
         return np.full(len(ctx.trainer.tasks), -loss)
 
@@ -109,6 +115,7 @@ class GradientAlignmentReward:
         self.similarity = similarity
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """Each task's gradient alignment with the target's reward-split gradient (the training stream is untouched)."""
         tr = ctx.trainer
         params = tr.model.shared_parameters()
         rng_state = torch.get_rng_state()
@@ -132,6 +139,7 @@ class LookaheadReward:
         self.probe_steps = probe_steps
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """Each task's drop of the target's reward-split loss after ``probe_steps`` steps on a copy of the model."""
         tr = ctx.trainer
         import copy
 
@@ -161,6 +169,7 @@ class ConstantReward:
     per_task = False
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """1 for every task."""
         return np.ones(len(ctx.trainer.tasks))
 
 
@@ -176,6 +185,7 @@ class ShuffledReward:
         self.name = f"shuffled:{base.name}"
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """The base reward's credits, permuted across tasks."""
         r = self.base(ctx)
         return r[ctx.rng.permutation(len(r))]
 

@@ -23,6 +23,7 @@ SCALAR_KEYS = ("round", "meta_step", "step", "reward_split_accuracy", "reward_sp
 
 
 def flatten(entry: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any]:
+    """A log entry as one flat row: per-task lists become ``<kind>/<task>`` columns."""
     row: dict[str, Any] = {k: entry.get(k) for k in SCALAR_KEYS if k in entry}
     for key, prefix in PER_TASK_KEYS.items():
         vals = entry.get(key)
@@ -103,11 +104,13 @@ class RunLogger:
                 self._tb = None
 
     def extend(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Log entries already recorded (a resumed run), without duplicating TensorBoard points."""
         for e in entries:
             self.log(e, flush=False)
         self.flush()
 
     def log(self, entry: dict[str, Any], flush: bool = True) -> None:
+        """Append one meta-step's entry to the JSON lines, CSV and TensorBoard logs."""
         self.entries.append(entry)
         if self._tb is not None:
             step = int(entry.get("round", 0)) * 10**6 + int(entry.get("step", len(self.entries)))
@@ -118,6 +121,7 @@ class RunLogger:
             self.flush()
 
     def flush(self) -> None:
+        """Write the logs to disk."""
         atomic_write_text(self.out / f"{self.prefix}.jsonl", "".join(json.dumps(e) + "\n" for e in self.entries))
         rows = [flatten(e, self.tasks) for e in self.entries]
         cols: list[str] = []
@@ -136,5 +140,6 @@ class RunLogger:
         return self._tb is not None and write_hparams(None, hparams, metrics, writer=self._tb)
 
     def close(self) -> None:
+        """Flush and close the logs."""
         if self._tb is not None:
             self._tb.close()
