@@ -117,6 +117,20 @@ def check_state_matches(what: str, state: Any, **expected: Any) -> None:
         raise ValueError(f"{what} state is for {saved}; this {what} has {mine}")
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (raised by :func:`unique_keys`)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads(..., object_pairs_hook=unique_keys)``: a JSON object with a key given twice is a :class:`DuplicateKeyError`."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise DuplicateKeyError(f"duplicate key {k[:40]!r} in a JSON object")
+        out[k] = v
+    return out
+
+
 def read_input(
     path: str | os.PathLike, noun: str, expected: str, error: type[TaskmixError] = TaskmixError,
     limit: int | None = None,

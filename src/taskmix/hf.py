@@ -256,15 +256,7 @@ def to_interleave_stages(
     batch_size: int,
     by: Literal["meta_step", "distinct_row"] = "meta_step",
 ) -> list[dict[str, Any]]:
-    """The schedule over ``total_steps`` steps of ``batch_size`` examples as constant-probability stages.
-
-    Returns a list of ``{"probabilities": [...], "num_examples": int,
-    "steps": (start, end)}`` in order, where ``probabilities`` is in schedule
-    task order and ``num_examples = (end - start) * batch_size``.
-    ``by="meta_step"`` gives one stage per schedule row reached (the last row
-    runs to ``total_steps``); ``by="distinct_row"`` merges consecutive rows
-    with identical weights.
-    """
+    """The schedule as constant-probability stages for ``datasets.interleave_datasets``: :func:`taskmix.schedule_tools.to_stages`."""
     return to_stages(schedule, total_steps, batch_size, by)  # also behind `taskmix schedule export --format interleave`
 
 

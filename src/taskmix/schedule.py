@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ScheduleError, atomic_write_text, read_input
+from .errors import DuplicateKeyError, ScheduleError, atomic_write_text, read_input, unique_keys
 from .registry import Registry
 
 FORMAT = "taskmix.schedule/1"
@@ -235,9 +235,9 @@ class Schedule:
     def from_json(cls, text: str | bytes, source: str = "schedule") -> "Schedule":
         """Parse and validate ``taskmix.schedule/1`` JSON text."""
         try:
-            d = json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, source))
-        except ScheduleError:
-            raise
+            d = json.loads(text, object_pairs_hook=unique_keys)
+        except DuplicateKeyError as e:
+            raise ScheduleError(f"{source}: {e}; each key may appear once") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
             why = e.msg if isinstance(e, json.JSONDecodeError) else f"not UTF-8: {e.reason}"
@@ -300,13 +300,6 @@ def _short_list(items: Sequence[str], n: int = 8, width: int = 40) -> str:
     return f"{shown}{more}"
 
 
-def _unique_keys(pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ScheduleError(f"{source}: duplicate key {k[:40]!r} in a JSON object; each key may appear once")
-        out[k] = v
-    return out
 
 
 def jsonable(x: Any) -> Any:

@@ -24,7 +24,16 @@ import numpy as np
 from ..config import Config
 from ..data.tasks import Task
 from ..engine.trainer import train_with_schedule
-from ..errors import MAX_DATA_INPUT_BYTES, ConfigError, OutputError, OutputLock, TrainingError, atomic_write_text, read_input_bytes
+from ..errors import (
+    MAX_DATA_INPUT_BYTES,
+    ConfigError,
+    OutputError,
+    OutputLock,
+    TrainingError,
+    atomic_write_text,
+    read_input_bytes,
+    unique_keys,
+)
 from ..runs.checkpoint import check_compatible
 from ..runs.job import prepare_job
 from ..runs.stamp import package_versions, write_run_stamp
@@ -82,13 +91,6 @@ def _check_row(row: Any, where: str) -> dict[str, Any]:
     return row
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k[:40]!r}")
-        out[k] = v
-    return out
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -110,7 +112,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
             continue
         where = f"{path}:{i}"
         try:
-            row = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+            row = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
         except (ValueError, RecursionError):  # bad JSON, not UTF-8 (a pickle), a duplicate key
             raise ConfigError(f"{where}: not a results row (expected JSON with method, seed, test and seconds)") from None
         row = _check_row(row, where)

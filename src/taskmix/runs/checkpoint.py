@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, TaskmixError, atomic_write_bytes, read_input_bytes
+from ..errors import ConfigError, TaskmixError, atomic_write_bytes, read_input_bytes, unique_keys
 
 __all__ = [
     "CheckpointError",
@@ -228,13 +228,6 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-standard JSON number {name}")
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate JSON key {k[:40]!r}")
-        out[k] = v
-    return out
 
 
 def decode_checkpoint(data: bytes, where: str = "checkpoint") -> Any:
@@ -261,7 +254,7 @@ def decode_checkpoint(data: bytes, where: str = "checkpoint") -> Any:
         (n,) = struct.unpack("<Q", body[:8])
         if n > len(body) - 8:
             raise ValueError("JSON length beyond the end of the file")
-        doc = json.loads(body[8 : 8 + n].decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_pairs)
+        doc = json.loads(body[8 : 8 + n].decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=unique_keys)
         tensors = st_load(bytes(body[8 + n :]))
         dec = _Decoder(tensors)
         payload = dec(doc)
