@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterator, Literal, Mapping, Sequence, Sized, cast
+from typing import Any, Iterator, Literal, Mapping, Self, Sequence, Sized, cast
 
 import numpy as np
 import torch
@@ -100,7 +100,30 @@ def scheduled_proportions(schedule: Schedule, steps: Sequence[int] | np.ndarray 
     return (counts[:, None] * schedule.weights).sum(axis=0) / s.size
 
 
-class ScheduleBatchSampler(Sampler[list[int]]):
+class _FromDatasets:
+    """``from_concat`` / ``from_dict`` for the samplers: build from the task datasets and keep them as ``sampler.dataset``."""
+
+    dataset: ConcatDataset | None
+
+    def __init__(self, schedule: Schedule, sizes: Sequence[int], *args: Any, **kwargs: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def from_concat(cls, dataset: ConcatDataset, schedule: Schedule, **kwargs: Any) -> Self:
+        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order (``sampler.dataset``)."""
+        sampler = cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
+        sampler.dataset = dataset
+        return sampler
+
+    @classmethod
+    def from_dict(cls, datasets: Mapping[str, Dataset], schedule: Schedule, **kwargs: Any) -> Self:
+        """Sampler over ``datasets`` (task name -> dataset); their ``ConcatDataset``, in schedule task order, is
+        ``sampler.dataset``: ``DataLoader(sampler.dataset, batch_sampler=sampler)`` (``sampler=``, ``batch_size=``
+        for :class:`ScheduleSampler`)."""
+        return cls.from_concat(_concat_in_schedule_order(datasets, schedule), schedule, **kwargs)
+
+
+class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
     """Yields this rank's global indices for each step of a replayed schedule.
 
     Args:
@@ -161,23 +184,6 @@ class ScheduleBatchSampler(Sampler[list[int]]):
         self._drawn = np.zeros(0, dtype=bool)
 
     # ----------------------------------------------------------- construction
-    @classmethod
-    def from_concat(cls, dataset: ConcatDataset, schedule: Schedule, **kwargs: Any) -> "ScheduleBatchSampler":
-        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order (``sampler.dataset``)."""
-        sampler = cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
-        sampler.dataset = dataset
-        return sampler
-
-    @classmethod
-    def from_dict(
-        cls, datasets: Mapping[str, Dataset], schedule: Schedule, **kwargs: Any
-    ) -> "ScheduleBatchSampler":
-        """Sampler over ``datasets`` (task name -> dataset); their ``ConcatDataset``, in schedule task order,
-        is ``sampler.dataset``: ``DataLoader(sampler.dataset, batch_sampler=sampler)``."""
-        concat = _concat_in_schedule_order(datasets, schedule)
-        sampler = cls(schedule, _concat_sizes(concat, schedule), **kwargs)
-        sampler.dataset = concat
-        return sampler
 
     def _new_task_sampler(self) -> TaskSampler:
         return TaskSampler(self.schedule, self.batch_size, self.sizes, seed=self.seed, per=self.per)
@@ -326,7 +332,7 @@ class ScheduleBatchSampler(Sampler[list[int]]):
         )
 
 
-class ScheduleSampler(Sampler[int]):
+class ScheduleSampler(_FromDatasets, Sampler[int]):
     """Per-index variant of :class:`ScheduleBatchSampler`: the same indices, one at a time.
 
     Step ``s`` contributes ``batch_size // world_size`` consecutive indices
@@ -345,23 +351,6 @@ class ScheduleSampler(Sampler[int]):
         self._pending = 0  # indices of the current step not yet yielded
         self.dataset: ConcatDataset | None = None  # set by from_dict / from_concat: the dataset the indices address
 
-    @classmethod
-    def from_concat(cls, dataset: ConcatDataset, schedule: Schedule, **kwargs: Any) -> "ScheduleSampler":
-        """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order (``sampler.dataset``)."""
-        sampler = cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
-        sampler.dataset = dataset
-        return sampler
-
-    @classmethod
-    def from_dict(
-        cls, datasets: Mapping[str, Dataset], schedule: Schedule, **kwargs: Any
-    ) -> "ScheduleSampler":
-        """Sampler over ``datasets`` (task name -> dataset); their ``ConcatDataset``, in schedule task order,
-        is ``sampler.dataset``: ``DataLoader(sampler.dataset, sampler=sampler, batch_size=...)``."""
-        concat = _concat_in_schedule_order(datasets, schedule)
-        sampler = cls(schedule, _concat_sizes(concat, schedule), **kwargs)
-        sampler.dataset = concat
-        return sampler
 
     # Read-only views of the underlying batch sampler.
     schedule = property(lambda self: self.batch_sampler.schedule, doc="The replayed schedule.")
