@@ -49,7 +49,8 @@ class TaskSpec(_Strict):
     validation: str | None = None
     test: str | None = None
     preset: str | None = Field(None, description="e.g. glue/rte, glue/mnli, xnli/sw")
-    splits: dict[str, str] | None = Field(None, description="role -> file stem / hub split, e.g. {train: train_9k}")
+    splits: dict[str, str | None] | None = Field(
+        None, description="role -> file stem / hub split, e.g. {train: train_9k}; null: do not load that role")
     format: Literal["auto", "npz", "jsonl", "json", "csv", "tsv", "parquet"] = "auto"
     columns: dict[str, str] | None = Field(None, description="text_a / text_b / label -> column name")
     labels: list[str] | dict[str, int] | None = None
