@@ -94,6 +94,8 @@ class EncoderConfig(_Strict):
     batch_size: int = Field(64, gt=0)
     max_length: int = Field(128, gt=0)
     device: str = "auto"
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: torch models in bfloat16 (~2x faster on AVX512-BF16/AMX CPUs; own cache identity)")
 
 
 class TrainConfig(_Strict):

@@ -93,14 +93,18 @@ def test_prefix_handling(tmp_path):
     np.testing.assert_allclose(p, ref.passage(SENTS[:3]), atol=1e-5)
     np.testing.assert_allclose(q, ref.query(SENTS[:3]), atol=1e-5)
     assert not np.allclose(p, q, atol=1e-3)
-    # the encoder adds the prefix itself: text that already starts with one is encoded as written
-    np.testing.assert_allclose(passage.encode(["passage: " + SENTS[0]]), ref.encode(["passage: " + SENTS[0]]), atol=1e-5)
+    # the engine adds the prefix itself: a prefix in the data is encoded as text (a second prefix)
+    doubled = passage.encode(["passage: " + SENTS[0]])
+    np.testing.assert_allclose(doubled, ref.passage(["passage: " + SENTS[0]]), atol=1e-5)
+    assert not np.allclose(doubled[0], p[0], atol=1e-3)
 
 
 @needs_e5
-def test_joint_pairs_are_refused_up_front(tmp_path):
+def test_joint_pairs_and_bf16_are_refused_up_front(tmp_path):
     with pytest.raises(ConfigError, match="pair: concat"):
         SentenceEncoder(E5_NAME, pair="joint", cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="encoder.precision"):
+        SentenceEncoder(E5_NAME, precision="bf16", cache_dir=tmp_path)
 
 
 @needs_e5
