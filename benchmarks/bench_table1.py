@@ -156,7 +156,11 @@ def main() -> None:
         table, notes = lang_table(runs, prefix)
         if table.count("\n") < 2:
             continue
-        body = f"XNLI, {title}. {common}\n\n{table}\n\n" + "".join(f"- {n}\n" for n in notes) + f"\n{differs}\n"
+        cfgs = "configs/xnli/lowres/<lang>.yaml" if prefix else "configs/xnli/<lang>.yaml"
+        runs_cmd = (f"Runs: `taskmix compare {cfgs} --seeds 5 --out RUNS/{prefix}<lang> -o encoder.threads=1`, and "
+                    f"the same with `-o 'compare.methods=[auxiliary_only]' --out RUNS/{prefix}<lang>_aux` (English only), "
+                    "nice'd, one at a time, on the shared 2 cores.")
+        body = f"XNLI, {title}. {common}\n\n{runs_cmd}\n\n{table}\n\n" + "".join(f"- {n}\n" for n in notes) + f"\n{differs}\n"
         print(body)
         if not args.no_write:
             update_section(section, body)
