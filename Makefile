@@ -13,7 +13,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(PIP) install -e '.[text,logging,ray,dev]'
+	$(PIP) install -e '.[text,e5,logging,ray,dev]'
 	touch $@
 
 demo: $(VENV)/.core            ## the main job on the built-in benchmark

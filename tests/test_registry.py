@@ -44,4 +44,4 @@ def test_one_registry_per_kind_and_every_method_has_a_kind() -> None:
     # derived, not listed twice: every rule with method=True and every strategy is a method
     assert {r for r in RULES if RULES.meta(r, "method") and not RULES.meta(r, "parameter")} <= set(METHODS)
     assert set(STRATEGIES) | {f"{s}-replay" for s in STRATEGIES} <= set(METHODS)
-    assert set(BACKENDS) == {"st", "hf"} and "gradient_alignment" in REWARDS
+    assert set(BACKENDS) == {"st", "hf", "e5"} and "gradient_alignment" in REWARDS

@@ -81,5 +81,8 @@ def test_rules():
     np.testing.assert_allclose(rules.explicit(TASKS, {"rte": 3, "qnli": 1}).weights[0], [0.75, 0, 0.25])
     with pytest.raises(ScheduleError, match="not among"):
         rules.single_task(TASKS, "cola")
+    np.testing.assert_allclose(rules.auxiliary_only(TASKS, "rte").weights[0], [0, 0.5, 0.5])
+    with pytest.raises(ScheduleError, match="auxiliary_only"):
+        rules.auxiliary_only(["rte"], "rte")
     with pytest.raises(ScheduleError, match="positive"):
         rules.temperature(TASKS, sizes, 0)

