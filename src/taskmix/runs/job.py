@@ -1,0 +1,85 @@
+"""The contract between a run and a comparison: a :class:`Job` in, a :class:`MethodResult` out.
+
+:func:`prepare_job` carves the reward split out of the target's training data
+(the honest protocol: the reported split is never seen), and :func:`replay`
+trains a fresh model with a static schedule -- the last step of every
+method that produces one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..config import Config
+from ..data.tasks import Split, Task, carve_reward_split
+from ..engine.trainer import train_with_schedule
+from ..schedule import Schedule
+
+__all__ = ["Job", "MethodResult", "prepare_job", "replay"]
+
+
+@dataclass
+class Job:
+    """One (config, seed) cell's inputs: tasks with the reward split carved out of the target's train split."""
+
+    cfg: Config
+    tasks: list[Task]  # target's train split already reduced
+    target: int
+    reward_split: Split
+    seed: int
+
+    @property
+    def names(self) -> list[str]:
+        """Task names, in schedule order."""
+        return [t.name for t in self.tasks]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Training examples per task (the target's after the reward split is carved out)."""
+        return {t.name: t.n_train for t in self.tasks}
+
+
+@dataclass
+class MethodResult:
+    """What a method produced on a job: the reported metric, its schedule and its cost."""
+
+    test: float
+    seconds: float
+    schedule: Schedule | None
+    train_steps: int
+    evaluations: int
+    log: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_job(cfg: Config, tasks: Sequence[Task], seed: int) -> Job:
+    """The job of ``seed``: the target's reward split carved out (stratified, seeded), every other task as given."""
+    names = [t.name for t in tasks]
+    target = names.index(cfg.target)
+    carved, reward = carve_reward_split(tasks[target], cfg.search.reward_fraction, seed)
+    tasks = list(tasks)
+    tasks[target] = carved
+    return Job(cfg, tasks, target, reward, seed)
+
+
+def replay(
+    job: Job,
+    sched: Schedule,
+    extra_seconds: float = 0.0,
+    extra_steps: int = 0,
+    evals: int = 0,
+    log: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> MethodResult:
+    """Train a fresh model on ``job`` with ``sched`` and report it; the ``extra_*`` costs are those spent finding ``sched``."""
+    r = train_with_schedule(job.tasks, job.target, sched, job.cfg, job.seed)
+    return MethodResult(
+        test=r.test,
+        seconds=r.seconds + extra_seconds,
+        schedule=sched,
+        train_steps=r.steps + extra_steps,
+        evaluations=1 + evals,
+        log=log or [],
+        extra={"realised": r.realised, **(extra or {})},
+    )

@@ -1,0 +1,295 @@
+"""Online runs: one training run whose task distribution a strategy adapts as it goes.
+
+:class:`AdaptiveRun` drives a :class:`~taskmix.strategies.Strategy` the way
+:class:`taskmix.runs.search_run.SearchRun` drives the policy: meta-steps of
+``cfg.steps_per_meta_step`` training steps; at the start of a meta-step the
+strategy's weights are read; every sample's task is drawn with
+:func:`taskmix.sampler.categorical` (one task per batch with ``train.per:
+batch``) and its example from :class:`~taskmix.sampler.ExampleStreams`; at the
+end the feedback the strategy asks for is computed (``feedback``: the per-task
+training loss, free; the target's reward-split metric, one evaluation; the
+gradient alignment, one backward pass per probe batch and task) and
+``update`` is called.  The draws use the same random streams as
+:func:`taskmix.engine.trainer.train_with_schedule` (task draws from
+``PCG64([seed, 0x7A5C])``, examples from ``ExampleStreams(seed=seed)``, model
+initialisation from ``seed``), so **replaying the exported per-meta-step
+schedule reproduces the online run bit for bit on CPU**.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data.tasks import Split, Task
+from ..engine.trainer import Trainer
+from ..sampler import ExampleStreams, categorical
+from ..schedule import Schedule
+from ..strategies import FEEDBACK_KINDS, MetaStepInfo, Strategy, make_strategy, strategy_kwargs
+from .job import Job
+from .rewards import GradientAlignmentReward, RewardContext
+
+__all__ = ["AdaptiveResult", "AdaptiveRun", "run_online"]
+
+
+@dataclass
+class AdaptiveResult:
+    """An online run: its per-meta-step and average schedules, log and cost."""
+
+    time_variant: Schedule
+    average: Schedule
+    log: list[dict[str, Any]]
+    seconds: float
+    steps: int
+    evaluations: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AdaptiveRun:
+    """One training run whose task distribution a :class:`Strategy` adapts online.
+
+    ``run()`` goes to the end; ``step_meta()`` does one meta-step and returns its
+    log row.  The budget is ``cfg.train.steps`` training steps in meta-steps of
+    ``cfg.steps_per_meta_step`` (the last one shorter if they do not divide).
+    State (model, optimiser, strategy, every random stream, counters, log) is in
+    :meth:`state_dict`, so a run can checkpoint between meta-steps and resume.
+
+    Cost accounting (``evaluations``): one per computation of the feedback a
+    strategy asks for -- a reward-split evaluation (``reward_metric``, plus one
+    before training for the first comparison) or a gradient-alignment
+    computation (``alignment``, ``1 + K x probe_batches`` backward passes, no
+    optimiser steps).  The reward-split accuracy and loss logged every
+    meta-step for every strategy are a diagnostic and, as in
+    :class:`taskmix.search.SearchRun`, not counted (``thompson`` reuses that
+    evaluation as its feedback, so nothing is evaluated twice).
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        target: int,
+        reward_split: Split,
+        cfg: Config,
+        seed: int,
+        strategy: Strategy,
+        trunk_factory: Callable[[], torch.nn.Module] | None = None,
+    ):
+        self.tasks = list(tasks)
+        self.target = int(target)
+        self.reward_split = reward_split
+        self.cfg = cfg
+        self.seed = int(seed)
+        if strategy.n_tasks != len(self.tasks):
+            raise ValueError(f"strategy is over {strategy.n_tasks} tasks, the run has {len(self.tasks)}")
+        self.strategy = strategy
+        unknown = set(strategy.feedback) - set(FEEDBACK_KINDS)
+        if unknown:
+            raise ValueError(f"strategy {strategy.name!r} asks for unknown feedback {sorted(unknown)}")
+        self.total_budget = int(cfg.train.steps)
+        self.spm = int(cfg.steps_per_meta_step)
+        self.meta_steps = -(-self.total_budget // self.spm)
+        self.meta_step = 0
+        self.step = 0
+        self.seconds = 0.0
+        self.evaluations = 0
+        self.log: list[dict[str, Any]] = []
+        self.used: list[list[float]] = []  # weights in force during each meta-step
+        t0 = time.perf_counter()
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        self.trainer = Trainer(self.tasks, cfg, self.seed, trunk_factory() if trunk_factory else None)
+        # the same streams as train_with_schedule's TaskSampler: replaying the
+        # per-meta-step schedule reproduces this run
+        self.draw_rng = np.random.Generator(np.random.PCG64([self.seed, 0x7A5C]))
+        self.streams = ExampleStreams([t.n_train for t in self.tasks], seed=self.seed)
+        self.probe_rng = np.random.Generator(np.random.PCG64([self.seed, 0x960B]))
+        self.alignment = (
+            GradientAlignmentReward(getattr(strategy, "probe_batches", cfg.search.probe_batches),
+                                    getattr(strategy, "similarity", "cosine"))
+            if "alignment" in strategy.feedback
+            else None
+        )
+        self.previous_metric: float | None = None
+        if "reward_metric" in strategy.feedback:
+            self.previous_metric = self.trainer.metric(self.reward_split, self.target)
+            self.evaluations += 1
+        self.seconds += time.perf_counter() - t0
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_budget
+
+    def step_meta(self) -> dict[str, Any]:
+        """Train one meta-step with the strategy's weights, compute its feedback, update it."""
+        if self.done:
+            raise RuntimeError("the run is finished")
+        t0 = time.perf_counter()
+        n = len(self.tasks)
+        steps = min(self.spm, self.total_budget - self.step)
+        w = np.asarray(self.strategy.weights(self.step), dtype=np.float64)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError(f"strategy {self.strategy.name!r} returned invalid weights {w.tolist()}")
+        w = w / w.sum()
+        bs = self.cfg.train.batch_size
+        per_batch = self.cfg.train.per == "batch"
+        counts = np.zeros(n)
+        loss_sums = np.zeros(n)
+        train_loss = 0.0
+        for _ in range(steps):
+            if per_batch:
+                tids = np.full(bs, categorical(self.draw_rng, w, 1)[0], dtype=np.int64)
+            else:
+                tids = categorical(self.draw_rng, w, bs)
+            c = np.bincount(tids, minlength=n)
+            train_loss += self.trainer.train_step(tids, self.streams.take_for(tids))
+            present = c > 0
+            loss_sums[present] += self.trainer.last_losses[present] * c[present]
+            counts += c
+        self.step += steps
+        with np.errstate(invalid="ignore", divide="ignore"):
+            task_loss = np.where(counts > 0, loss_sums / np.maximum(counts, 1), np.nan)
+        diag = self.trainer.evaluate(self.reward_split, self.target)
+        metric = diag[self.tasks[self.target].metric]
+        info = MetaStepInfo(step=self.step, steps=steps, weights=w, counts=counts, task_loss=task_loss)
+        if "reward_metric" in self.strategy.feedback:
+            info.metric, info.previous_metric = metric, self.previous_metric
+            self.previous_metric = metric
+            self.evaluations += 1
+        if self.alignment is not None:
+            ctx = RewardContext(self.trainer, self.target, self.reward_split, bs, self.probe_rng, self.meta_step)
+            info.alignment = self.alignment(ctx)
+            self.evaluations += 1
+        rewards = self.strategy.rewards(info)
+        self.strategy.update(self.meta_step, info)
+        after = self.strategy.weights(self.step)
+        dt = time.perf_counter() - t0
+        self.seconds += dt
+        self.used.append(w.tolist())
+        entry: dict[str, Any] = {
+            "round": 0,
+            "meta_step": self.meta_step,
+            "step": self.step,
+            "row": self.meta_step,
+            "strategy": self.strategy.name,
+            "realised": info.shares.tolist(),
+            "probs_before": w.tolist(),
+            "probs_after": (after / after.sum()).tolist(),
+            "rewards": np.asarray(rewards, dtype=np.float64).tolist(),
+            "reward_split_accuracy": diag["accuracy"],
+            "reward_split_loss": diag["loss"],
+            "reward_split_metric": metric,
+            "train_loss": train_loss / steps,
+            "task_train_loss": [None if not np.isfinite(v) else float(v) for v in task_loss],
+            "seconds": dt,
+            **self.strategy.log_extra(info),
+        }
+        self.log.append(entry)
+        self.meta_step += 1
+        return entry
+
+    def run(self, on_meta_step: Callable[["AdaptiveRun", dict[str, Any]], None] | None = None) -> AdaptiveResult:
+        while not self.done:
+            entry = self.step_meta()
+            if on_meta_step is not None:
+                on_meta_step(self, entry)
+        return self.result()
+
+    # -------------------------------------------------------------- artifacts
+    def provenance(self, kind: str) -> dict[str, Any]:
+        return {
+            "method": self.strategy.name,
+            "schedule": kind,
+            "target": self.tasks[self.target].name,
+            "seed": self.seed,
+            "meta_steps": len(self.used),
+            "train_steps": self.step,
+            **{f"{self.strategy.name}_{k}": v for k, v in self.strategy.hyper_parameters().items()},
+        }
+
+    def time_variant_schedule(self) -> Schedule:
+        """The weights used in each meta-step, one row per meta-step (replays this run exactly)."""
+        if not self.used:
+            raise RuntimeError("no meta-step has run yet")
+        return Schedule.from_weights([t.name for t in self.tasks], np.asarray(self.used), self.spm,
+                                     self.provenance("time_variant"))
+
+    def average_schedule(self) -> Schedule:
+        """The step-weighted average of the weights used, as a time-invariant schedule.
+
+        ``mean_m w_m`` weighted by the steps of meta-step ``m`` (all equal unless
+        the last meta-step is shorter) -- the expected task shares of the run.
+        """
+        tv = self.time_variant_schedule()
+        return Schedule.from_weights(tv.tasks, tv.mean_weights(self.step), 1, self.provenance("average"))
+
+    def evaluate_report(self) -> float:
+        """The target's metric on its report split (test, else validation), with the current model."""
+        tgt = self.tasks[self.target]
+        return self.trainer.metric(tgt.report_split, self.target)
+
+    def result(self) -> AdaptiveResult:
+        return AdaptiveResult(self.time_variant_schedule(), self.average_schedule(), list(self.log), self.seconds,
+                              self.step, self.evaluations)
+
+    # ------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "meta_step": self.meta_step,
+            "step": self.step,
+            "seconds": self.seconds,
+            "evaluations": self.evaluations,
+            "previous_metric": self.previous_metric,
+            "log": self.log,
+            "used": self.used,
+            "strategy": self.strategy.state_dict(),
+            "trainer": self.trainer.state_dict(),
+            "draw_rng": self.draw_rng.bit_generator.state,
+            "probe_rng": self.probe_rng.bit_generator.state,
+            "streams": self.streams.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.meta_step = int(state["meta_step"])
+        self.step = int(state["step"])
+        self.seconds = float(state["seconds"])
+        self.evaluations = int(state["evaluations"])
+        self.previous_metric = state["previous_metric"]
+        self.log = list(state["log"])
+        self.used = [list(r) for r in state["used"]]
+        self.strategy.load_state_dict(state["strategy"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.draw_rng.bit_generator.state = state["draw_rng"]
+        self.probe_rng.bit_generator.state = state["probe_rng"]
+        self.streams.load_state_dict(state["streams"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+
+
+# ------------------------------------------------------------- one call
+
+
+def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, float, float]:
+    """Run strategy ``name`` online on ``job``: ``(result, report-split metric, seconds incl. the evaluation)``.
+
+    ``kwargs`` override the strategy's hyper-parameters (after the config's).
+    """
+    t0 = time.perf_counter()
+    hyper = {**strategy_kwargs(job.cfg, name), **kwargs}
+    strategy = make_strategy(name, len(job.tasks), job.target, job.seed, **hyper)
+    run = AdaptiveRun(job.tasks, job.target, job.reward_split, job.cfg, job.seed, strategy)
+    res = run.run()
+    test = run.evaluate_report()
+    return res, test, time.perf_counter() - t0

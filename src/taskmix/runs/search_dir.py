@@ -1,0 +1,164 @@
+"""``taskmix search``: a search with checkpoints, logs and resume in an output directory, on one process or many.
+
+:func:`run_search_dir` runs one process's search under ``out``;
+:func:`run_search` is the command's entry point: on one process it is exactly
+:func:`run_search_dir`, under ``torchrun`` rank 0 runs it and the other ranks
+follow (:func:`follow`), every rank ending with the same schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import Config
+from ..data.tasks import Task
+from ..engine.parallel import DataParallel, connect
+from ..errors import ConfigError, OutputError, TrainingError, remove_stale_temps
+from .checkpoint import check_compatible, checkpoints, load_latest, save_checkpoint
+from .job import prepare_job
+from .runlog import RunLogger
+from .search_run import SearchResult, SearchRun
+
+__all__ = ["follow", "run_search", "run_search_dir"]
+
+
+def run_search_dir(
+    cfg: Config,
+    tasks: Sequence[Task],
+    out: Any,
+    resume: bool = False,
+    keep: int = 2,
+    progress: Any = None,
+    dist: Any = None,
+) -> SearchResult:
+    """``taskmix search``: run a search with a checkpoint at every meta-step, logs and the schedule under ``out``.
+
+    With ``resume`` the run continues from the last complete checkpoint (and
+    ends with the same schedule, bit for bit on CPU, as an uninterrupted run);
+    a changed config is refused, naming the differing keys.  Nothing is
+    written under ``out`` before the run is validated and its first meta-step
+    is done; every file is written atomically, so a failure (or SIGKILL) at any
+    point leaves only complete files, and the last complete checkpoint.
+    """
+    out = Path(out)
+    ckdir = out / "checkpoints"
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
+    if ckdir.exists() and not ckdir.is_dir():
+        raise OutputError(f"{ckdir}: exists and is not a directory")
+    if not resume and ((out / "schedule.json").exists() or checkpoints(ckdir)):
+        raise ConfigError(f"{out}: already holds a search; use --resume to continue it or choose a new --out")
+    job = prepare_job(cfg, tasks, cfg.seed)
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, cfg.seed, dist=dist)
+    fingerprint = cfg.fingerprint()
+    data = {
+        t.name: {"n_train": t.n_train, "dim": t.dim, "num_labels": t.num_labels} for t in job.tasks
+    } | {"reward_split": len(job.reward_split)}
+    last_ckpt = None
+    if resume:
+        payload = load_latest(ckdir)
+        if payload is None and checkpoints(ckdir):
+            raise OutputError(
+                f"{ckdir}: no readable checkpoint among {len(checkpoints(ckdir))} file(s); "
+                "remove them to start over or choose a new --out"
+            )
+        if payload is not None:
+            last_ckpt = payload.get("path")
+            check_compatible(payload, fingerprint, cfg.seed, str(ckdir), data)
+            try:
+                run.load_state_dict(payload["state"])
+            except (KeyError, ValueError, RuntimeError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise ConfigError(f"{last_ckpt}: cannot resume, the checkpoint does not fit this run ({msg})") from None
+        for d in (out, ckdir):  # temporary files of writes that a kill interrupted
+            remove_stale_temps(d)
+    names = [t.name for t in job.tasks]
+    # The logger (and with it ``out``) is created once there is something to log.
+    logger = RunLogger(out, names) if run.log else None
+    if logger is not None:
+        logger.extend(run.log)
+    run.dist.begin(run)  # data parallel (taskmix.distributed.run_search): every rank starts from this state
+    total = cfg.search.rounds * cfg.search.meta_steps
+    prog = progress if progress is not None else contextlib.nullcontext()
+    try:
+        with prog:
+            bar = progress.add_task("search", total=total, completed=len(run.log)) if progress is not None else None
+            while not run.done:
+                where = f"search meta-step {run.meta_step + 1}/{run.meta_steps}" + (
+                    f" of round {run.round + 1}/{cfg.search.rounds}" if cfg.search.rounds > 1 else ""
+                )
+                try:
+                    entry = run.step_meta()
+                except TrainingError as e:
+                    kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
+                    raise TrainingError(f"{where}: {e}{kept}") from None
+                if logger is None:
+                    logger = RunLogger(out, names)
+                logger.log(entry)
+                payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "state": run.state_dict()}
+                last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
+                if bar is not None:
+                    progress.advance(bar)
+    finally:
+        if logger is not None:
+            logger.close()
+    res = run.result()
+    res.schedule.save(out / "schedule.json")
+    return res
+
+
+def run_search(
+    cfg: Config,
+    tasks: Sequence[Task],
+    out: Any,
+    resume: bool = False,
+    keep: int = 2,
+    progress: Any = None,
+) -> SearchResult:
+    """``taskmix search`` on one process or on every rank of a data-parallel job.
+
+    One process: exactly :func:`taskmix.search.run_search_dir`.  Several ranks:
+    rank 0 runs :func:`~taskmix.search.run_search_dir` (validation, resume,
+    every file under ``out``); the other ranks follow it and write nothing.
+    Every rank returns the same schedule; ``result.extra`` holds ``rank`` and
+    ``world_size``.
+    """
+    dist = connect(cfg.train.device)
+    if not dist.active:
+        return run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress)
+    try:
+        bs = cfg.train.batch_size
+        if bs % dist.world_size:
+            raise ConfigError(
+                f"train.batch_size ({bs}) must be a multiple of the number of ranks ({dist.world_size}): "
+                "each step's global batch is split evenly across the ranks"
+            )
+        try:
+            if dist.is_main:
+                res = run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress, dist=dist)
+            else:
+                res = follow(cfg, tasks, dist)
+        except BaseException as e:
+            dist.fail(e)
+            raise
+        res.extra.update(rank=dist.rank, world_size=dist.world_size)
+        return res
+    finally:
+        dist.close()
+
+
+def follow(cfg: Config, tasks: Sequence[Task], dist: DataParallel) -> SearchResult:
+    """A rank other than 0: the same search as rank 0, from rank 0's state, writing nothing."""
+    job = prepare_job(cfg, tasks, cfg.seed)
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, cfg.seed, dist=dist)
+    dist.begin(run)
+    while not run.done:
+        where = f"rank {dist.rank}, search meta-step {run.meta_step + 1}/{run.meta_steps}"
+        try:
+            run.step_meta()
+        except TrainingError as e:  # a non-finite loss, or a non-finite reward the policy refused (as on rank 0)
+            raise TrainingError(f"{where}: {e}") from None
+    return run.result()
+
