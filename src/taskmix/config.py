@@ -122,6 +122,9 @@ class SearchConfig(_Strict):
     probe_steps: int = Field(5, gt=0)
     probe_batches: int = Field(16, gt=0)
     similarity: Literal["dot", "cosine"] = "dot"
+    credit_groups: int = Field(4, ge=1, description="groups the per-task credit's probes (and the reward split) are taken in, for its standard error")
+    shrink: float = Field(0.0, ge=0, description="variance-aware update: per-task credits are soft-thresholded by shrink x their standard error (0: off)")
+    prior_pull: float = Field(0.0, ge=0, description="pull of the logits toward the prior (uniform) in every update: an L2 penalty's weight (0: off)")
     time_variant_init: Literal["uniform", "previous"] = "previous"
 
     @model_validator(mode="after")
