@@ -142,6 +142,9 @@ class SearchRun:
         weights = self.policy.probs(row) if self.reward.per_task else shares
         se = getattr(self.reward, "last_se", None) if self.reward.per_task else None
         parts = getattr(self.reward, "last_se_parts", None) if se is not None else None
+        if se is not None:  # the same on every rank (data parallel), like the rewards: the updates stay identical
+            se = self.dist.mean(np.asarray(se, dtype=np.float64))
+            parts = tuple(self.dist.mean(np.asarray(p, dtype=np.float64)) for p in parts) if parts is not None else None
         info = self.policy.update(row, weights, rewards, se=se)
         if se is not None:
             info["reward_se"] = np.asarray(se, dtype=np.float64).tolist()
