@@ -159,13 +159,39 @@ def add_learned(fam_rows: list[dict[str, Any]], prefix: str, out_name: str) -> N
         fam_rows.append({**pick, "method": out_name, "seconds": both, "picked": "time_variant" if pick is tv else "time_invariant"})
 
 
-def summarize(families: list[dict[str, Any]]) -> dict[str, Any]:
+def add_checked(fam_rows: list[dict[str, Any]], n_reward: int, z: float, name: str) -> None:
+    """A final check on the reward split: keep ``learned`` unless a rule beats it there by more than ``z`` SE.
+
+    Uses only reward-split scores of retrained models (each row's ``reward_split``), never the test split.
+    SE: of the difference of two accuracies on ``n_reward`` examples, ``sqrt(2 p (1 - p) / n)`` (unpaired,
+    so conservative).  Cost: learned + the four rule runs.
+    """
+    by: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in fam_rows:
+        by.setdefault(r["seed"], {})[r["method"]] = r
+    for seed, rows in by.items():
+        if "learned" not in rows or not all(m in rows for m in RULES):
+            continue
+        learned = rows["learned"]
+        best = max(RULES, key=lambda m: rows[m]["reward_split"])
+        p = min(max(learned["reward_split"], 1e-3), 1 - 1e-3)
+        se = math.sqrt(2 * p * (1 - p) / max(1, n_reward))
+        keep = rows[best]["reward_split"] - learned["reward_split"] <= z * se
+        pick = learned if keep else rows[best]
+        cost = learned["seconds"] + sum(rows[m]["seconds"] for m in RULES)
+        fam_rows.append({**pick, "method": name, "seconds": cost, "kept": "learned" if keep else best})
+
+
+def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.0, 2.0)) -> dict[str, Any]:
     stats: dict[str, dict[str, Any]] = {}
     for fam in families:
         rows = fam["rows"]
         add_learned(rows, "learned_", "learned")
         for v in {r["method"].split("/")[0] for r in rows if "/" in r["method"]}:
             add_learned(rows, v, v)
+        n_reward = int(round(0.1 * fam["info"]["target"]["n"]))
+        for z in checks:
+            add_checked(rows, n_reward, z, f"learned+check(z={z:g})")
         by = {}
         for r in rows:
             by.setdefault(r["method"], {})[r["seed"]] = r
@@ -303,7 +329,10 @@ families with both roles where the largest weight on a harmful auxiliary exceeds
 *w(harmful) / w(helpful)*: mean total weight on the harmful / helpful auxiliaries. *across-seed weight std*:
 std over seeds of each task's weight, mean over tasks, mean over families. *cost*: the method's wall time over
 the plain (uniform) run of the same seed; `learned` counts one search + both retrains. `learned`: the better
-of `learned_time_invariant` / `learned_time_variant` per seed by the retrained model's reward-split accuracy."""
+of `learned_time_invariant` / `learned_time_variant` per seed by the retrained model's reward-split accuracy.
+`learned+check(z=Z)`: a final check on the reward split, computed from the same rows — keep `learned` unless
+the best rule by reward-split accuracy beats it there by more than Z standard errors (binomial, unpaired);
+its cost adds the four rule runs. `pb16`: the learned pair with the previous default `probe_batches: 16`."""
 
 
 if __name__ == "__main__":
