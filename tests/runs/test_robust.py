@@ -70,3 +70,13 @@ def test_one_search_gives_both_schedules_bit_for_bit():
     tv_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"policy": "time_variant"})})
     tv_alone = SearchRun(job.tasks, job.target, job.reward_split, tv_cfg, 1).run().schedule
     assert np.array_equal(tv_alone.weights, tv.schedule.weights)
+
+
+def test_a_comparison_runs_one_search_for_both_schedules(tmp_path):
+    from taskmix.compare import run_compare
+
+    cfg = builtin_config(TINY_BUILTIN + ["compare.methods=[learned_time_invariant,learned_time_variant]"])
+    res = run_compare(cfg, load_tasks(cfg), tmp_path / "c", seeds=1)
+    rows = {r["method"]: r for r in res["results"]["rows"]}
+    assert rows["learned_time_invariant"]["extra"]["search_reused"] is False
+    assert rows["learned_time_variant"]["extra"]["search_reused"] is True

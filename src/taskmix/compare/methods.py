@@ -22,6 +22,7 @@ Each entry's ``kind`` (``baseline``, ``learned``, ``oracle``, ``adaptive``,
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -102,16 +103,25 @@ for _rule in RULES:
 # ------------------------------------------------------------- learned
 
 
-_SEARCHES: dict[tuple[Any, ...], Any] = {}
+_SEARCHES: dict[tuple[Any, ...], SearchRun] = {}
 """Searches kept for the other schedule of the same (job, seed): at most a few, most recent last."""
 _SEARCH_CACHE_SIZE = 4
+
+
+def _data_key(split: Any) -> Any:
+    """Identifies a split's data: a digest of feature arrays (a compare carves a new copy per cell), else its identity."""
+    if isinstance(split.x, np.ndarray):
+        h = hashlib.sha1(np.ascontiguousarray(split.x).tobytes())
+        h.update(np.ascontiguousarray(split.y).tobytes())
+        return h.hexdigest()
+    return id(split.x)  # alive while cached: the cached run holds the tasks
 
 
 def _search_key(job: Job, cfg: Config) -> tuple[Any, ...]:
     fp = cfg.fingerprint()
     fp["search"] = {k: v for k, v in fp["search"].items() if k != "policy"}
-    sizes = tuple((t.name, t.n_train, id(t.train.x)) for t in job.tasks)
-    return (job.seed, json.dumps(fp, sort_keys=True, default=str), sizes, len(job.reward_split))
+    data = tuple((t.name, _data_key(t.train)) for t in job.tasks)
+    return (job.seed, json.dumps(fp, sort_keys=True, default=str), data, _data_key(job.reward_split))
 
 
 def shared_search(job: Job, cfg: Config) -> tuple[SearchRun, bool]:
