@@ -275,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--summarize", default=None, help="only summarize this rows file")
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md (section families)")
     ap.add_argument("--section", default="families")
+    ap.add_argument("--produced-by", default=None, help="with --summarize: the command that produced the rows")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
@@ -315,7 +316,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.write:
         from _md import update_section
 
-        body = (f"{len(fams)} families (`make_family(0..{len(fams) - 1})`) × {n_seeds} paired seeds, default settings, "
+        by = f"Rows produced by `{args.produced_by}`.\n\n" if args.produced_by else ""
+        body = by + (f"{len(fams)} families (`make_family(0..{len(fams) - 1})`) × {n_seeds} paired seeds, default settings, "
                 f"nothing set per family; train.steps 500, batch 64.\n\n" + text + "\n\n" + NOTES)
         update_section(args.section, body)
 
