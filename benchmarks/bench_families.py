@@ -201,7 +201,10 @@ def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.
         best_rule = max(rule_means, key=rule_means.get)
         roles = fam["roles"]
         names = list(roles)
-        harmful = [i for i, n in enumerate(names) if roles[n] == "harmful"]
+        # a conflicting rule only conflicts through a shared head: with per-task heads a head can absorb the
+        # flip and the trunk's features may even help, so the harmful-vs-helpful check counts shared heads only
+        shared = fam["info"]["_family"]["heads"] == "shared"
+        harmful = [i for i, n in enumerate(names) if roles[n] == "harmful"] if shared else []
         helpful = [i for i, n in enumerate(names) if roles[n] == "helpful"]
         for m, cells in by.items():
             if set(cells) != set(seeds):
@@ -327,8 +330,9 @@ the test-oracle is the best of the candidate static mixtures (the four rules, ta
 4 random Dirichlet mixtures) by mean *test* accuracy — evaluation only. *vs best rule* / *vs single-task*:
 paired over seeds, win / loss when the 95% t interval of the mean difference is above / below 0, else tie;
 *≥ best rule within noise*: families that are not a loss. *harmful > most helpful*: cells (family, seed) of
-families with both roles where the largest weight on a harmful auxiliary exceeds the largest on a helpful one.
-*w(harmful) / w(helpful)*: mean total weight on the harmful / helpful auxiliaries. *across-seed weight std*:
+shared-head families with both roles (with per-task heads a conflicting rule need not hurt: its own head
+absorbs the flip) where the largest weight on a harmful auxiliary exceeds the largest on a helpful one.
+*w(harmful) / w(helpful)*: mean total weight on the harmful (shared-head families) / helpful auxiliaries. *across-seed weight std*:
 std over seeds of each task's weight, mean over tasks, mean over families. *cost*: the method's wall time over
 the plain (uniform) run of the same seed; `learned` counts one search + both retrains. `learned`: the better
 of `learned_time_invariant` / `learned_time_variant` per seed by the retrained model's reward-split accuracy.

@@ -9,7 +9,9 @@ role         how its labels relate to the target's rule
 helpful      the target's rule, rotated by a small angle (0--20 degrees), on
              inputs shifted a little; ``strength`` = cos(angle)
 partial      the target's rule rotated by 35--60 degrees: it teaches part of it
-harmful      a conflicting rule, rotated by 110--180 degrees (180 = flipped)
+harmful      a conflicting rule, rotated by 110--180 degrees (180 = flipped); it
+             conflicts through a shared head -- with per-task heads its own
+             head can absorb the flip, so it need not hurt
 irrelevant   an independent rule on a far-away region of the input space
 noisy        the target's rule with 25--45% of the labels flipped
 ============ ===================================================================
