@@ -55,3 +55,14 @@ def test_quick_family_summary():
     # the test-oracle is the best candidate, so no rule beats it
     assert all(r >= -1e-12 for m in bf.RULES for r in stats[m]["regret"])
     assert "learned" in bf.table(stats, 1, 2)
+
+
+def test_final_check_uses_the_reward_split_only():
+    rows = [{"seed": 0, "method": m, "test": 0.5, "reward_split": 0.7, "seconds": 1.0, "weights": None} for m in bf.RULES]
+    rows.append({"seed": 0, "method": "learned", "test": 0.9, "reward_split": 0.6, "seconds": 3.0, "weights": None})
+    rows[1] = {**rows[1], "reward_split": 0.95}  # uniform wins on the reward split by far
+    bf.add_checked(rows, n_reward=200, z=2.0, name="checked")
+    assert rows[-1]["kept"] == "uniform" and rows[-1]["test"] == 0.5 and rows[-1]["seconds"] == 7.0
+    few = rows[:-1]
+    bf.add_checked(few, n_reward=5, z=2.0, name="checked")  # 5 examples: within noise, learned is kept
+    assert few[-1]["kept"] == "learned" and few[-1]["test"] == 0.9
