@@ -120,7 +120,7 @@ class SearchConfig(_Strict):
     rounds: int = Field(1, gt=0)
     reward_fraction: float = Field(0.1, gt=0, lt=1)
     probe_steps: int = Field(5, gt=0)
-    probe_batches: int = Field(4, gt=0, description="probe batches per task for gradient_alignment (16 before issue 9: measured no better, 4x the probes)")
+    probe_batches: int = Field(16, gt=0)
     similarity: Literal["dot", "cosine"] = "dot"
     credit_groups: int = Field(4, ge=1, description="groups the per-task credit's probes (and the reward split) are taken in, for its standard error")
     shrink: float = Field(0.0, ge=0, description="variance-aware update: per-task credits are soft-thresholded by shrink x their standard error (0: off)")
