@@ -338,7 +338,7 @@ the plain (uniform) run of the same seed; `learned` counts one search + both ret
 of `learned_time_invariant` / `learned_time_variant` per seed by the retrained model's reward-split accuracy.
 `learned+check(z=Z)`: a final check on the reward split, computed from the same rows — keep `learned` unless
 the best rule by reward-split accuracy beats it there by more than Z standard errors (binomial, unpaired);
-its cost adds the four rule runs. `pb16`: the learned pair with the previous default `probe_batches: 16`."""
+its cost adds the four rule runs. `pbN` (a `--variant`): the learned pair with `probe_batches: N`."""
 
 
 if __name__ == "__main__":
