@@ -59,6 +59,9 @@ def test_task_effects_signs_on_a_small_family():
 
 
 def test_one_search_gives_both_schedules_bit_for_bit():
+    from taskmix.compare import methods
+
+    methods._SEARCHES.clear()  # other tests in this process may have run this job's search
     cfg = builtin_config(TINY_BUILTIN)
     job = prepare_job(cfg, load_tasks(cfg), 1)
     alone = SearchRun(job.tasks, job.target, job.reward_split, cfg, 1).run().schedule
@@ -75,6 +78,9 @@ def test_one_search_gives_both_schedules_bit_for_bit():
 def test_a_comparison_runs_one_search_for_both_schedules(tmp_path):
     from taskmix.compare import run_compare
 
+    from taskmix.compare import methods
+
+    methods._SEARCHES.clear()
     cfg = builtin_config(TINY_BUILTIN + ["compare.methods=[learned_time_invariant,learned_time_variant]"])
     res = run_compare(cfg, load_tasks(cfg), tmp_path / "c", seeds=1)
     rows = {r["method"]: r for r in res["results"]["rows"]}
