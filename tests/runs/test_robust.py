@@ -86,3 +86,18 @@ def test_a_comparison_runs_one_search_for_both_schedules(tmp_path):
     rows = {r["method"]: r for r in res["results"]["rows"]}
     assert rows["learned_time_invariant"]["extra"]["search_reused"] is False
     assert rows["learned_time_variant"]["extra"]["search_reused"] is True
+
+
+def test_learned_checked_keeps_the_best_candidate_on_the_reward_split():
+    cfg = builtin_config(TINY_BUILTIN)
+    job = prepare_job(cfg, load_tasks(cfg), 0)
+    res = METHODS.get("learned_checked")(job)
+    prov = res.schedule.provenance
+    check = prov["check"]
+    best_learned = max(check["learned_time_invariant"], check["learned_time_variant"])
+    if prov["kept"].startswith("learned_"):
+        assert check[prov["kept"]] == best_learned
+        assert best_learned >= max(v for k, v in check.items() if not k.startswith("learned_"))
+    else:
+        assert check[prov["kept"]] == max(check.values()) > best_learned
+    assert res.extra["reward_split"] == prov["check"][prov["kept"]]
