@@ -68,6 +68,8 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None,
 
     A time-invariant schedule is drawn flat over its meta-steps; with ``log``
     (a search log) the policy's weights after each update are drawn instead.
+    Where the schedule's provenance has ``task_effects``, each task's legend
+    entry shows its estimated effect on the target with a 95% interval.
     """
     import matplotlib
 
@@ -82,8 +84,13 @@ def plot_schedule(schedule: Schedule, out: str | Path, title: str | None = None,
         w = np.asarray([schedule.weights[min(m, schedule.n_rows - 1)] for m in range(n_meta)])
     x = np.arange(1, len(w) + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    effects = schedule.provenance.get("task_effects") if isinstance(schedule.provenance, dict) else None
     for i, name in enumerate(schedule.tasks):
-        ax.plot(x, w[:, i], marker="o", ms=3, label=text(name))
+        label = text(name)
+        e = (effects or {}).get(name)
+        if isinstance(e, dict) and "effect" in e:  # the task's estimated effect on the target, 95% interval
+            label = f"{text(name)}: effect {e['effect']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]"
+        ax.plot(x, w[:, i], marker="o", ms=3, label=label)
     ax.set_xlabel("meta-step")
     ax.set_ylabel("sampling weight")
     ax.set_ylim(0, 1)

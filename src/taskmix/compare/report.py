@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 
 from ..errors import atomic_write_text
 from ..runs.runlog import RunLogger, clear_events, write_hparams
@@ -106,6 +107,14 @@ def _html_table(head: Sequence[str], cells: Sequence[Sequence[str]], highlight: 
     return "\n".join(out)
 
 
+EFFECTS_NOTE = (
+    "Effect: the learned search's per-task credit, averaged over its meta-steps (gradient_alignment: the first-order "
+    "drop of the target's reward-split loss per unit step on the task, relative to a step on the reward split itself; "
+    "> 0 helps, < 0 hurts), with a 95% interval that counts the reward split's own sampling noise; a scalar reward "
+    "(accuracy, loss) gives no per-task effect."
+)
+
+
 def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[str]:
     notes = []
     n = summary[0]["n"] if summary else 0
@@ -183,6 +192,33 @@ def provenance_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def effect_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Per-task effects on the target (from the learned rows' ``extra.task_effects``), pooled over seeds.
+
+    One row per task: the mean over seeds of the search's effect estimate, a 95% interval from the
+    per-seed standard errors and the spread over seeds (``sqrt(mean se^2 / n + var / n)``), and how
+    many seeds call it helpful / harmful (their own 95% interval above / below 0).
+    """
+    per_task: dict[str, list[dict[str, float]]] = {}
+    for r in rows:
+        if r.get("method") != "learned_time_invariant":
+            continue
+        eff = (r.get("extra") or {}).get("task_effects")
+        for name, e in (eff or {}).items():
+            per_task.setdefault(name, []).append(e)
+    head = ["task", "effect (mean over seeds)", "95% CI", "seeds: helps / unclear / hurts"]
+    cells = []
+    for name, es in per_task.items():
+        v = np.asarray([e["effect"] for e in es], dtype=np.float64)
+        se2 = np.asarray([e["se"] for e in es], dtype=np.float64) ** 2
+        n = len(v)
+        se = float(np.sqrt(se2.mean() / n + (v.var(ddof=1) / n if n > 1 else 0.0)))
+        verdicts: list[Any] = [e.get("verdict") for e in es]
+        cells.append([name, f"{v.mean():+.4f}", f"[{v.mean() - 1.96 * se:+.4f}, {v.mean() + 1.96 * se:+.4f}]",
+                      f"{verdicts.count('helps')} / {verdicts.count('unclear')} / {verdicts.count('hurts')}"])
+    return head, cells
+
+
 def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[dict[str, Any]],
                  tensorboard: bool = True) -> dict[str, Path]:
     """Write ``report.md``, a self-contained ``report.html``, ``plots/*.png`` and per-row logs.
@@ -230,6 +266,10 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     md += [f"- {n}" for n in notes]
     md += ["", "## Per seed", "", f"Test {metric} of every (method, seed) run.", "", _md_table(shead, scells), ""]
     md += ["## Cost", "", _md_table(chead, ccells), ""]
+    ehead, ecells = effect_cells(rows)
+    if ecells:
+        md += ["## Per-task effects on the target", "", _md_table(ehead, ecells), "",
+               "- " + EFFECTS_NOTE, ""]
     for key, name in sections:
         items = [p for p in plots if p[0] == key]
         if not items:
@@ -258,6 +298,8 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     body += [f"<li>{html.escape(n)}</li>" for n in notes]
     body += ["</ul>", "<h2>Per seed</h2>", f"<p>Test {html.escape(metric)} of every (method, seed) run.</p>",
              _html_table(shead, scells, hl), "<h2>Cost</h2>", _html_table(chead, ccells)]
+    if ecells:
+        body += ["<h2>Per-task effects on the target</h2>", _html_table(ehead, ecells), f"<p>{html.escape(EFFECTS_NOTE)}</p>"]
     for key, name in sections:
         items = [p for p in plots if p[0] == key]
         if not items:

@@ -75,6 +75,15 @@ class MultiTaskModel(nn.Module):
         h = self.trunk(x)
         if self.shared_head:
             return nn.functional.cross_entropy(self.heads[0](h), y, reduction="none")
+        if len(set(self.num_labels)) == 1:
+            # one matmul against every head, then each sample's own head's logits (no per-task loop)
+            k = self.num_labels[0]
+            heads = [cast(nn.Linear, hd) for hd in self.heads]
+            w = torch.cat([hd.weight for hd in heads])  # (T * k, hidden)
+            b = torch.cat([hd.bias for hd in heads])
+            logits = (h @ w.T + b).view(h.shape[0], len(self.heads), k)
+            own = logits[torch.arange(h.shape[0], device=h.device), task_ids]
+            return nn.functional.cross_entropy(own, y, reduction="none")
         out = torch.empty(y.shape[0], dtype=h.dtype, device=h.device)
         for t in torch.unique(task_ids).tolist():
             m = task_ids == t

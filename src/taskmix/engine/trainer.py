@@ -200,11 +200,14 @@ def train_with_schedule(
     steps: int | None = None,
     trunk_factory: Callable[[], torch.nn.Module] | None = None,
     on_step: Callable[[int, Trainer], None] | None = None,
+    eval_splits: dict[str, Split] | None = None,
 ) -> TrainResult:
     """Train a fresh model with a static schedule and report the target's metric.
 
     ``tasks`` must be in ``schedule.tasks`` order; the target's report split
-    (test, else validation) is evaluated once, at the end.
+    (test, else validation) is evaluated once, at the end.  ``eval_splits``:
+    more of the target's splits to score the final model on (their metrics
+    land in ``extra``, e.g. the reward split, which model selection may use).
     """
     if tuple(t.name for t in tasks) != schedule.tasks:
         schedule = schedule.restrict_to([t.name for t in tasks])
@@ -221,6 +224,7 @@ def train_with_schedule(
             on_step(trainer.step, trainer)
     tgt = tasks[target]
     value = trainer.metric(tgt.report_split, target)
+    extra = {name: trainer.metric(split, target) for name, split in (eval_splits or {}).items()}
     return TrainResult(
         metric=tgt.metric,
         test=value,
@@ -229,4 +233,5 @@ def train_with_schedule(
         steps=steps,
         realised=(counts / counts.sum()).tolist(),
         final_train_loss=trainer.last_losses.tolist(),
+        extra=extra,
     )

@@ -72,8 +72,12 @@ def replay(
     log: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> MethodResult:
-    """Train a fresh model on ``job`` with ``sched`` and report it; the ``extra_*`` costs are those spent finding ``sched``."""
-    r = train_with_schedule(job.tasks, job.target, sched, job.cfg, job.seed)
+    """Train a fresh model on ``job`` with ``sched`` and report it; the ``extra_*`` costs are those spent finding ``sched``.
+
+    ``extra["reward_split"]`` is the retrained model's metric on the reward split (held out from its
+    training), which a method may use to choose between schedules without seeing the reported split.
+    """
+    r = train_with_schedule(job.tasks, job.target, sched, job.cfg, job.seed, eval_splits={"reward_split": job.reward_split})
     return MethodResult(
         test=r.test,
         seconds=r.seconds + extra_seconds,
@@ -81,5 +85,5 @@ def replay(
         train_steps=r.steps + extra_steps,
         evaluations=1 + evals,
         log=log or [],
-        extra={"realised": r.realised, **(extra or {})},
+        extra={"realised": r.realised, "reward_split": r.extra["reward_split"], **(extra or {})},
     )

@@ -8,8 +8,11 @@ name               per task  what it measures                                   
 ================== ========= ===================================================== =====================================
 accuracy           no        the paper's: target metric on the reward split          1 evaluation of the reward split
 loss               no        minus the target's reward-split loss (smoother)        1 evaluation of the reward split
-gradient_alignment yes       cosine between the target's reward-split gradient      (1 + n_tasks x probe_batches) backward
-                             and each task's gradient (shared parameters; MultiDDS)  passes, no optimiser steps
+gradient_alignment yes       cosine between the target's reward-split gradient      backward passes over the reward split
+                             and each task's gradient (shared parameters; MultiDDS)  (twice: whole and in credit_groups
+                             with a standard error per task (``last_se``)            chunks) and n_tasks x probe_batches
+                                                                                     batches (in credit_groups groups);
+                                                                                     no optimiser steps
 lookahead          yes       for each task, ``probe_steps`` optimiser steps on a      n_tasks x probe_steps training steps
                              copy of the model; reward = drop of the target's        + (n_tasks + 1) reward-split evaluations
                              reward-split loss
@@ -40,7 +43,6 @@ from ..data.tasks import Split
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..registry import Registry
-from ..strategies.credit import alignment
 
 
 @dataclass
@@ -105,28 +107,82 @@ class LossReward:
 
 
 class GradientAlignmentReward:
-    """Cosine between the target's reward-split gradient and each task's training gradient."""
+    """Alignment of each task's training gradient with the target's reward-split gradient, with its standard error.
+
+    ``credit_i = g_i . g_T / |g_T|^2`` (``similarity: dot``; the first-order drop of the target's
+    reward-split loss per unit step on task ``i``, relative to a step on the reward split itself) or the
+    cosine.  ``g_i`` is the mean gradient of ``probe_batches x batch_size`` examples of task ``i``.
+
+    Standard error (``last_se``, one per task): the probe examples are taken in ``groups`` equal groups
+    and the reward split in up to ``groups`` equal chunks; the credit's variance is estimated by the
+    delta method from the spread of the group credits ``g_i^b . g_T`` (probe noise) and of the chunk
+    credits ``g_i . g_T^j`` (reward-split noise, which does *not* average out over meta-steps: the
+    reward split is the same every time).  ``last_se_parts`` keeps the two parts apart.
+    """
 
     name = "gradient_alignment"
     per_task = True
 
-    def __init__(self, probe_batches: int = 4, similarity: str = "dot"):
+    def __init__(self, probe_batches: int = 4, similarity: str = "dot", groups: int = 4):
         self.probe_batches = probe_batches
         self.similarity = similarity
+        self.groups = max(1, int(groups))
+        self.last_se: np.ndarray | None = None
+        self.last_se_parts: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """Each task's gradient alignment with the target's reward-split gradient (the training stream is untouched)."""
         tr = ctx.trainer
         params = tr.model.shared_parameters()
         rng_state = torch.get_rng_state()
-        g_target = tr.flat_grad(*_reward_batch(ctx), params)
-        out = np.zeros(len(tr.tasks))
-        for i in range(len(tr.tasks)):
-            # one backward pass over probe_batches x batch_size examples (the mean of the batch gradients)
-            g = tr.flat_grad(*_probe_batch(ctx, i, self.probe_batches * ctx.batch_size), params)
-            out[i] = alignment(g_target, g, self.similarity)
+        xr, yr, tr_ids = _reward_batch(ctx)
+        g_target = tr.flat_grad(xr, yr, tr_ids, params)
+        chunks = _chunks(len(yr), self.groups)
+        g_chunks = [tr.flat_grad(_index(xr, c), _index(yr, c), _index(tr_ids, c), params) for c in chunks] if len(chunks) > 1 else []
+        n = len(tr.tasks)
+        out, var_probe, var_target = np.zeros(n), np.zeros(n), np.zeros(n)
+        gt_sq = float(g_target.norm() ** 2)
+        for i in range(n):
+            # the same probe examples as one batch of probe_batches x batch_size, taken in equal groups
+            x, y, t = _probe_batch(ctx, i, self.probe_batches * ctx.batch_size)
+            groups = _chunks(len(y), self.groups)
+            if len(groups) > 1:
+                gs = [tr.flat_grad(_index(x, c), _index(y, c), _index(t, c), params) for c in groups]
+                sizes = torch.tensor([len(c) for c in groups], dtype=gs[0].dtype, device=gs[0].device)
+                g = (torch.stack(gs) * sizes[:, None]).sum(0) / sizes.sum()
+            else:
+                gs, g = [], tr.flat_grad(x, y, t, params)
+            if self.similarity == "cosine":
+                denom = float(g.norm()) * float(g_target.norm())
+            else:  # first-order drop of the target's reward-split loss per unit step, relative to its own
+                denom = gt_sq
+            if denom <= 0:
+                continue
+            out[i] = float(g @ g_target) / denom
+            if len(gs) > 1:
+                v = np.asarray([float(gb @ g_target) / denom for gb in gs])
+                var_probe[i] = v.var(ddof=1) / len(v)
+            if len(g_chunks) > 1:
+                v = np.asarray([float(g @ gj) / denom for gj in g_chunks])
+                var_target[i] = v.var(ddof=1) / len(v)
         torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
+        self.last_se_parts = (np.sqrt(var_probe), np.sqrt(var_target))
+        self.last_se = np.sqrt(var_probe + var_target)
         return out
+
+
+def _chunks(n: int, k: int) -> list[torch.Tensor]:
+    """``min(k, n // 2)`` contiguous, near-equal index chunks of ``range(n)`` (one chunk if that is < 2)."""
+    k = min(int(k), n // 2)
+    if k < 2:
+        return [torch.arange(n)]
+    return [c for c in torch.tensor_split(torch.arange(n), k)]
+
+
+def _index(x: Any, idx: torch.Tensor) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.index_select(0, idx.to(x.device))
+    return [x[int(i)] for i in idx]
 
 
 class LookaheadReward:
@@ -198,7 +254,8 @@ gradient applies) or is one scalar for all.
 """
 REWARDS.register("accuracy", lambda s: AccuracyReward(), per_task=False)
 REWARDS.register("loss", lambda s: LossReward(), per_task=False)
-REWARDS.register("gradient_alignment", lambda s: GradientAlignmentReward(s.probe_batches, s.similarity), per_task=True)
+REWARDS.register("gradient_alignment", lambda s: GradientAlignmentReward(s.probe_batches, s.similarity, s.credit_groups),
+                 per_task=True)
 REWARDS.register("lookahead", lambda s: LookaheadReward(s.probe_steps), per_task=True)
 REWARDS.register("constant", lambda s: ConstantReward(), per_task=False)
 

@@ -35,6 +35,7 @@ from .rewards import RewardContext, make_reward
 
 @dataclass
 class SearchResult:
+    """A finished search: the learned schedule, its per-meta-step log and its cost."""
     schedule: Schedule
     log: list[dict[str, Any]]
     seconds: float
@@ -78,6 +79,8 @@ class SearchRun:
             baseline_decay=s.baseline_decay,
             normalize=s.normalize,
             entropy=s.entropy,
+            shrink=s.shrink,
+            prior_pull=s.prior_pull,
         )
         self.reward = make_reward(s.reward, s)
         self.round = 0
@@ -101,6 +104,7 @@ class SearchRun:
 
     @property
     def done(self) -> bool:
+        """Whether every round of the search has run."""
         return self.round >= self.cfg.search.rounds
 
     def _row(self) -> int:
@@ -138,7 +142,16 @@ class SearchRun:
         # A per-task reward credits every task, so the exact (all-action) policy
         # gradient applies; a scalar reward only informs through the draws.
         weights = self.policy.probs(row) if self.reward.per_task else shares
-        info = self.policy.update(row, weights, rewards)
+        se = getattr(self.reward, "last_se", None) if self.reward.per_task else None
+        parts = getattr(self.reward, "last_se_parts", None) if se is not None else None
+        if se is not None:  # the same on every rank (data parallel), like the rewards: the updates stay identical
+            se = self.dist.mean(np.asarray(se, dtype=np.float64))
+            parts = tuple(self.dist.mean(np.asarray(p, dtype=np.float64)) for p in parts) if parts is not None else None
+        info = self.policy.update(row, weights, rewards, se=se)
+        if se is not None:
+            info["reward_se"] = np.asarray(se, dtype=np.float64).tolist()
+        if parts is not None:
+            info["reward_se_probe"], info["reward_se_split"] = (np.asarray(p).tolist() for p in parts)
         reward_eval = self.trainer.evaluate(self.reward_split, self.target)
         dt = time.perf_counter() - t0
         self.seconds += dt
@@ -165,13 +178,61 @@ class SearchRun:
         return entry
 
     def run(self, on_meta_step: Callable[["SearchRun", dict[str, Any]], None] | None = None) -> SearchResult:
+        """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result."""
         while not self.done:
             entry = self.step_meta()
             if on_meta_step is not None:
                 on_meta_step(self, entry)
         return self.result()
 
+    @property
+    def shares_trajectory(self) -> bool:
+        """Whether the time-variant and the time-invariant search follow the same trajectory.
+
+        With ``time_variant_init: previous`` and one round, row ``m`` of a time-variant policy starts
+        from row ``m - 1`` after its update, which is exactly the time-invariant policy after ``m``
+        updates: the draws, rewards and updates are identical, and the time-invariant schedule is the
+        time-variant one's last row.
+        """
+        return shares_trajectory(self.cfg)
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Both schedules of a time-variant search that :attr:`shares_trajectory` (else only this run's own)."""
+        own = self.schedule()
+        if not (self.policy.time_variant and self.shares_trajectory):
+            return {self.cfg.search.policy: own}
+        last = own.weights[-1]
+        prov = {**own.provenance, "method": "learned_time_invariant", "from_search": "time_variant (last row)"}
+        return {"time_variant": own, "time_invariant": Schedule.from_weights(own.tasks, last, self.spm, prov)}
+
+    def task_effects(self) -> dict[str, dict[str, Any]] | None:
+        """Each task's estimated effect on the target (its mean credit) with a 95% interval; None for a scalar reward.
+
+        The credit of task ``i`` in meta-step ``m`` is ``r_i^m`` (for ``gradient_alignment``: the
+        first-order drop of the target's reward-split loss per unit step on task ``i``, relative to a
+        step on the reward split itself).  Effect = mean over meta-steps.  Its standard error combines
+        the spread over meta-steps (fresh probes each time, averages out) with the reward-split part
+        of the per-step standard errors, which does not average out (the same reward split each time).
+        """
+        if not self.reward.per_task or not self.log:
+            return None
+        r = np.asarray([e["rewards"] for e in self.log], dtype=np.float64)
+        m = len(r)
+        mean = r.mean(axis=0)
+        var = r.var(axis=0, ddof=1) / m if m > 1 else np.zeros_like(mean)
+        if all("reward_se_split" in e for e in self.log):
+            split_se = np.asarray([e["reward_se_split"] for e in self.log], dtype=np.float64).mean(axis=0)
+            var = var + split_se**2
+        se = np.sqrt(var)
+        out: dict[str, dict[str, Any]] = {}
+        for i, t in enumerate(self.tasks):
+            lo, hi = mean[i] - 1.96 * se[i], mean[i] + 1.96 * se[i]
+            out[t.name] = {"effect": float(mean[i]), "se": float(se[i]), "ci_low": float(lo), "ci_high": float(hi),
+                           "verdict": "helps" if lo > 0 else "hurts" if hi < 0 else "unclear"}
+        return out
+
     def schedule(self) -> Schedule:
+        """The learned schedule, with the search's settings in its provenance."""
         s = self.cfg.search
         return self.policy.to_schedule(
             [t.name for t in self.tasks],
@@ -189,10 +250,14 @@ class SearchRun:
                 "rounds": s.rounds,
                 "seed": self.seed,
                 "search_steps": self.total_steps,
+                "shrink": s.shrink,
+                "prior_pull": s.prior_pull,
+                "task_effects": self.task_effects(),
             },
         )
 
     def result(self) -> SearchResult:
+        """The schedule, log and cost so far."""
         return SearchResult(self.schedule(), list(self.log), self.seconds, self.total_steps, self.reward_evals)
 
     # ------------------------------------------------------------ persistence
@@ -215,6 +280,7 @@ class SearchRun:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`; the search then continues bit for bit."""
         self.round = int(state["round"])
         if self.round != 0 and not self.done:
             self._new_round()
@@ -235,6 +301,11 @@ class SearchRun:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
+
+
+def shares_trajectory(cfg: Config) -> bool:
+    """Whether ``cfg``'s time-variant and time-invariant searches are one trajectory (see :attr:`SearchRun.shares_trajectory`)."""
+    return cfg.search.time_variant_init == "previous" and cfg.search.rounds == 1
 
 
 def search(

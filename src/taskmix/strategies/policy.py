@@ -24,6 +24,19 @@
   ``b`` is a moving-average baseline (``baseline: none`` is the paper), and with
   ``normalize`` the advantages are divided by their running root-mean-square,
   so that ``lr`` means the same for every reward's scale.
+
+* Robustness (both off by default in this class; see ``search.shrink`` and
+  ``search.prior_pull`` for the search's defaults):
+
+  - *variance-aware update* (``shrink = z > 0``, with per-task standard errors
+    ``se`` passed to :meth:`update`): each task's credit relative to the
+    policy-weighted mean, ``A_i - sum_j w_j A_j``, is soft-thresholded by
+    ``z se_i`` (moved toward 0 by that much, and set to 0 if within it), so a
+    credit within its noise does not move the policy;
+  - *pull toward the prior* (``prior_pull = k > 0``): every SGD step adds
+    ``-k (theta - theta_0)`` (an L2 penalty toward the uniform prior), so
+    the logits settle where the credit balances the pull instead of running
+    to a corner on a small, persistent credit difference.
 """
 
 from __future__ import annotations
@@ -53,6 +66,8 @@ class Policy:
         baseline_decay: float = 0.9,
         normalize: bool = True,
         entropy: float = 0.0,
+        shrink: float = 0.0,
+        prior_pull: float = 0.0,
     ):
         if not 0 <= epsilon <= gamma <= 1:
             raise ValueError(f"need 0 <= epsilon <= gamma <= 1, got epsilon={epsilon}, gamma={gamma}")
@@ -70,6 +85,8 @@ class Policy:
         self.baseline_decay = float(baseline_decay)
         self.normalize = bool(normalize)
         self.entropy = float(entropy)
+        self.shrink = float(shrink)
+        self.prior_pull = float(prior_pull)
         self.logits = np.zeros((int(n_rows), self.n_tasks))
         self.baseline: float | None = None
         self.scale: float | None = None
@@ -130,13 +147,14 @@ class Policy:
         wa = shares * adv
         return wa - softmax(logits) * wa.sum()
 
-    def update(self, row: int, shares: np.ndarray, rewards: np.ndarray | float) -> dict[str, Any]:
+    def update(self, row: int, shares: np.ndarray, rewards: np.ndarray | float, se: np.ndarray | None = None) -> dict[str, Any]:
         """REINFORCE update of ``row`` from this meta-step's task shares and rewards.
 
         Args:
             row: which logit vector (0 for time-invariant).
             shares: fraction of the meta-step's draws that picked each task.
             rewards: one scalar (broadcast to all tasks) or one credit per task.
+            se: optional standard error of each task's credit (the variance-aware update uses it).
         """
         shares = np.asarray(shares, dtype=np.float64)
         if shares.shape != (self.n_tasks,) or not np.all(np.isfinite(shares)) or shares.sum() <= 0:
@@ -146,6 +164,8 @@ class Policy:
         if not np.all(np.isfinite(r)):
             raise NonFiniteRewardError(f"rewards must be finite, got {r.tolist()}")
         adv = self.advantages(r, shares)
+        if self.shrink > 0 and se is not None:
+            adv = self.shrink_advantages(adv, shares, np.asarray(se, dtype=np.float64), r)
         before = self.probs(row)
         theta = self.logits[row].copy()
         for _ in range(self.sgd_steps):
@@ -154,6 +174,8 @@ class Policy:
                 p = softmax(theta)
                 logp = np.log(np.maximum(p, 1e-300))
                 g -= self.entropy * p * (logp - np.dot(p, logp))
+            if self.prior_pull:
+                g -= self.prior_pull * theta  # the prior is the uniform policy, theta_0 = 0
             theta += self.lr * g
         self.logits[row] = theta
         self.updates += 1
@@ -164,6 +186,18 @@ class Policy:
             "probs_before": before.tolist(),
             "probs_after": self.probs(row).tolist(),
         }
+
+    def shrink_advantages(self, adv: np.ndarray, shares: np.ndarray, se: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """Soft-threshold each task's centred advantage by ``shrink`` x its standard error (same units)."""
+        if se.shape != (self.n_tasks,) or not np.all(np.isfinite(se)) or np.any(se < 0):
+            raise ValueError(f"se must be {self.n_tasks} finite non-negative numbers")
+        raw = rewards - float(np.dot(shares, rewards))
+        centred = adv - float(np.dot(shares, adv))
+        # the advantage's units: adv = (r - b) / scale, so the credit's se scales the same way
+        ratio = np.divide(centred, raw, out=np.ones_like(raw), where=np.abs(raw) > 1e-15)
+        unit = float(np.median(np.abs(ratio))) if np.any(np.abs(raw) > 1e-15) else 1.0
+        thr = self.shrink * se * unit
+        return np.sign(centred) * np.maximum(np.abs(centred) - thr, 0.0)
 
     def start_row(self, row: int, init: str = "previous") -> None:
         """Before the first visit of a time-variant row: copy the previous row's logits (``init='previous'``)."""

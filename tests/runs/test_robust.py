@@ -1,0 +1,103 @@
+"""The robust search: variance-aware updates, per-task effects with intervals, one search for both schedules."""
+
+import numpy as np
+import torch
+
+from taskmix.compare.methods import METHODS
+from taskmix.config import builtin_config
+from taskmix.data import load_tasks
+from taskmix.runs import SearchRun, prepare_job
+from taskmix.strategies import Policy
+
+from _tiny import TINY_BUILTIN  # noqa: E402
+
+
+def _noise_run(shrink: float, seed: int, updates: int = 20, sigma: float = 0.05) -> np.ndarray:
+    """A policy fed per-task credits that are pure noise with an honest standard error."""
+    rng = np.random.default_rng(seed)
+    p = Policy(4, target=0, lr=0.02, sgd_steps=100, shrink=shrink)
+    for _ in range(updates):
+        p.update(0, p.probs(0), rng.normal(0.1, sigma, size=4), se=np.full(4, sigma))
+    return p.probs(0)
+
+
+def test_variance_aware_update_does_not_move_on_noise():
+    prior = np.full(4, 0.25)
+    moved = [np.abs(_noise_run(0.0, s) - prior).max() for s in range(5)]
+    kept = [np.abs(_noise_run(2.0, s) - prior).max() for s in range(5)]
+    assert max(kept) < 0.05, kept
+    assert np.mean(moved) > 3 * np.mean(kept), (moved, kept)  # without the shrink, noise moves it
+
+
+def test_variance_aware_update_still_moves_on_signal():
+    p = Policy(3, target=0, lr=0.02, sgd_steps=100, shrink=2.0)
+    for _ in range(5):
+        p.update(0, p.probs(0), np.array([0.5, 0.5, -0.5]), se=np.full(3, 0.05))
+    assert p.probs(0)[2] < 0.1
+
+
+def test_prior_pull_bounds_the_logits():
+    free, pulled = Policy(3, 0, lr=0.02, sgd_steps=100), Policy(3, 0, lr=0.02, sgd_steps=100, prior_pull=1.0)
+    for _ in range(30):
+        for p in (free, pulled):
+            p.update(0, p.probs(0), np.array([1.0, 0.0, 0.0]))
+    assert free.probs(0)[0] > pulled.probs(0)[0] > 1 / 3
+    assert np.abs(pulled.logits).max() < 3.0
+
+
+def test_task_effects_signs_on_a_small_family():
+    torch.set_num_threads(1)
+    cfg = builtin_config(["train.steps=300", "search.meta_steps=5", "synthetic.n_target=300", "synthetic.n_helpful=1000",
+                          "synthetic.n_harmful=1000", "synthetic.n_irrelevant=1000", "synthetic.n_test=200"])
+    job = prepare_job(cfg, load_tasks(cfg), 0)
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, 0)
+    run.run()
+    eff = run.task_effects()
+    assert eff["helpful"]["effect"] > 0 > eff["harmful"]["effect"]
+    assert eff["helpful"]["ci_low"] < eff["helpful"]["effect"] < eff["helpful"]["ci_high"]
+    assert run.schedule().provenance["task_effects"] == eff
+
+
+def test_one_search_gives_both_schedules_bit_for_bit():
+    from taskmix.compare import methods
+
+    methods._SEARCHES.clear()  # other tests in this process may have run this job's search
+    cfg = builtin_config(TINY_BUILTIN)
+    job = prepare_job(cfg, load_tasks(cfg), 1)
+    alone = SearchRun(job.tasks, job.target, job.reward_split, cfg, 1).run().schedule
+    ti = METHODS.get("learned_time_invariant")(job)
+    tv = METHODS.get("learned_time_variant")(job)
+    assert not ti.extra["search_reused"] and tv.extra["search_reused"]
+    assert np.array_equal(alone.weights, ti.schedule.weights)
+    assert np.array_equal(tv.schedule.weights[-1], ti.schedule.weights[0])
+    tv_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"policy": "time_variant"})})
+    tv_alone = SearchRun(job.tasks, job.target, job.reward_split, tv_cfg, 1).run().schedule
+    assert np.array_equal(tv_alone.weights, tv.schedule.weights)
+
+
+def test_a_comparison_runs_one_search_for_both_schedules(tmp_path):
+    from taskmix.compare import run_compare
+
+    from taskmix.compare import methods
+
+    methods._SEARCHES.clear()
+    cfg = builtin_config(TINY_BUILTIN + ["compare.methods=[learned_time_invariant,learned_time_variant]"])
+    res = run_compare(cfg, load_tasks(cfg), tmp_path / "c", seeds=1)
+    rows = {r["method"]: r for r in res["results"]["rows"]}
+    assert rows["learned_time_invariant"]["extra"]["search_reused"] is False
+    assert rows["learned_time_variant"]["extra"]["search_reused"] is True
+
+
+def test_learned_checked_keeps_the_best_candidate_on_the_reward_split():
+    cfg = builtin_config(TINY_BUILTIN)
+    job = prepare_job(cfg, load_tasks(cfg), 0)
+    res = METHODS.get("learned_checked")(job)
+    prov = res.schedule.provenance
+    check = prov["check"]
+    best_learned = max(check["learned_time_invariant"], check["learned_time_variant"])
+    if prov["kept"].startswith("learned_"):
+        assert check[prov["kept"]] == best_learned
+        assert best_learned >= max(v for k, v in check.items() if not k.startswith("learned_"))
+    else:
+        assert check[prov["kept"]] == max(check.values()) > best_learned
+    assert res.extra["reward_split"] == prov["check"][prov["kept"]]
