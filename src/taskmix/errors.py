@@ -232,6 +232,15 @@ def _open_error(path: Path, e: OSError, error: type[TaskmixError]) -> TaskmixErr
     return e
 
 
+def _check_regular(p: Path, st: os.stat_result, what: str, limit: int, error: type[TaskmixError]) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{p}: is {_kind(st.st_mode)}, expected a regular file ({what})")
+    if st.st_size > limit:
+        raise error(f"{p}: {st.st_size} bytes, more than the {limit} bytes allowed for a {what}")
+
+
 def check_input_file(
     path: str | os.PathLike, what: str, limit: int, error: type[TaskmixError] = TaskmixError
 ) -> os.stat_result:
@@ -246,12 +255,7 @@ def check_input_file(
         st = os.stat(p)
     except OSError as e:
         raise _open_error(p, e, error) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(p))
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{p}: is {_kind(st.st_mode)}, expected a regular file ({what})")
-    if st.st_size > limit:
-        raise error(f"{p}: {st.st_size} bytes, more than the {limit} bytes allowed for a {what}")
+    _check_regular(p, st, what, limit, error)
     return st
 
 
@@ -278,13 +282,7 @@ def read_input_bytes(
     except OSError as e:
         raise _open_error(p, e, error) from None
     try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(p))
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{p}: is {_kind(st.st_mode)}, expected a regular file ({what})")
-        if st.st_size > limit:
-            raise error(f"{p}: {st.st_size} bytes, more than the {limit} bytes allowed for a {what}")
+        _check_regular(p, os.fstat(fd), what, limit, error)
         chunks, total = [], 0
         while total <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))

@@ -7,6 +7,7 @@ requires the uninterrupted run's schedule, bit for bit.
 
 from __future__ import annotations
 
+from _tiny import KILL_RUN, SMALL_RUN, cli, ov  # noqa: E402
 import dataclasses
 import json
 import os
@@ -36,28 +37,8 @@ from taskmix.engine import train_with_schedule
 
 REPO = Path(__file__).resolve().parents[2]
 
-# ~1 s of search after imports; 10 meta-steps, so there are places to kill it.
-KILL_RUN = [
-    "train.steps=200", "search.meta_steps=10", "train.batch_size=32",
-    "synthetic.n_target=200", "synthetic.n_helpful=500", "synthetic.n_harmful=500",
-    "synthetic.n_irrelevant=500", "synthetic.n_test=200",
-]  # fmt: skip
-TINY = [
-    "train.steps=24", "search.meta_steps=6", "train.batch_size=16",
-    "synthetic.n_target=80", "synthetic.n_helpful=80", "synthetic.n_harmful=80",
-    "synthetic.n_irrelevant=80", "synthetic.n_test=80",
-]  # fmt: skip
-
-
-def _ov(overrides: list[str]) -> list[str]:
-    return [x for o in overrides for x in ("-o", o)]
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    r = CliRunner().invoke(app, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stderr
+KILL_RUN, TINY = KILL_RUN, SMALL_RUN
+_ov, _cli = ov, cli
 
 
 def _log_without_timing(path: Path) -> list[dict]:

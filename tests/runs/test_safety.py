@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from _tiny import KILL_RUN, SMALL_RUN, cli, ov  # noqa: E402
 import json
 import os
 import shutil
@@ -34,28 +35,8 @@ from taskmix.cli import app  # noqa: E402
 from taskmix.errors import OutputError, OutputLock, atomic_write_text  # noqa: E402
 from taskmix.runs.checkpoint import CheckpointError, checkpoints, load_checkpoint, load_latest  # noqa: E402
 
-# ~1 s of search after imports; 10 meta-steps (as in test_checkpoints_resume.py)
-RUN = [
-    "train.steps=200", "search.meta_steps=10", "train.batch_size=32",
-    "synthetic.n_target=200", "synthetic.n_helpful=500", "synthetic.n_harmful=500",
-    "synthetic.n_irrelevant=500", "synthetic.n_test=200",
-]  # fmt: skip
-SMALL = [
-    "train.steps=24", "search.meta_steps=6", "train.batch_size=16",
-    "synthetic.n_target=80", "synthetic.n_helpful=80", "synthetic.n_harmful=80",
-    "synthetic.n_irrelevant=80", "synthetic.n_test=80",
-]  # fmt: skip
-
-
-def _ov(overrides: list[str]) -> list[str]:
-    return [x for o in overrides for x in ("-o", o)]
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    r = CliRunner().invoke(app, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stderr
+RUN, SMALL = KILL_RUN, SMALL_RUN
+_ov, _cli = ov, cli
 
 
 def _errors(stderr: str) -> list[str]:
