@@ -62,7 +62,7 @@ _LAZY = {
     "Policy": "taskmix.strategies",
     "ScheduleBatchSampler": "taskmix.torch_data",
     "ScheduleSampler": "taskmix.torch_data",
-    "ScheduleIterableDataset": "taskmix.torch_data",
+    "ScheduleIterableDataset": "taskmix.streaming",
 }
 
 

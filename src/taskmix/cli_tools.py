@@ -1,0 +1,192 @@
+"""Shared command-line pieces (one-line error handling, common options) and the tooling subcommands.
+
+``taskmix schedule show|diff|export`` and ``taskmix config show|schema`` live here as typer sub-apps that
+:mod:`taskmix.cli` adds to the main command line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from .errors import OutputError, TaskmixError, atomic_write_text
+
+OverrideOpt = typer.Option(None, "--override", "-o", help="KEY=VALUE config override (repeatable), e.g. -o search.epsilon=0.05")
+DataDirOpt = typer.Option(None, "--data-dir", help="Directory of local data files for presets (overrides data_dir)")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _thread_excepthook(args: Any) -> None:
+    """An I/O error in a background thread (TensorBoard's event writer on a full disk): one warning line, no traceback."""
+    e = args.exc_value
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        name = args.thread.name if args.thread is not None else "a background thread"
+        sys.stderr.write(f"warning: {name}: {where}{e.strerror or e}\n")
+        return
+    threading.__excepthook__(args)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a :class:`TaskmixError` (and a few OS errors) into one ``error:`` line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous_hook = threading.excepthook
+        threading.excepthook = _thread_excepthook
+        try:
+            return fn(*args, **kwargs)
+        except TaskmixError as e:
+            _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
+        except OSError as e:  # disk full, permission denied, ...: not bad input, but no traceback either
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}", 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        finally:
+            threading.excepthook = previous_hook
+
+    return wrapper
+
+
+# ------------------------------------------------------- schedule / config tooling
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Inspect, compare and export schedule files.")
+config_app = typer.Typer(no_args_is_help=True, help="The resolved config and the config file's JSON schema.")
+
+TotalStepsOpt = typer.Option(None, "--total-steps", help="Run length in steps (default: the schedule's search_steps)")
+
+
+def _emit(text: str, out: Optional[Path]) -> None:
+    """``text`` to stdout, or atomically to ``out``."""
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        if out.is_dir():
+            raise OutputError(f"{out}: is a directory; --out needs a file name")
+        atomic_write_text(out, text)
+        typer.echo(f"wrote {out}", err=True)
+
+
+def _value_errors(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ValueError as e:
+        if isinstance(e, TaskmixError):
+            raise
+        raise TaskmixError(str(e).splitlines()[0]) from None
+
+
+@schedule_app.command("show")
+@handle_errors
+def schedule_show(
+    schedule: Path = typer.Argument(..., help="Schedule JSON"),
+    total_steps: Optional[int] = TotalStepsOpt,
+    as_json: bool = typer.Option(False, "--json", help="The schedule file, validated and normalised, as JSON"),
+) -> None:
+    """Tasks, step layout, provenance and the weights of each row and on average."""
+    from .schedule import Schedule
+    from .schedule_tools import describe
+
+    sched = Schedule.load(schedule)
+    typer.echo(sched.to_json() if as_json else _value_errors(lambda: describe(sched, total_steps)), nl=as_json)
+
+
+@schedule_app.command("diff")
+@handle_errors
+def schedule_diff(
+    a: Path = typer.Argument(..., help="Schedule JSON"),
+    b: Path = typer.Argument(..., help="Schedule JSON to compare with"),
+    total_steps: Optional[int] = TotalStepsOpt,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+) -> None:
+    """How two schedules differ: tasks, layout, mean weights, total variation, largest per-step difference."""
+    from .schedule import Schedule
+    from .schedule_tools import diff, format_diff
+
+    d = _value_errors(lambda: diff(Schedule.load(a), Schedule.load(b), total_steps))
+    typer.echo(json.dumps(d, indent=2) if as_json else format_diff(d, a.name, b.name if b.name != a.name else str(b)), nl=as_json)
+
+
+@schedule_app.command("export")
+@handle_errors
+def schedule_export(
+    schedule: Path = typer.Argument(..., help="Schedule JSON"),
+    fmt: str = typer.Option(..., "--format", "-f", help="interleave (datasets.interleave_datasets stages, JSON) | "
+                            "seqio (MixtureRegistry.add rates, Python) | megatron (--data-path weights)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout"),
+    total_steps: Optional[int] = TotalStepsOpt,
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="interleave: examples per step (required)"),
+    by: str = typer.Option("meta_step", "--by", help="interleave: meta_step | distinct_row (merge equal rows)"),
+    average: bool = typer.Option(False, "--average", help="seqio / megatron: one stage, the step-weighted mean"),
+    name: str = typer.Option("taskmix_mixture", "--name", help="seqio: mixture name"),
+    rename: Optional[list[str]] = typer.Option(None, "--rename", help="seqio: TASK=SEQIO_TASK (repeatable)"),
+    prefix: Optional[list[str]] = typer.Option(None, "--prefix", help="megatron: TASK=DATA_PREFIX (repeatable)"),
+) -> None:
+    """Export a schedule to another pipeline's format."""
+    from .schedule import Schedule
+    from .schedule_tools import megatron_data_path, parse_mapping, seqio_mixtures, to_stages, total_steps_of
+
+    formats = ("interleave", "seqio", "megatron")
+    if fmt not in formats:
+        raise TaskmixError(f"--format: expected one of {list(formats)}, got {fmt!r}")
+    sched = Schedule.load(schedule)
+    if fmt == "interleave":
+        if batch_size is None:
+            raise TaskmixError("--format interleave needs --batch-size (examples per step)")
+        steps = total_steps if total_steps is not None else total_steps_of(sched)
+        stages = _value_errors(lambda: to_stages(sched, steps, batch_size, by))  # type: ignore[arg-type]
+        doc = {"tasks": list(sched.tasks), "total_steps": steps, "batch_size": batch_size,
+               "stages": [dict(st, steps=list(st["steps"])) for st in stages]}
+        text = json.dumps(doc, indent=2) + "\n"
+    elif fmt == "seqio":
+        text = _value_errors(lambda: seqio_mixtures(sched, name, total_steps, average, parse_mapping(rename, "--rename")))
+    else:
+        text = _value_errors(lambda: megatron_data_path(sched, parse_mapping(prefix, "--prefix"), total_steps, average))
+    _emit(text, out)
+
+
+@config_app.command("show")
+@handle_errors
+def config_show(
+    config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML"),
+    overrides: Optional[list[str]] = OverrideOpt,
+    data_dir: Optional[str] = DataDirOpt,
+) -> None:
+    """The config as a run would use it: overrides applied, every default filled in (no data is read)."""
+    from .compare.methods import check_config
+    from .config import load_config, resolved_dict, resolved_yaml
+
+    ov = list(overrides or [])
+    if data_dir is not None:
+        ov.append(f"data_dir={Path(data_dir).resolve()}")
+    cfg = load_config(None if config == "builtin" else config, ov)
+    check_config(cfg)
+    typer.echo(json.dumps(resolved_dict(cfg), indent=2) if as_json else resolved_yaml(cfg), nl=as_json)
+
+
+@config_app.command("schema")
+@handle_errors
+def config_schema_cmd(
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout"),
+) -> None:
+    """The JSON schema of a config file, with every field's default and description."""
+    from .config import config_schema
+
+    _emit(json.dumps(config_schema(), indent=2) + "\n", out)
+
+
+"""What ``taskmix demo`` writes (and removes when it replaces an earlier demo)."""
+
+
