@@ -171,6 +171,7 @@ def main() -> None:
                 "Features, model and budget as above; XNLI Hindi test (5,010) reported; 5 paired seeds. "
                 "Run: `taskmix compare configs/xnli/hi_many.yaml --seeds 5 --out RUNS/hi_many -o encoder.threads=1` "
                 "(+ `auxiliary_only` into RUNS/hi_many_aux).\n\n" + body + "\n")
+        # the cold / warm wall times are added by hand after the section (measured with `time`, see BENCHMARKS.md)
         print(body)
         if not args.no_write:
             update_section("hi-many", body)
