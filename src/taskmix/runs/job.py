@@ -8,15 +8,19 @@ method that produces one.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
 
 from ..config import Config
 from ..data.tasks import Split, Task, carve_reward_split
 from ..engine.trainer import train_with_schedule
 from ..schedule import Schedule
 
-__all__ = ["Job", "MethodResult", "prepare_job", "replay"]
+__all__ = ["Job", "MetaStepLoop", "MethodResult", "RunResult", "global_rng_state", "prepare_job", "replay", "restore_global_rng"]
 
 
 @dataclass
@@ -38,6 +42,60 @@ class Job:
     def sizes(self) -> dict[str, int]:
         """Training examples per task (the target's after the reward split is carved out)."""
         return {t.name: t.n_train for t in self.tasks}
+
+
+def global_rng_state() -> dict[str, Any]:
+    """The process-wide random states a run depends on: torch (and CUDA when in use), NumPy's global, Python's."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        "numpy_rng": np.random.get_state(),
+        "python_rng": random.getstate(),
+    }
+
+
+def restore_global_rng(state: dict[str, Any]) -> None:
+    """Restore :func:`global_rng_state` (the CUDA part where CUDA is available)."""
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+
+
+class MetaStepLoop:
+    """The loop of a run made of meta-steps: subclasses give ``done``, ``step_meta()`` and ``result()``."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the run is finished."""
+        raise NotImplementedError
+
+    def step_meta(self) -> dict[str, Any]:
+        """One meta-step; its log entry."""
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        """The run's result so far."""
+        raise NotImplementedError
+
+    def run(self, on_meta_step: Callable[[Any, dict[str, Any]], None] | None = None) -> Any:
+        """Run every remaining meta-step (calling ``on_meta_step(run, entry)`` after each) and return the result."""
+        while not self.done:
+            entry = self.step_meta()
+            if on_meta_step is not None:
+                on_meta_step(self, entry)
+        return self.result()
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """What every finished run records: its per-meta-step log and its cost (seconds, training steps)."""
+
+    log: list[dict[str, Any]]
+    seconds: float
+    steps: int
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -32,26 +32,22 @@ from ..engine.trainer import Trainer
 from ..sampler import ExampleStreams, categorical
 from ..schedule import Schedule
 from ..strategies import FEEDBACK_KINDS, MetaStepInfo, Strategy, make_strategy, strategy_kwargs
-from .job import Job
+from .job import Job, MetaStepLoop, RunResult, global_rng_state, restore_global_rng
 from .rewards import GradientAlignmentReward, RewardContext
 
 __all__ = ["AdaptiveResult", "AdaptiveRun", "run_online"]
 
 
-@dataclass
-class AdaptiveResult:
+@dataclass(kw_only=True)
+class AdaptiveResult(RunResult):
     """An online run: its per-meta-step and average schedules, log and cost."""
 
     time_variant: Schedule
     average: Schedule
-    log: list[dict[str, Any]]
-    seconds: float
-    steps: int
     evaluations: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-class AdaptiveRun:
+class AdaptiveRun(MetaStepLoop):
     """One training run whose task distribution a :class:`Strategy` adapts online.
 
     ``run()`` goes to the end; ``step_meta()`` does one meta-step and returns its
@@ -196,11 +192,8 @@ class AdaptiveRun:
 
     def run(self, on_meta_step: Callable[["AdaptiveRun", dict[str, Any]], None] | None = None) -> AdaptiveResult:
         """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result."""
-        while not self.done:
-            entry = self.step_meta()
-            if on_meta_step is not None:
-                on_meta_step(self, entry)
-        return self.result()
+        result: Any = super().run(on_meta_step)
+        return result
 
     # -------------------------------------------------------------- artifacts
     def provenance(self, kind: str) -> dict[str, Any]:
@@ -238,8 +231,8 @@ class AdaptiveRun:
 
     def result(self) -> AdaptiveResult:
         """The run's schedules, log and cost so far."""
-        return AdaptiveResult(self.time_variant_schedule(), self.average_schedule(), list(self.log), self.seconds,
-                              self.step, self.evaluations)
+        return AdaptiveResult(time_variant=self.time_variant_schedule(), average=self.average_schedule(), log=list(self.log),
+                              seconds=self.seconds, steps=self.step, evaluations=self.evaluations)
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -257,10 +250,7 @@ class AdaptiveRun:
             "draw_rng": self.draw_rng.bit_generator.state,
             "probe_rng": self.probe_rng.bit_generator.state,
             "streams": self.streams.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
+            **global_rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -277,11 +267,7 @@ class AdaptiveRun:
         self.draw_rng.bit_generator.state = state["draw_rng"]
         self.probe_rng.bit_generator.state = state["probe_rng"]
         self.streams.load_state_dict(state["streams"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        restore_global_rng(state)
 
 
 # ------------------------------------------------------------- one call

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,21 +30,19 @@ from ..engine.trainer import Trainer
 from ..sampler import ExampleStreams
 from ..schedule import Schedule
 from ..strategies.policy import Policy
+from .job import MetaStepLoop, RunResult, global_rng_state, restore_global_rng
 from .rewards import RewardContext, make_reward
 
 
-@dataclass
-class SearchResult:
+@dataclass(kw_only=True)
+class SearchResult(RunResult):
     """A finished search: the learned schedule, its per-meta-step log and its cost."""
+
     schedule: Schedule
-    log: list[dict[str, Any]]
-    seconds: float
-    steps: int
     reward_evals: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-class SearchRun:
+class SearchRun(MetaStepLoop):
     """A resumable search.  ``run()`` goes to the end; ``step_meta()`` does one meta-step."""
 
     def __init__(
@@ -179,11 +177,8 @@ class SearchRun:
 
     def run(self, on_meta_step: Callable[["SearchRun", dict[str, Any]], None] | None = None) -> SearchResult:
         """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result."""
-        while not self.done:
-            entry = self.step_meta()
-            if on_meta_step is not None:
-                on_meta_step(self, entry)
-        return self.result()
+        result: Any = super().run(on_meta_step)
+        return result
 
     @property
     def shares_trajectory(self) -> bool:
@@ -258,7 +253,8 @@ class SearchRun:
 
     def result(self) -> SearchResult:
         """The schedule, log and cost so far."""
-        return SearchResult(self.schedule(), list(self.log), self.seconds, self.total_steps, self.reward_evals)
+        return SearchResult(schedule=self.schedule(), log=list(self.log), seconds=self.seconds, steps=self.total_steps,
+                            reward_evals=self.reward_evals)
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -273,10 +269,7 @@ class SearchRun:
             "probe_rng": self.probe_rng.bit_generator.state,
             "streams": self.streams.state_dict(),
             "last_losses": self.trainer.last_losses.tolist(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
+            **global_rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -296,11 +289,7 @@ class SearchRun:
         self.streams.load_state_dict(state["streams"])
         if "last_losses" in state:
             self.trainer.last_losses[:] = np.asarray(state["last_losses"], dtype=np.float64)
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        restore_global_rng(state)
 
 
 def shares_trajectory(cfg: Config) -> bool:
