@@ -7,6 +7,7 @@ and what was expected, and is turned into exit code 2 by the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 class TaskmixError(ValueError):
@@ -142,15 +143,21 @@ def read_input(
     (default :data:`MAX_TEXT_INPUT_BYTES`).
     """
     p = Path(path)
-    what = expected
-    try:
+    with input_errors(p, noun, expected, error):
         return read_input_bytes(p, noun, MAX_TEXT_INPUT_BYTES if limit is None else limit, error)
+
+
+@contextlib.contextmanager
+def input_errors(path: Path, noun: str, expected: str, error: type[TaskmixError] = TaskmixError) -> Iterator[None]:
+    """Turn the OS errors of opening an input (missing, a directory, unreadable) into one ``error`` naming ``path``."""
+    try:
+        yield
     except FileNotFoundError:
-        raise error(f"{p}: {noun} not found") from None
+        raise error(f"{path}: {noun} not found") from None
     except IsADirectoryError:
-        raise error(f"{p}: is a directory, expected {what}") from None
+        raise error(f"{path}: is a directory, expected {expected}") from None
     except OSError as e:
-        raise error(f"{p}: cannot be read ({e.strerror or e})") from None
+        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

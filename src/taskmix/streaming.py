@@ -13,7 +13,7 @@ from torch.utils.data import IterableDataset
 
 from .sampler import TaskSampler, check_schedule, positive_int
 from .schedule import Schedule
-from .torch_data import resolve_rank, schedule_digest
+from .torch_data import check_replay_args, schedule_digest
 
 __all__ = ["STREAM_STATE_FORMAT", "ScheduleIterableDataset"]
 
@@ -82,17 +82,9 @@ class ScheduleIterableDataset(IterableDataset):
             self.streams = list(streams)
             if len(self.streams) != schedule.n_tasks:
                 raise ValueError(f"streams: got {len(self.streams)}, expected {schedule.n_tasks} (one per task {list(schedule.tasks)})")
-        self.batch_size = positive_int("batch_size", batch_size)
         self.num_steps = None if num_steps is None else positive_int("num_steps", num_steps)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
-        if per not in ("sample", "batch"):
-            raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
-        self.per: Literal["sample", "batch"] = per
-        self.rank, self.world_size = resolve_rank(rank, world_size)
-        if self.batch_size % self.world_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of world_size ({self.world_size})")
+        self.batch_size, self.seed, self.per, self.rank, self.world_size = check_replay_args(
+            batch_size, seed, per, rank, world_size)
         self.with_task = bool(with_task)
         self._digest = schedule_digest(schedule)
         self._step = 0  # global steps fully produced

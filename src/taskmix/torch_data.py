@@ -157,20 +157,9 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
         check_schedule(schedule)
         self.schedule = schedule
         self.sizes = check_sizes(sizes, schedule)
-        self.batch_size = positive_int("batch_size", batch_size)
         self.num_steps = positive_int("num_steps", num_steps)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
-        if per not in ("sample", "batch"):
-            raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
-        self.per: Literal["sample", "batch"] = per
-        self.rank, self.world_size = resolve_rank(rank, world_size)
-        if self.batch_size % self.world_size:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be a multiple of world_size ({self.world_size}): "
-                "it is the global batch, split evenly across ranks"
-            )
+        self.batch_size, self.seed, self.per, self.rank, self.world_size = check_replay_args(
+            batch_size, seed, per, rank, world_size)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.record = bool(record)
         self.dataset: ConcatDataset | None = None  # set by from_dict / from_concat: the dataset the indices address
@@ -417,6 +406,27 @@ class ScheduleSampler(_FromDatasets, Sampler[int]):
 
 
 # ------------------------------------------------------------------- helpers
+def check_replay_args(
+    batch_size: Any, seed: Any, per: Any, rank: int | None, world_size: int | None
+) -> tuple[int, int, Literal["sample", "batch"], int, int]:
+    """The checked arguments every replay adapter takes: ``(batch_size, seed, per, rank, world_size)``.
+
+    ``batch_size`` is the global batch and must split evenly across the ranks.
+    """
+    batch_size = positive_int("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if per not in ("sample", "batch"):
+        raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
+    rank, world_size = resolve_rank(rank, world_size)
+    if batch_size % world_size:
+        raise ValueError(
+            f"batch_size ({batch_size}) must be a multiple of world_size ({world_size}): "
+            "it is the global batch, split evenly across ranks"
+        )
+    return batch_size, int(seed), per, rank, world_size
+
+
 def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """``(rank, world_size)``: as given, else from an initialised ``torch.distributed`` group, else ``(0, 1)``."""
     dist_rank, dist_world = 0, 1

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MAX_DATA_INPUT_BYTES, DataError, atomic_write_bytes, check_input_file, warn
+from ..errors import MAX_DATA_INPUT_BYTES, DataError, atomic_write_bytes, check_input_file, input_errors, warn
 from .tasks import Split, Task
 
 if TYPE_CHECKING:
@@ -25,14 +25,8 @@ EXTREME_FEATURE = 1e6
 def load_npz_split(path: str | os.PathLike) -> Split:
     """Read an ``.npz`` file with arrays ``x`` (float, n x d) and ``y`` (int, n)."""
     path = Path(path)
-    try:  # a regular file (a FIFO would block np.load, /dev/zero never ends) of bounded size
+    with input_errors(path, "file", "an .npz file", DataError):  # a regular file (a FIFO would block np.load) of bounded size
         check_input_file(path, "data file (.npz)", MAX_DATA_INPUT_BYTES, DataError)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected an .npz file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not zipfile.is_zipfile(path):  # np.load would guess at a pickle
         raise DataError(f"{path}: not an .npz archive; expected a zip of arrays 'x' and 'y' as numpy.savez writes")
     try:
