@@ -104,13 +104,15 @@ def candidates(fam: Family, n_random: int) -> list[tuple[str, np.ndarray]]:
 
 
 def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, Any]], methods: Sequence[str],
-               n_random: int) -> dict[str, Any]:
+               n_random: int, oracle: bool = True) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     oracle_cells: dict[str, list[float]] = {}
     for seed in seeds:
         job = prepare_job(fam.config, fam.tasks, seed)
         for r in run_methods(job, variants, methods):
             rows.append({"family": fam.seed, "seed": seed, **r})
+        if not oracle:
+            continue
         # the test-oracle: evaluation only, after the methods of this seed have run
         for r in rows:
             if r["seed"] == seed and r["method"] in RULES:
@@ -118,10 +120,32 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
         for name, w in candidates(fam, n_random):
             res = replay(job, Schedule.from_weights(job.names, w, provenance={"method": "test_oracle_candidate"}))
             oracle_cells.setdefault(name, []).append(res.test)
-    means = {k: float(np.mean(v)) for k, v in oracle_cells.items()}
-    best = max(means, key=means.get)
-    return {"family": fam.seed, "roles": fam.roles, "info": fam.info, "rows": rows,
-            "oracle": {"best": best, "test": means[best], "candidates": means}}
+    out = {"family": fam.seed, "roles": fam.roles, "info": fam.info, "rows": rows}
+    if oracle_cells:
+        means = {k: float(np.mean(v)) for k, v in oracle_cells.items()}
+        best = max(means, key=means.get)
+        out["oracle"] = {"best": best, "test": means[best], "candidates": means}
+    return out
+
+
+def merge(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """Families from several rows files (e.g. shards, or a variants-only run beside a full one), rows joined.
+
+    A (family, seed, method) row found twice keeps the first; a family's oracle comes from the file that
+    has one.  Families without an oracle are left out (nothing to measure regret against).
+    """
+    fams: dict[int, dict[str, Any]] = {}
+    for f in files:
+        for line in Path(f).read_text().splitlines():
+            if not line.strip():
+                continue
+            fam = json.loads(line)
+            have = fams.setdefault(fam["family"], {**fam, "rows": []})
+            if "oracle" in fam and "oracle" not in have:
+                have["oracle"] = fam["oracle"]
+            seen = {(r["seed"], r["method"]) for r in have["rows"]}
+            have["rows"] += [r for r in fam["rows"] if (r["seed"], r["method"]) not in seen]
+    return [fams[k] for k in sorted(fams) if "oracle" in fams[k]]
 
 
 # ---------------------------------------------------------------- summary
@@ -211,7 +235,7 @@ def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.
                 continue
             st = stats.setdefault(m, {"regret": [], "vs_rule": [], "vs_single": [], "below_single_2pt": 0, "cells": 0,
                                       "harm_gt_help": 0, "harm_cells": 0, "w_harm": [], "w_help": [], "spread": [],
-                                      "cost": [], "test": []})
+                                      "cost": [], "test": [], "search_cost": []})
             t = np.asarray([cells[s]["test"] for s in seeds])
             st["test"].append(float(t.mean()))
             st["regret"].append(fam["oracle"]["test"] - float(t.mean()))
@@ -221,6 +245,7 @@ def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.
             st["below_single_2pt"] += int(np.sum(t < single - 0.02))
             st["cells"] += len(seeds)
             st["cost"] += [cells[s]["seconds"] / plain[s] for s in seeds]
+            st["search_cost"] += [cells[s]["search_seconds"] / plain[s] for s in seeds if cells[s].get("search_seconds")]
             ws = [cells[s]["weights"] for s in seeds if cells[s]["weights"] is not None]
             if ws:
                 W = np.asarray(ws)
@@ -237,6 +262,32 @@ def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.
     return stats
 
 
+def detail(families: list[dict[str, Any]], method: str) -> str:
+    """One line per family: size, heads, the oracle, the method's regret and its mean weight per role."""
+    lines = []
+    for fam in families:
+        by: dict[str, dict[int, dict[str, Any]]] = {}
+        for r in fam["rows"]:
+            by.setdefault(r["method"], {})[r["seed"]] = r
+        if method not in by:
+            continue
+        cells = by[method]
+        t = np.mean([c["test"] for c in cells.values()])
+        roles = list(fam["roles"].values())
+        ws = np.asarray([c["weights"] for c in cells.values() if c["weights"] is not None])
+        per_role: dict[str, float] = {}
+        for i, role in enumerate(roles):
+            per_role[role] = per_role.get(role, 0.0) + (float(ws[:, i].mean()) if len(ws) else float("nan"))
+        single = np.mean([c["test"] for c in by["single_task"].values()]) if "single_task" in by else float("nan")
+        info = fam["info"]
+        lines.append(
+            f"{fam['family']:>5} n={info['target']['n']:>4} aux={info['_family']['n_aux']} {info['_family']['heads'][:3]} "
+            f"oracle {fam['oracle']['test']:.3f} ({fam['oracle']['best']}) single {single:.3f} {method} {t:.3f} "
+            f"regret {100 * (fam['oracle']['test'] - t):+.1f} std {ws.std(axis=0, ddof=1).mean() if len(ws) > 1 else 0:.3f} "
+            + " ".join(f"{k}:{v:.2f}" for k, v in per_role.items()))
+    return "\n".join(lines)
+
+
 ORDER = ["learned", "learned_time_invariant", "learned_time_variant", "single_task", "uniform", "proportional",
          "temperature_2", "exp3", "thompson", "gradient_alignment", "paper", "constant_control"]
 
@@ -244,8 +295,8 @@ ORDER = ["learned", "learned_time_invariant", "learned_time_variant", "single_ta
 def table(stats: dict[str, dict[str, Any]], n_fam: int, n_seeds: int) -> str:
     head = ("| method | regret to test-oracle (mean ± std, points) | test (mean) | vs best rule W/T/L | ≥ best rule within noise "
             "| vs single-task W/T/L | cells < single − 2 pt | harmful > most helpful (cells) | w(harmful) / w(helpful) "
-            "| across-seed weight std | cost × plain (median) |")
-    lines = [head, "|" + "---|" * 11]
+            "| across-seed weight std | cost × plain (median) | search alone × plain (median) |")
+    lines = [head, "|" + "---|" * 12]
     methods = [m for m in ORDER if m in stats] + sorted(m for m in stats if m not in ORDER)
     for m in methods:
         st = stats[m]
@@ -260,7 +311,7 @@ def table(stats: dict[str, dict[str, Any]], n_fam: int, n_seeds: int) -> str:
             f"| {vr.count('win')}/{vr.count('tie')}/{vr.count('loss')} | {ok}/{len(vr)} ({100 * ok / len(vr):.0f}%) "
             f"| {vs.count('win')}/{vs.count('tie')}/{vs.count('loss')} "
             f"| {st['below_single_2pt']}/{st['cells']} ({100 * st['below_single_2pt'] / st['cells']:.1f}%) | {hh} | {wh} "
-            f"| {spread} | {np.median(st['cost']):.2f} |"
+            f"| {spread} | {np.median(st['cost']):.2f} | {np.median(st['search_cost']) if st['search_cost'] else float('nan'):.2f} |"
         )
     return "\n".join(lines)
 
@@ -275,7 +326,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--methods", default=",".join(RULES + LEARNED + ONLINE + CONTROLS))
     ap.add_argument("--variant", action="append", default=[], help="NAME:search.key=value,...")
     ap.add_argument("--out", default=None, help="append one JSON line per family here (resumable)")
-    ap.add_argument("--summarize", default=None, help="only summarize this rows file")
+    ap.add_argument("--summarize", default=None, help="only summarize these rows files (comma-separated; merged by family)")
+    ap.add_argument("--shard", default="0/1", help="I/K: run only the families i with i %% K == I (run K processes, then --summarize their rows)")
+    ap.add_argument("--detail", default=None, help="also print one line per family for this method")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the test-oracle (variants-only runs merged with a full one)")
+    ap.add_argument("--families-only", default=None, help="comma-separated family indices (within --family-seed) to run")
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md (section families)")
     ap.add_argument("--section", default="families")
     ap.add_argument("--produced-by", default=None, help="with --summarize: the command that produced the rows")
@@ -285,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.families, args.seeds = 4, 2
     variants = dict(parse_variant(v) for v in args.variant)
     if args.summarize:
-        fams = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
+        fams = merge([Path(f) for f in args.summarize.split(",") if f])
     else:
         methods = [m for m in args.methods.split(",") if m]
         done: dict[int, dict[str, Any]] = {}
@@ -299,20 +354,29 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
         t0 = time.perf_counter()
+        shard, n_shards = (int(v) for v in args.shard.split("/"))
+        only = {int(v) for v in args.families_only.split(",")} if args.families_only else None
         for i in range(args.families):
+            if i % n_shards != shard or (only is not None and i not in only):
+                continue
             fseed = 1000 * args.family_seed + i
             if fseed in done:
                 fams.append(done[fseed])
                 continue
             fam = make_family(fseed)
-            res = run_family(fam, list(range(args.seeds)), variants, methods, args.random)
+            res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle)
             fams.append(res)
             if out is not None:
                 with out.open("a") as fh:
                     fh.write(json.dumps(res) + "\n")
-            print(f"family {fseed}: oracle {res['oracle']['test']:.3f} ({res['oracle']['best']}), "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            orc = f"oracle {res['oracle']['test']:.3f} ({res['oracle']['best']})" if "oracle" in res else "no oracle"
+            print(f"family {fseed}: {orc}, {time.perf_counter() - t0:.0f} s", flush=True)
+        fams = [f for f in fams if "oracle" in f]
+        if not fams:
+            return
     stats = summarize(fams)
+    if args.detail:
+        print(detail(fams, args.detail))
     n_seeds = len({r["seed"] for f in fams for r in f["rows"]})
     text = table(stats, len(fams), n_seeds)
     print(text)

@@ -438,9 +438,9 @@ CASES: list[Case] = [
          _outside_config, ("secret.csv:2: not valid data for tasks.t (details withheld",), text=True),
     # ---- training
     Case("search-non-finite-loss", "training",
-         "one feature row at the float32 maximum: the loss overflows mid-search (step and task named)",
+         "one feature row at the float32 maximum: the loss (or a reward probe) overflows mid-search (step and task named)",
          lambda d: _search(_npz_config(d, aux_train=_spike(d / "spike.npz"))),
-         ("search meta-step ", "training step ", "(non-finite) on task(s) ['a']",
+         ("search meta-step ", "training step ", "non-finite", "on task(s) ['a']",
           "the last complete checkpoint out/checkpoints/ckpt-", "is kept"), partial_run=True, volatile=True),
     Case("train-non-finite-loss", "training",
          "one feature row at the float32 maximum: the loss overflows when replaying a schedule",

@@ -66,7 +66,6 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     """One rank: run the scenarios, pickle what each rank saw to ``tmp/rank<r>.pkl``."""
     import taskmix.runs.search_run as search_mod
     from taskmix.runs.search_dir import run_search
-    from taskmix.sampler import ExampleStreams
 
     torch.set_num_threads(1)
     # as taskmix.distributed.connect does: torch._dynamo (imported by the first optimiser) must be imported
@@ -81,7 +80,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     rec: dict = {"global": [], "local": [], "loss": [], "params": None}
     nan_at: list[int] = []  # trainer steps at which this rank's loss turns NaN
 
-    real_take, real_step = ExampleStreams.take_for, search_mod.Trainer.train_step
+    real_take, real_step = search_mod.SearchRun._draw_examples, search_mod.Trainer.train_step
 
     def take_for(self, task_ids):
         out = real_take(self, task_ids)
@@ -101,7 +100,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
         rec["params"] = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()]).clone()
         return value
 
-    ExampleStreams.take_for, search_mod.Trainer.train_step = take_for, train_step
+    search_mod.SearchRun._draw_examples, search_mod.Trainer.train_step = take_for, train_step
 
     def out_dir(name: str) -> Path:  # rank 0 gets the real directory; the others must leave theirs absent
         return tmp_p / (name if rank == 0 else f"{name}-rank{rank}")

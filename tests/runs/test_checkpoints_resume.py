@@ -154,8 +154,10 @@ def _logs(run: SearchRun) -> list[dict]:
         # per-task training losses carry over; the shuffled control draws from the reward's RNG
         (["train.per=batch", "search.reward=shuffled:gradient_alignment", "search.baseline_decay=0.5"], 3),
         (["search.reward=lookahead", "search.probe_steps=2", "model.optimizer=sgd"], 2),
+        # cross-fitting: the reward fold and the target's fold-complement streams carry over
+        (["search.reward_folds=3", "search.policy=time_variant"], 4),
     ],
-    ids=["time-variant-round-boundary", "time-variant-mid-round-2", "per-batch-shuffled", "lookahead-sgd"],
+    ids=["time-variant-round-boundary", "time-variant-mid-round-2", "per-batch-shuffled", "lookahead-sgd", "cross-fitting"],
 )
 def test_state_dict_round_trip_resumes_bit_for_bit(tiny_tasks, extra, stop_after) -> None:
     cfg = builtin_config(TINY + extra)
@@ -280,7 +282,7 @@ def test_non_finite_reward_is_a_training_error_and_keeps_the_checkpoint(tmp_path
 
     monkeypatch.setattr(search_mod, "make_reward", lambda name, s: NanOnThirdCall(real(name, s)))
     out = tmp_path / "s"
-    with pytest.raises(TrainingError, match=r"search meta-step 3/6: rewards must be finite.*ckpt-000002\.ckpt is kept"):
+    with pytest.raises(TrainingError, match=r"search meta-step 3/6: training step \d+: gradient_alignment reward is non-finite on task\(s\) \[.target., .helpful., .harmful., .irrelevant.\].*ckpt-000002\.ckpt is kept"):
         run_search_dir(builtin_config(TINY), tiny_tasks, out)
     assert [p.name for p in checkpoints(out / "checkpoints")] == ["ckpt-000001.ckpt", "ckpt-000002.ckpt"]
     assert len((out / "log.jsonl").read_text().splitlines()) == 2

@@ -191,6 +191,14 @@ class SearchConfig(_Strict):
     """search rounds from fresh models, carrying the policy over"""
     reward_fraction: float = Field(0.1, gt=0, lt=1)
     """share of the target's training data held out as the reward split (stratified)"""
+    reward_folds: StrictInt = Field(4, ge=1, le=100, description=(
+        "cross-fitting: with k > 1 the search uses the target's whole training data (its train and reward "
+        "splits together) in k stratified folds; meta-step m rewards on fold m mod k and trains the target on "
+        "the other k - 1 folds, so every target example both trains and rewards (1: the fixed reward split, "
+        "as in the paper; k is capped at half the target's rows)"))
+    rotate_folds: bool = Field(True, description=(
+        "with reward_folds k > 1: rotate the reward fold every meta-step (true), or keep fold 0 as a fixed "
+        "reward split of 1/k of the target's data that the search never trains on (false)"))
     probe_steps: StrictInt = Field(5, gt=0, le=10**4)
     """optimiser steps per task of the lookahead reward"""
     probe_batches: StrictInt = Field(16, gt=0, le=10**4)

@@ -46,6 +46,13 @@ class Split:
             return Split(self.x[idx], self.y[idx])
         return Split([self.x[int(i)] for i in idx], self.y[idx])
 
+    def concat(self, other: "Split") -> "Split":
+        """This split's rows followed by ``other``'s (both feature arrays or both text)."""
+        if isinstance(self.x, np.ndarray) != isinstance(other.x, np.ndarray):
+            raise DataError("split: cannot join feature rows with text rows")
+        x = np.concatenate([self.x, other.x]) if isinstance(self.x, np.ndarray) else [*self.x, *other.x]
+        return Split(x, np.concatenate([self.y, other.y]))
+
 
 @dataclass(frozen=True)
 class Task:
@@ -146,6 +153,27 @@ def carve_reward_split(task: Task, fraction: float, seed: int) -> tuple[Task, Sp
     keep_idx = np.flatnonzero(mask)
     return replace(task, train=task.train.take(keep_idx)), task.train.take(held_idx)
 
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """``k`` disjoint folds of ``range(len(y))`` covering it, each label dealt round-robin (stratified, seeded).
+
+    Sorted index arrays; fold sizes differ by at most one per label.  :class:`DataError` when ``k`` is
+    below 2 or above half the rows (a fold and its complement both need examples).
+    """
+    y = np.asarray(y)
+    if k < 2 or 2 * k > len(y):
+        raise DataError(f"search.reward_folds: {k} folds need 2 <= k <= {len(y) // 2} for {len(y)} target rows")
+    rng = np.random.default_rng([int(seed), 0xF01D5])
+    folds: list[list[np.ndarray]] = [[] for _ in range(k)]
+    offset = 0
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        for j in range(k):  # continue the round-robin across labels so that fold sizes stay even
+            folds[(j + offset) % k].append(idx[j::k])
+        offset += len(idx) % k
+    return [np.sort(np.concatenate(f)) for f in folds]
 
 
 def check_same_dim(tasks: Sequence[Task]) -> int | None:

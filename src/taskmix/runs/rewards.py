@@ -54,6 +54,7 @@ class RewardContext:
     batch_size: int
     rng: np.random.Generator  # for probe batches and controls; part of the search state
     meta_step: int
+    target_rows: np.ndarray | None = None  # cross-fitting: the target rows outside the reward fold (probes draw there)
 
 
 class Reward(Protocol):
@@ -67,9 +68,12 @@ class Reward(Protocol):
 
 
 def _probe_batch(ctx: RewardContext, task: int, size: int | None = None) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    n = ctx.trainer.tasks[task].n_train
+    rows = ctx.target_rows if task == ctx.target else None
+    n = ctx.trainer.tasks[task].n_train if rows is None else len(rows)
     k = min(size or ctx.batch_size, n)
     ex = ctx.rng.choice(n, size=k, replace=False)
+    if rows is not None:
+        ex = rows[ex]
     tids = np.full(k, task, dtype=np.int64)
     return ctx.trainer.batch(tids, ex)
 

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data.tasks import Split, Task
+from ..data.tasks import Split, Task, stratified_folds
 from ..engine.parallel import LOCAL
 from ..engine.trainer import Trainer
+from ..errors import NonFiniteRewardError
 from ..sampler import ExampleStreams
 from ..schedule import Schedule
 from ..strategies.policy import Policy
@@ -60,6 +61,11 @@ class SearchRun(MetaStepLoop):
         self.reward_split = reward_split
         self.cfg = cfg
         self.seed = int(seed)
+        self.folds: list[Split] | None = None
+        self._fold_rows: list[np.ndarray] = []
+        self.reward_folds = min(cfg.search.reward_folds, (len(self.tasks[self.target].train) + len(reward_split)) // 2)
+        if self.reward_folds > 1:
+            self._cross_fit(self.reward_folds)
         self.trunk_factory = trunk_factory
         self.dist = dist if dist is not None else LOCAL  # data parallel: taskmix.engine.parallel
         s = cfg.search
@@ -90,6 +96,40 @@ class SearchRun(MetaStepLoop):
         self._new_round()
 
     # ------------------------------------------------------------------ setup
+    def _cross_fit(self, k: int) -> None:
+        """The target's train and reward splits joined and cut into ``k`` folds (see ``search.reward_folds``)."""
+        from dataclasses import replace
+
+        t = self.tasks[self.target]
+        whole = t.train.concat(self.reward_split)
+        folds = stratified_folds(whole.y, k, self.seed)
+        self.tasks[self.target] = replace(t, train=whole)
+        self.folds = [whole.take(f) for f in folds]
+        every = np.arange(len(whole))
+        # the training rows of meta-steps that reward on fold j: every row outside it
+        self._fold_rows = [np.setdiff1d(every, f) for f in folds]
+
+    def _fold(self) -> int:
+        """The reward fold of the current meta-step (cross-fitting), counted over rounds."""
+        if not self.cfg.search.rotate_folds:
+            return 0
+        return (self.round * self.meta_steps + self.meta_step) % len(self._fold_rows)
+
+    def _current_reward_split(self) -> Split:
+        return self.folds[self._fold()] if self.folds is not None else self.reward_split
+
+    def _draw_examples(self, task_ids: np.ndarray) -> np.ndarray:
+        """The example of every draw (the global batch of each step, in order), from the example streams.
+
+        Cross-fitting: the target's draws come from the rows outside the current reward fold.
+        """
+        eids = self.streams.take_for(task_ids)
+        if self.fold_streams is not None:
+            at = task_ids == self.target
+            f = self._fold()
+            eids[at] = self._fold_rows[f][self.fold_streams.take(f, int(at.sum()))]
+        return eids
+
     def _new_round(self) -> None:
         seed = self.seed + 1000 * self.round
         random.seed(seed)
@@ -99,6 +139,8 @@ class SearchRun(MetaStepLoop):
         self.draw_rng = np.random.Generator(np.random.PCG64([seed, 0xD4A7]))
         self.probe_rng = np.random.Generator(np.random.PCG64([seed, 0x960B]))
         self.streams = ExampleStreams([t.n_train for t in self.tasks], seed=seed)
+        # cross-fitting: one stream per fold over the target rows outside it
+        self.fold_streams = ExampleStreams([len(r) for r in self._fold_rows], seed=seed ^ 0xF01D) if self.folds else None
 
     @property
     def done(self) -> bool:
@@ -126,15 +168,22 @@ class SearchRun(MetaStepLoop):
             all_tids = np.repeat(t1, bs)
         else:
             all_tids, _ = self.policy.sample(self.draw_rng, row, self.spm * bs)
-        all_eids = self.streams.take_for(all_tids)
+        all_eids = self._draw_examples(all_tids)
+        reward_split = self._current_reward_split()
         counts += np.bincount(all_tids, minlength=n)
         tids_by_step = all_tids.reshape(self.spm, bs)
         eids_by_step = all_eids.reshape(self.spm, bs)
         for s in range(self.spm):
             loss_sum += self.trainer.train_step(*self.dist.shard(tids_by_step[s], eids_by_step[s]))
         self.total_steps += self.spm
-        ctx = RewardContext(self.trainer, self.target, self.reward_split, bs, self.probe_rng, self.meta_step)
+        ctx = RewardContext(self.trainer, self.target, reward_split, bs, self.probe_rng, self.meta_step,
+                            target_rows=self._fold_rows[self._fold()] if self.folds is not None else None)
         rewards = self.dist.mean(self.reward(ctx))
+        bad = [t.name for t, r in zip(self.tasks, np.asarray(rewards, dtype=np.float64)) if not np.isfinite(r)]
+        if bad:
+            raise NonFiniteRewardError(
+                f"training step {self.total_steps}: {self.reward.name} reward is non-finite on task(s) {bad} "
+                f"(rewards {np.asarray(rewards).tolist()})")
         self.reward_evals += 1
         shares = counts / counts.sum()
         # A per-task reward credits every task, so the exact (all-action) policy
@@ -150,7 +199,7 @@ class SearchRun(MetaStepLoop):
             info["reward_se"] = np.asarray(se, dtype=np.float64).tolist()
         if parts is not None:
             info["reward_se_probe"], info["reward_se_split"] = (np.asarray(p).tolist() for p in parts)
-        reward_eval = self.trainer.evaluate(self.reward_split, self.target)
+        reward_eval = self.trainer.evaluate(reward_split, self.target)
         dt = time.perf_counter() - t0
         self.seconds += dt
         entry = {
@@ -158,6 +207,7 @@ class SearchRun(MetaStepLoop):
             "meta_step": self.meta_step,
             "step": (self.meta_step + 1) * self.spm,
             "row": row,
+            **({"reward_fold": self._fold()} if self.folds is not None else {}),
             "realised": shares.tolist(),
             **info,
             "reward_split_accuracy": reward_eval["accuracy"],
@@ -247,6 +297,7 @@ class SearchRun(MetaStepLoop):
                 "search_steps": self.total_steps,
                 "shrink": s.shrink,
                 "prior_pull": s.prior_pull,
+                "reward_folds": max(1, self.reward_folds),
                 "task_effects": self.task_effects(),
             },
         )
@@ -268,6 +319,7 @@ class SearchRun(MetaStepLoop):
             "draw_rng": self.draw_rng.bit_generator.state,
             "probe_rng": self.probe_rng.bit_generator.state,
             "streams": self.streams.state_dict(),
+            **({"fold_streams": self.fold_streams.state_dict()} if self.fold_streams is not None else {}),
             "last_losses": self.trainer.last_losses.tolist(),
             **global_rng_state(),
         }
@@ -287,6 +339,8 @@ class SearchRun(MetaStepLoop):
         self.draw_rng.bit_generator.state = state["draw_rng"]
         self.probe_rng.bit_generator.state = state["probe_rng"]
         self.streams.load_state_dict(state["streams"])
+        if self.fold_streams is not None:
+            self.fold_streams.load_state_dict(state["fold_streams"])
         if "last_losses" in state:
             self.trainer.last_losses[:] = np.asarray(state["last_losses"], dtype=np.float64)
         restore_global_rng(state)
