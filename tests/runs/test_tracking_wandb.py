@@ -34,6 +34,7 @@ def wb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wb-config"))  # no user settings file
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wb-cache"))
     monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wb-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # wandb-core's own logs, not under ~/.cache
     (tmp_path / "wb").mkdir()
     yield tmp_path / "wb"
     wandb.teardown()  # the next test's wandb.init reads its own environment
