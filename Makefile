@@ -13,7 +13,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(PIP) install -e '.[text,e5,logging,ray,dev]'
+	$(PIP) install -e '.[text,e5,logging,mlflow,wandb,ray,dev]'   # mlflow, wandb: the tracking tests run, not skip
 	touch $@
 
 demo: $(VENV)/.core            ## the main job on the built-in benchmark

@@ -36,6 +36,15 @@ def test_runtime_dependencies_are_ranges_and_the_makefile_pins_torch():
     assert re.search(r"pip.*install torch==2\.13\.0", (REPO / "Makefile").read_text(), flags=re.I)
 
 
+@pytest.mark.parametrize("extra, package", [("mlflow", "mlflow-skinny"), ("wandb", "wandb")])
+def test_tracking_extras_are_ranges_that_make_test_installs(extra, package):
+    req = _reqs(extra)[package]
+    assert not any(s.operator in ("==", "===") for s in req.specifier) and any(s.operator == ">=" for s in req.specifier)
+    # `make test` installs them, so that the tracking tests (tests/runs/test_tracking*.py) run instead of skipping
+    dev = re.search(r"^\$\(VENV\)/\.dev:.*\n\t\$\(PIP\) install -e '\.\[([a-z0-9,]+)\]'", (REPO / "Makefile").read_text(), flags=re.M)
+    assert dev is not None and extra in dev.group(1).split(",")
+
+
 @pytest.mark.parametrize("name", ["transformers", "datasets", "sentence-transformers"])
 def test_text_extra_floors_are_versions_the_suite_runs_with(name):
     req = _reqs("text")[name]

@@ -37,7 +37,7 @@ from ..errors import (
 from ..runs.checkpoint import check_compatible
 from ..runs.job import prepare_job
 from ..runs.stamp import package_versions, write_run_stamp
-from ..runs.tracking import track_compare
+from ..runs.tracking import check_tracking, track_compare
 from ..schedule import RULES, Schedule
 from .methods import run_method, select_methods
 from .plots import plot_schedule
@@ -175,6 +175,7 @@ def run_compare(
         raise ConfigError(f"--seeds: seeds {cfg.seed}..{seed_list[-1]} reach 2^32; seeds are 0 <= seed < 2^32")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
+    check_tracking(cfg)  # a tracker's missing package is refused now, not after the work
     with OutputLock(out):  # a second comparison on ``out`` is refused
         return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress, command)
 
@@ -270,5 +271,5 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         results["time_variant_init"] = cfg.search.time_variant_init
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     write_report(out, results, rows)
-    track_compare(cfg, out, rows, target.metric, method_kind)  # MLflow, when the config's logging section asks
+    track_compare(cfg, out, rows, target.metric, method_kind)  # MLflow / W&B, when the config's logging section asks
     return {"results": results, "table": table, "summary": summary}

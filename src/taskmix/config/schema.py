@@ -246,11 +246,48 @@ class MlflowConfig(_Strict):
     """MLflow experiment the runs are logged to"""
 
 
+class WandbConfig(_Strict):
+    """Weights & Biases tracking (needs the wandb package)."""
+
+    project: str = "taskmix"
+    """W&B project the runs are logged to"""
+    entity: str | None = None
+    """W&B entity (user or team) that owns the project; default: $WANDB_ENTITY, else your default entity"""
+    mode: Literal["online", "offline", "disabled"] | None = None
+    """online (needs wandb login), offline (run files to upload later with wandb sync) or disabled; default: $WANDB_MODE, else online"""
+    dir: str | None = None
+    """directory W&B writes its run files under (DIR/wandb/...), relative to the config; default: $WANDB_DIR, else ."""
+
+    @field_validator("project", "entity")
+    @classmethod
+    def _name(cls, v: str | None, info: Any) -> str | None:
+        what = info.field_name
+        if v is None:
+            return None
+        if not v.strip() or v != v.strip():
+            raise ValueError(f"an empty {what} or one with leading or trailing spaces")
+        if len(v) > 128:
+            raise ValueError(f"a W&B {what} has at most 128 characters (got {len(v)})")
+        bad = sorted({c for c in v if c in "/\\#?%:" or not c.isprintable()})
+        if bad:
+            raise ValueError(f"a W&B {what} cannot contain {', '.join(repr(c) for c in bad)}")
+        return v
+
+    @field_validator("dir")
+    @classmethod
+    def _dir(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("an empty path; name a directory, or leave dir out for $WANDB_DIR")
+        return v
+
+
 class LoggingConfig(_Strict):
     """Experiment tracking besides the always-written JSON lines, CSV and TensorBoard events."""
 
     mlflow: MlflowConfig | None = None
     """log each compare (method, seed) run and each search to MLflow (see taskmix.runs.tracking)"""
+    wandb: WandbConfig | None = None
+    """log each compare (method, seed) run and each search to Weights & Biases (see taskmix.runs.tracking)"""
 
 
 class Config(_Strict):

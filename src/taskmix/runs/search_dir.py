@@ -21,7 +21,7 @@ from .job import prepare_job
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
 from .stamp import write_run_stamp
-from .tracking import track_search
+from .tracking import check_tracking, track_search
 
 __all__ = ["follow", "run_search", "run_search_dir"]
 
@@ -49,6 +49,7 @@ def run_search_dir(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
+    check_tracking(cfg)  # a tracker's missing package is refused now, not after the search
     with OutputLock(out):  # a second run on ``out`` is refused; removed again (with ``out``) if nothing was written
         return _run_locked(cfg, tasks, out, resume, keep, progress, dist)
 
@@ -131,7 +132,7 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
             logger.close()
     res = run.result()
     res.schedule.save(out / "schedule.json")
-    track_search(cfg, out, run.log, names, res.schedule.mean_weights())  # MLflow, when the config asks
+    track_search(cfg, out, run.log, names, res.schedule.mean_weights())  # MLflow / W&B, when the config asks
     return res
 
 

@@ -1,55 +1,95 @@
-"""Experiment tracking beyond TensorBoard: MLflow, switched on by the config's ``logging.mlflow`` section.
+"""Experiment tracking beyond TensorBoard: MLflow and Weights & Biases, switched on by the config's ``logging`` section.
 
 ::
 
     logging:
       mlflow: {tracking_uri: "file:./mlruns", experiment: taskmix}
+      wandb: {project: taskmix, entity: my-team, mode: offline, dir: .}
 
-* ``taskmix compare`` / ``demo``: one MLflow run per (method, seed) -- baselines
-  included -- with the method, its kind and the seed as parameters, the final
-  test metric, wall time and training steps, and (for methods with a
-  per-meta-step log) the flattened log (``weight.<task>``, ``reward.<task>``,
-  ``reward_split_accuracy``, ...: TensorBoard's tags with ``.`` for ``/``) as
-  metric series over training steps.
+Either section, or both:
+
+* ``taskmix compare`` / ``demo``: one run per (method, seed) -- baselines
+  included -- with the method, its kind and the seed as parameters (W&B: the
+  run's config), the final test metric, wall time and training steps (W&B: the
+  run's summary), and (for methods with a per-meta-step log) the flattened log
+  (``weight/<task>``, ``reward/<task>``, ``reward_split_accuracy``, ...) as
+  metric series over training steps (W&B: the run's history at those steps).
+  MLflow's names use ``.`` for TensorBoard's ``/`` (``weight.helpful``,
+  ``final.test_accuracy``); W&B's are TensorBoard's tags as they are
+  (``weight/helpful``, ``final/test_accuracy``; its UI groups them by prefix).
 * ``taskmix search``: one run with the search settings and the log.
 
-Runs are logged once the work is done, and each carries a ``taskmix.key`` tag
-(the output directory and the cell); a run whose key is already logged and
-complete is skipped, an incomplete one (a crash while logging) replaced.  So a
-resumed comparison or search never duplicates a run or a (metric, step) point.
+Runs are logged once the work is done, and each once.  MLflow: each run
+carries a ``taskmix.key`` tag (the output directory and the cell); a run whose
+key is already logged and complete is skipped, an incomplete one (a crash while
+logging) replaced.  W&B: the runs logged are recorded in the output directory's
+``wandb_runs.json`` and skipped; a run's id is a digest of what it logs, so
+logging the same results again (online) resumes that run and sends only the
+steps it lacks (:mod:`taskmix.runs.tracking_wandb`).  So a resumed comparison
+or search never duplicates a run or a (metric, step) point.  W&B's mode is
+``logging.wandb.mode``, else ``$WANDB_MODE``, else online; offline runs are
+written under ``DIR/wandb/offline-run-*`` (``dir``, default ``$WANDB_DIR`` or
+the current directory), to upload with ``wandb sync``; disabled logs nothing.
+W&B's own console output is silenced: one ``wandb:`` line on stderr says how
+many runs went where.  A missing package is a one-line error before any work
+starts (:func:`check_tracking`); so is a W&B refusal (no API key, say) when
+the runs are logged, and ``--resume`` logs them once it is fixed.
 
-MLflow's Hugging Face route is the Trainer's own ``report_to="mlflow"``: under
-:class:`taskmix.hf.ScheduleTrainer` the realised and scheduled proportions are
-added to each log before the reporters see it.  Weights & Biases is not wired in.
+The Hugging Face route is the Trainer's own ``report_to="mlflow"`` or
+``report_to="wandb"``: under :class:`taskmix.hf.ScheduleTrainer` with a
+:class:`taskmix.hf.TaskProportionCallback`, the realised and scheduled
+proportions (``taskmix/realised/<task>``, ``taskmix/scheduled/<task>``; W&B
+shows them under ``train/``) are added to each log before the reporters see it.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from ..config import Config
 from ..errors import ConfigError
 from .runlog import flatten
+from .tracking_wandb import WandbTracker, import_wandb, resolve_mode
 
-__all__ = ["MlflowTracker", "track_compare", "track_search", "tracker_for"]
+__all__ = ["MlflowTracker", "Tracker", "WandbTracker", "check_tracking", "track_compare", "track_search", "trackers_for"]
 
 KEY_TAG = "taskmix.key"
 DONE_TAG = "taskmix.complete"
+
+
+class Tracker(Protocol):
+    """A tracking backend: logs one complete run per call, once per key."""
+
+    def log_run(self, key: str, name: str, params: dict[str, Any], metrics: dict[str, float],
+                series: Sequence[tuple[int, dict[str, float]]] = (), tags: dict[str, str] | None = None) -> str | None:
+        """Log a run (``series``: ``(step, {name: value})``, names as TensorBoard tags); its id, or ``None`` if logged already."""
+        ...
+
+    def finish(self) -> None:
+        """Called after the last run of a command: report what was logged, if the backend says anything."""
+        ...
+
+
+def _import_mlflow() -> Any:
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient  # noqa: F401
+    except ImportError:
+        raise ConfigError("logging.mlflow: the mlflow package is not installed (pip install mlflow-skinny)") from None
+    return mlflow
 
 
 class MlflowTracker:
     """Logs complete runs to MLflow, idempotently (see the module docstring)."""
 
     def __init__(self, tracking_uri: str | None, experiment: str, base_dir: str | Path = "."):
-        try:
-            import mlflow
-            from mlflow.tracking import MlflowClient
-        except ImportError:
-            raise ConfigError("logging.mlflow: the mlflow package is not installed (pip install mlflow-skinny)") from None
+        mlflow = _import_mlflow()
+        from mlflow.tracking import MlflowClient
+
         self.mlflow = mlflow
         uri = tracking_uri
         if uri is not None and uri.startswith("file:") and not uri.startswith("file:/"):
@@ -75,9 +115,9 @@ class MlflowTracker:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        ms = [Metric(_key(k), float(v), now, 0) for k, v in metrics.items()]
         for step, values in series:
-            ms += [Metric(k, float(v), now, int(step)) for k, v in values.items()]
+            ms += [Metric(_key(k), float(v), now, int(step)) for k, v in values.items()]
         for i in range(0, len(ms), 900):  # MLflow's batch limit is 1000 metrics
             self.client.log_batch(rid, metrics=ms[i: i + 900])
         ps = [Param(k, str(v)) for k, v in params.items()]
@@ -87,13 +127,30 @@ class MlflowTracker:
         self.client.set_terminated(rid)
         return rid
 
+    def finish(self) -> None:
+        """Nothing to report or flush: every run is complete once :meth:`log_run` returns."""
 
-def tracker_for(cfg: Config) -> MlflowTracker | None:
-    """The tracker the config asks for (``logging.mlflow``), or ``None``."""
+
+def trackers_for(cfg: Config, out: str | Path = ".") -> list[Tracker]:
+    """The trackers the config asks for (``logging.mlflow``, ``logging.wandb`` unless disabled) for the runs of ``out``."""
+    trackers: list[Tracker] = []
     m = cfg.logging.mlflow
-    if m is None:
-        return None
-    return MlflowTracker(m.tracking_uri, m.experiment, cfg.base_dir)
+    if m is not None:
+        trackers.append(MlflowTracker(m.tracking_uri, m.experiment, cfg.base_dir))
+    w = cfg.logging.wandb
+    if w is not None:
+        mode = resolve_mode(w.mode)
+        if mode != "disabled":
+            trackers.append(WandbTracker(w.project, w.entity, mode, w.dir, out, cfg.base_dir))
+    return trackers
+
+
+def check_tracking(cfg: Config) -> None:
+    """Refuse, before any work, a ``logging`` section whose package is missing (or a bad ``$WANDB_MODE``)."""
+    if cfg.logging.mlflow is not None:
+        _import_mlflow()
+    if cfg.logging.wandb is not None and resolve_mode(cfg.logging.wandb.mode) != "disabled":
+        import_wandb()
 
 
 def _key(name: str) -> str:
@@ -103,10 +160,11 @@ def _key(name: str) -> str:
 
 
 def _series(log: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[tuple[int, dict[str, float]]]:
+    """The log's scalars per TensorBoard step, named as TensorBoard's tags."""
     out = []
     for i, e in enumerate(log):
         step = int(e.get("round", 0)) * 10**6 + int(e.get("step", i + 1))  # the TensorBoard step
-        vals = {_key(k): float(v) for k, v in flatten(e, tasks).items()
+        vals = {k: float(v) for k, v in flatten(e, tasks).items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("round", "meta_step", "step")}
         out.append((step, vals))
     return out
@@ -114,42 +172,53 @@ def _series(log: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[tuple[i
 
 def track_compare(cfg: Config, out: str | Path, rows: Sequence[dict[str, Any]], metric: str,
                   kind_of: Any = None) -> list[str]:
-    """Log every (method, seed) row of a comparison in ``out``; return the ids of the runs logged now."""
-    tracker = tracker_for(cfg)
-    if tracker is None:
+    """Log every (method, seed) row of a comparison in ``out`` to each tracker; return the ids of the runs logged now."""
+    trackers = trackers_for(cfg, out)
+    if not trackers:
         return []
     from ..schedule import Schedule
 
     where = str(Path(out).resolve())
-    logged = []
+    runs = []
     for r in rows:
         tag = f"{r['method']}-seed{r['seed']}"
         tasks = Schedule.from_dict(r["schedule"], tag).tasks if isinstance(r.get("schedule"), dict) else cfg.task_names()
         params = {"method": r["method"], "seed": int(r["seed"]), "target": cfg.target,
                   "kind": kind_of(r["method"]) if kind_of is not None else "", "train.steps": cfg.train.steps}
-        metrics = {f"final.test_{metric}": float(r["test"]), "final.seconds": float(r.get("seconds") or 0.0),
-                   "final.train_steps": float(r.get("train_steps") or 0)}
-        rid = tracker.log_run(f"{where}::{tag}", tag, params, metrics, _series(r.get("log") or [], tasks),
-                              tags={"taskmix.command": "compare", "taskmix.out": where})
-        if rid is not None:
-            logged.append(rid)
+        metrics = {f"final/test_{metric}": float(r["test"]), "final/seconds": float(r.get("seconds") or 0.0),
+                   "final/train_steps": float(r.get("train_steps") or 0)}
+        runs.append((f"{where}::{tag}", tag, params, metrics, _series(r.get("log") or [], tasks)))
+    logged = []
+    for tracker in trackers:
+        for key, name, params, metrics, series in runs:
+            rid = tracker.log_run(key, name, params, metrics, series, tags={"taskmix.command": "compare", "taskmix.out": where})
+            if rid is not None:
+                logged.append(rid)
+        tracker.finish()
     return logged
 
 
 def track_search(cfg: Config, out: str | Path, log: Sequence[dict[str, Any]], tasks: Sequence[str],
-                 mean_weights: Sequence[float] | np.ndarray) -> str | None:
-    """Log a finished search in ``out`` (settings, per-meta-step log, the schedule's mean weights)."""
-    tracker = tracker_for(cfg)
-    if tracker is None:
-        return None
+                 mean_weights: Sequence[float] | np.ndarray) -> list[str]:
+    """Log a finished search in ``out`` (settings, per-meta-step log, the schedule's mean weights); the ids logged now."""
+    trackers = trackers_for(cfg, out)
+    if not trackers:
+        return []
     where = str(Path(out).resolve())
     s = cfg.search
     params = {"policy": s.policy, "reward": s.reward, "epsilon": s.epsilon, "gamma": s.gamma, "lr": s.lr,
               "meta_steps": s.meta_steps, "rounds": s.rounds, "seed": cfg.seed, "target": cfg.target,
               "train.steps": cfg.train.steps}
-    metrics = {f"final.weight.{t}": float(w) for t, w in zip(tasks, mean_weights)}
+    metrics = {f"final/weight/{t}": float(w) for t, w in zip(tasks, mean_weights)}
     last = next((e for e in reversed(log) if "reward_split_accuracy" in e), None)
     if last is not None:
-        metrics["final.reward_split_accuracy"] = float(last["reward_split_accuracy"])
-    return tracker.log_run(f"{where}::search", f"search-seed{cfg.seed}", params, metrics, _series(log, tasks),
-                           tags={"taskmix.command": "search", "taskmix.out": where})
+        metrics["final/reward_split_accuracy"] = float(last["reward_split_accuracy"])
+    series = _series(log, tasks)
+    logged = []
+    for tracker in trackers:
+        rid = tracker.log_run(f"{where}::search", f"search-seed{cfg.seed}", params, metrics, series,
+                              tags={"taskmix.command": "search", "taskmix.out": where})
+        if rid is not None:
+            logged.append(rid)
+        tracker.finish()
+    return logged
