@@ -194,9 +194,11 @@ def test_checkpoint_holds_the_whole_search_state(tmp_path: Path, tiny_tasks) -> 
     assert set(payload["data"]) == {"target", "helpful", "harmful", "irrelevant", "reward_split"}
     assert set(state["trainer"]) == {"model", "optimizer", "step"}
     assert state["trainer"]["optimizer"]["state"], "the optimiser's moments are saved"
-    assert set(state["policy"]) == {"logits", "baseline", "scale", "updates"}
-    assert state["policy"]["scale"] is not None and state["policy"]["baseline"] is not None
-    for key in ("draw_rng", "probe_rng", "torch_rng", "numpy_rng", "python_rng", "streams", "last_losses"):
+    mixer = state["mixer"]  # the policy and its draw stream live in the Mixer that taskmix search drives
+    assert set(mixer["policy"]) == {"logits", "baseline", "scale", "updates"}
+    assert mixer["policy"]["scale"] is not None and mixer["policy"]["baseline"] is not None
+    assert mixer["rng"] is not None and mixer["meta_step"] == 6
+    for key in ("probe_rng", "torch_rng", "numpy_rng", "python_rng", "streams", "last_losses"):
         assert state[key] is not None, key
     assert state["streams"]["cursors"] and state["streams"]["passes"]
     assert (state["round"], state["meta_step"], state["total_steps"], state["reward_evals"]) == (1, 0, 24, 6)

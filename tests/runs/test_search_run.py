@@ -112,3 +112,23 @@ def test_cli_compare_writes_contract(tmp_path):
     for row in d["rows"]:
         assert set(row) >= {"method", "seed", "test", "seconds", "schedule"}
     assert (tmp_path / "c" / "schedule.json").exists() and (tmp_path / "c" / "schedule.png").exists()
+
+
+@pytest.mark.parametrize("policy", ["time_invariant", "time_variant"])
+def test_search_is_a_user_of_the_mixer(small, policy):
+    """The search's policy trajectory is a Mixer's, fed the search's credits: one policy/update code path."""
+    from taskmix.runs import SearchRun
+    from taskmix.strategies import Mixer
+
+    cfg, tasks = small
+    cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"policy": policy, "shrink": 1.0})})
+    job = prepare_job(cfg, tasks, 3)
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, 3)
+    run.run()
+    assert run.policy is run.mixer.policy
+    mixer = Mixer.from_config(cfg, [t.name for t in tasks], seed=3)
+    for entry in run.log:
+        tids = mixer.draw(cfg.steps_per_meta_step, cfg.train.batch_size)
+        np.testing.assert_allclose(np.bincount(tids.reshape(-1), minlength=4) / tids.size, entry["realised"])
+        mixer.end_meta_step(rewards=entry["rewards"], se=entry["reward_se"])
+    np.testing.assert_array_equal(mixer.schedule().weights, run.schedule().weights)

@@ -30,6 +30,7 @@ from ..engine.trainer import Trainer
 from ..errors import NonFiniteRewardError
 from ..sampler import ExampleStreams
 from ..schedule import Schedule
+from ..strategies.mixer import Mixer
 from ..strategies.policy import Policy
 from .job import MetaStepLoop, RunResult, global_rng_state, restore_global_rng
 from .rewards import RewardContext, make_reward
@@ -71,21 +72,8 @@ class SearchRun(MetaStepLoop):
         s = cfg.search
         self.meta_steps = s.meta_steps
         self.spm = cfg.steps_per_meta_step
-        self.policy = Policy(
-            len(self.tasks),
-            self.target,
-            n_rows=self.meta_steps if s.policy == "time_variant" else 1,
-            epsilon=s.epsilon,
-            gamma=s.gamma,
-            lr=s.lr,
-            sgd_steps=s.sgd_steps,
-            baseline=s.baseline,
-            baseline_decay=s.baseline_decay,
-            normalize=s.normalize,
-            entropy=s.entropy,
-            shrink=s.shrink,
-            prior_pull=s.prior_pull,
-        )
+        # the policy, its exploration draws and its updates: the same ask/tell object a user's own loop drives
+        self.mixer = Mixer.from_config(cfg, [t.name for t in self.tasks], seed=self.seed)
         self.reward = make_reward(s.reward, s)
         self.round = 0
         self.meta_step = 0  # within the round
@@ -130,13 +118,14 @@ class SearchRun(MetaStepLoop):
             eids[at] = self._fold_rows[f][self.fold_streams.take(f, int(at.sum()))]
         return eids
 
-    def _new_round(self) -> None:
+    def _new_round(self, restoring: bool = False) -> None:
         seed = self.seed + 1000 * self.round
         random.seed(seed)
         np.random.seed(seed % 2**32)
         self.trainer = Trainer(self.tasks, self.cfg, seed, self.trunk_factory() if self.trunk_factory else None)
         self.trainer.dist = self.dist
-        self.draw_rng = np.random.Generator(np.random.PCG64([seed, 0xD4A7]))
+        if self.round > 0 and not restoring:  # (a restore loads the mixer's state next)
+            self.mixer.next_round(seed)
         self.probe_rng = np.random.Generator(np.random.PCG64([seed, 0x960B]))
         self.streams = ExampleStreams([t.n_train for t in self.tasks], seed=seed)
         # cross-fitting: one stream per fold over the target rows outside it
@@ -147,31 +136,23 @@ class SearchRun(MetaStepLoop):
         """Whether every round of the search has run."""
         return self.round >= self.cfg.search.rounds
 
-    def _row(self) -> int:
-        return self.meta_step if self.policy.time_variant else 0
+    @property
+    def policy(self) -> Policy:
+        """The sampling policy (held by :attr:`mixer`)."""
+        return self.mixer.policy
 
     # ---------------------------------------------------------------- running
     def step_meta(self) -> dict[str, Any]:
         """Train one meta-step with the policy, reward it, update the policy; return the log row."""
         t0 = time.perf_counter()
-        row = self._row()
-        if self.policy.time_variant and self.round == 0:
-            self.policy.start_row(row, self.cfg.search.time_variant_init)
-        n = len(self.tasks)
-        counts = np.zeros(n)
+        row = self.mixer.row
         bs = self.cfg.train.batch_size
-        per_batch = self.cfg.train.per == "batch"
         loss_sum = 0.0
         # The policy is fixed within a meta-step: draw its tasks and examples at once (vectorised).
-        if per_batch:
-            t1, _ = self.policy.sample(self.draw_rng, row, self.spm)
-            all_tids = np.repeat(t1, bs)
-        else:
-            all_tids, _ = self.policy.sample(self.draw_rng, row, self.spm * bs)
+        tids_by_step = self.mixer.draw(self.spm, bs, per_batch=self.cfg.train.per == "batch")
+        all_tids = tids_by_step.reshape(-1)
         all_eids = self._draw_examples(all_tids)
         reward_split = self._current_reward_split()
-        counts += np.bincount(all_tids, minlength=n)
-        tids_by_step = all_tids.reshape(self.spm, bs)
         eids_by_step = all_eids.reshape(self.spm, bs)
         for s in range(self.spm):
             loss_sum += self.trainer.train_step(*self.dist.shard(tids_by_step[s], eids_by_step[s]))
@@ -185,16 +166,19 @@ class SearchRun(MetaStepLoop):
                 f"training step {self.total_steps}: {self.reward.name} reward is non-finite on task(s) {bad} "
                 f"(rewards {np.asarray(rewards).tolist()})")
         self.reward_evals += 1
-        shares = counts / counts.sum()
-        # A per-task reward credits every task, so the exact (all-action) policy
-        # gradient applies; a scalar reward only informs through the draws.
-        weights = self.policy.probs(row) if self.reward.per_task else shares
         se = getattr(self.reward, "last_se", None) if self.reward.per_task else None
         parts = getattr(self.reward, "last_se_parts", None) if se is not None else None
         if se is not None:  # the same on every rank (data parallel), like the rewards: the updates stay identical
             se = self.dist.mean(np.asarray(se, dtype=np.float64))
             parts = tuple(self.dist.mean(np.asarray(p, dtype=np.float64)) for p in parts) if parts is not None else None
-        info = self.policy.update(row, weights, rewards, se=se)
+        # A per-task reward credits every task, so the exact (all-action) policy
+        # gradient applies; a scalar reward only informs through the draws.
+        if self.reward.per_task:
+            told = self.mixer.end_meta_step(rewards=rewards, se=se)
+        else:
+            told = self.mixer.end_meta_step(reward=float(np.asarray(rewards, dtype=np.float64)[0]))
+        shares = np.asarray(told["realised"])
+        info = {k: v for k, v in told.items() if k not in ("meta_step", "row", "steps", "realised")}
         if se is not None:
             info["reward_se"] = np.asarray(se, dtype=np.float64).tolist()
         if parts is not None:
@@ -314,9 +298,8 @@ class SearchRun(MetaStepLoop):
         return {
             **{k: getattr(self, k) for k in counters},
             "log": self.log,
-            "policy": self.policy.state_dict(),
+            "mixer": self.mixer.state_dict(),
             "trainer": self.trainer.state_dict(),
-            "draw_rng": self.draw_rng.bit_generator.state,
             "probe_rng": self.probe_rng.bit_generator.state,
             "streams": self.streams.state_dict(),
             **({"fold_streams": self.fold_streams.state_dict()} if self.fold_streams is not None else {}),
@@ -328,15 +311,14 @@ class SearchRun(MetaStepLoop):
         """Restore a state from :meth:`state_dict`; the search then continues bit for bit."""
         self.round = int(state["round"])
         if self.round != 0 and not self.done:
-            self._new_round()
+            self._new_round(restoring=True)
         self.meta_step = int(state["meta_step"])
         self.seconds = float(state["seconds"])
         self.total_steps = int(state["total_steps"])
         self.reward_evals = int(state["reward_evals"])
         self.log = list(state["log"])
-        self.policy.load_state_dict(state["policy"])
+        self.mixer.load_state_dict(state["mixer"])
         self.trainer.load_state_dict(state["trainer"])
-        self.draw_rng.bit_generator.state = state["draw_rng"]
         self.probe_rng.bit_generator.state = state["probe_rng"]
         self.streams.load_state_dict(state["streams"])
         if self.fold_streams is not None:

@@ -55,16 +55,22 @@ class Mixer:
         epsilon, gamma: exploration: ε uniform, γ−ε the target, else the policy.
         lr, sgd_steps, baseline, baseline_decay, normalize, entropy: the REINFORCE
             update, as ``search.*`` in a config (:class:`~taskmix.strategies.policy.Policy`).
+        shrink, prior_pull: the robust update (a credit within ``shrink`` standard errors
+            does not move the policy; an L2 pull of the logits toward the prior).
         time_variant_init: ``previous`` (each row starts from the last) or ``uniform``.
         similarity: ``dot`` or ``cosine`` for :meth:`gradient_alignment`.
         seed: seeds the draw stream.
+
+    ``taskmix search`` is itself a user of this class (:class:`taskmix.runs.SearchRun` draws each
+    meta-step with :meth:`draw` and updates with :meth:`end_meta_step`).
     """
 
     def __init__(
         self, tasks: Sequence[str], target: str, *, policy: str = "time_invariant", meta_steps: int = 10,
         steps_per_meta_step: int = 100, epsilon: float = 0.1, gamma: float = 0.2, lr: float = 0.02,
         sgd_steps: int = 100, baseline: str = "moving_average", baseline_decay: float = 0.9, normalize: bool = True,
-        entropy: float = 0.0, time_variant_init: str = "previous", similarity: str = "dot", seed: int = 0,
+        entropy: float = 0.0, shrink: float = 0.0, prior_pull: float = 0.0, time_variant_init: str = "previous",
+        similarity: str = "dot", seed: int = 0,
     ):
         self.tasks = [str(t) for t in tasks]
         if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
@@ -88,10 +94,12 @@ class Mixer:
         try:
             self.policy = Policy(len(self.tasks), self.target, n_rows=meta_steps if policy == "time_variant" else 1,
                                  epsilon=epsilon, gamma=gamma, lr=lr, sgd_steps=sgd_steps, baseline=baseline,
-                                 baseline_decay=baseline_decay, normalize=normalize, entropy=entropy)
+                                 baseline_decay=baseline_decay, normalize=normalize, entropy=entropy, shrink=shrink,
+                                 prior_pull=prior_pull)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xD4A7]))
+        self.round = 0
         self.meta_step = 0
         self.step = 0  # training steps drawn in the current meta-step
         self.counts = np.zeros(len(self.tasks))
@@ -105,7 +113,8 @@ class Mixer:
         return cls(tasks if tasks is not None else cfg.task_names(), cfg.target, policy=s.policy,
                    meta_steps=s.meta_steps, steps_per_meta_step=cfg.steps_per_meta_step, epsilon=s.epsilon,
                    gamma=s.gamma, lr=s.lr, sgd_steps=s.sgd_steps, baseline=s.baseline, baseline_decay=s.baseline_decay,
-                   normalize=s.normalize, entropy=s.entropy, time_variant_init=s.time_variant_init,
+                   normalize=s.normalize, entropy=s.entropy, shrink=s.shrink, prior_pull=s.prior_pull,
+                   time_variant_init=s.time_variant_init,
                    similarity=s.similarity, seed=cfg.seed if seed is None else seed)
 
     # ---------------------------------------------------------------- asking
@@ -125,8 +134,18 @@ class Mixer:
         return self.step >= self.steps_per_meta_step
 
     def _start_row(self) -> None:
-        if self.policy.time_variant and not self.done:
+        if self.policy.time_variant and not self.done and self.round == 0:  # later rounds revisit learned rows
             self.policy.start_row(self.row, self.time_variant_init)
+
+    def next_round(self, seed: int) -> None:
+        """Start another pass over the meta-steps (a new search round), keeping the policy; ``seed`` reseeds the draws."""
+        if not self.done:
+            raise RuntimeError(f"next_round before the round's last meta-step ({self.meta_step}/{self.meta_steps})")
+        self.round += 1
+        self.meta_step = 0
+        self.step = 0
+        self.counts[:] = 0
+        self.rng = np.random.Generator(np.random.PCG64([int(seed), 0xD4A7]))
 
     def next_tasks(self, batch_size: int) -> np.ndarray:
         """The task index of each of the ``batch_size`` samples of the next training step (with exploration)."""
@@ -136,6 +155,22 @@ class Mixer:
         self.counts += np.bincount(tids, minlength=len(self.tasks))
         self.step += 1
         return tids
+
+    def draw(self, steps: int, batch_size: int, per_batch: bool = False) -> np.ndarray:
+        """The tasks of ``steps`` training steps at once, shape ``(steps, batch_size)`` (vectorised; with exploration).
+
+        ``per_batch``: one task per step (every sample of a batch from it).  The policy is fixed within
+        a meta-step, so drawing a meta-step at once is the same process as step by step (a different
+        random stream from :meth:`next_tasks`).
+        """
+        if per_batch:
+            t1, _ = self.policy.sample(self.rng, self.row, steps)
+            tids = np.repeat(t1, batch_size)
+        else:
+            tids, _ = self.policy.sample(self.rng, self.row, steps * batch_size)
+        self.counts += np.bincount(tids, minlength=len(self.tasks))
+        self.step += steps
+        return tids.reshape(steps, batch_size)
 
     # ---------------------------------------------------------------- telling
     def gradient_alignment(
@@ -161,7 +196,7 @@ class Mixer:
     def end_meta_step(
         self, rewards: Sequence[float] | np.ndarray | None = None, *, reward: float | None = None,
         params: Sequence[torch.nn.Parameter] | None = None, target_loss: Callable[[], torch.Tensor] | None = None,
-        task_loss: Callable[[int], torch.Tensor] | None = None,
+        task_loss: Callable[[int], torch.Tensor] | None = None, se: Sequence[float] | np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Update the policy from this meta-step's credit; returns the log entry.
 
@@ -169,7 +204,8 @@ class Mixer:
         all-action policy gradient), ``reward`` (one scalar, e.g. the target's
         reward-split accuracy, as in the paper: credited through the realised
         task shares), or ``params`` + ``target_loss`` + ``task_loss``
-        (gradient alignment, computed here).
+        (gradient alignment, computed here).  ``se``: each per-task credit's
+        standard error, for the variance-aware update (``shrink``).
         """
         if self.done:
             raise RuntimeError("the search is finished: every meta-step has been rewarded")
@@ -187,7 +223,8 @@ class Mixer:
             credit = np.asarray(rewards, dtype=np.float64)
             if credit.shape != (len(self.tasks),):
                 raise ValueError(f"rewards: expected {len(self.tasks)} values (one per task), got shape {credit.shape}")
-            info = self.policy.update(self.row, self.policy.probs(self.row), credit)
+            info = self.policy.update(self.row, self.policy.probs(self.row), credit,
+                                      se=None if se is None else np.asarray(se, dtype=np.float64))
         else:
             info = self.policy.update(self.row, shares, float(reward))  # type: ignore[arg-type]
         entry = {"meta_step": self.meta_step, "row": self.row, "steps": self.step, "realised": shares.tolist(), **info}
@@ -207,13 +244,15 @@ class Mixer:
 
     def state_dict(self) -> dict[str, Any]:
         """The whole search state, JSON-compatible: resume with :meth:`load_state_dict` and continue bit for bit."""
-        return {"tasks": self.tasks, "policy_kind": self.policy_kind, "meta_step": self.meta_step, "step": self.step,
+        return {"tasks": self.tasks, "policy_kind": self.policy_kind, "round": self.round, "meta_step": self.meta_step,
+                "step": self.step,
                 "counts": self.counts.tolist(), "log": self.log, "policy": self.policy.state_dict(),
                 "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (refused for other tasks or another policy kind)."""
         check_state_matches("mixer", state, tasks=self.tasks, policy_kind=self.policy_kind)
+        self.round = int(state.get("round", 0))
         self.meta_step = int(state["meta_step"])
         self.step = int(state["step"])
         self.counts = np.asarray(state["counts"], dtype=np.float64)
