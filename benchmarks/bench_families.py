@@ -385,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         by = f"Rows produced by `{args.produced_by}`.\n\n" if args.produced_by else ""
         body = by + (f"{len(fams)} families (`make_family(0..{len(fams) - 1})`) × {n_seeds} paired seeds, default settings, "
-                f"nothing set per family; train.steps 500, batch 64.\n\n" + text + "\n\n" + NOTES)
+                f"nothing set per family; train.steps 500, batch 64; the search's defaults (cross-fitting over "
+                f"`reward_folds: 4`).\n\n" + text + "\n\n" + NOTES)
         update_section(args.section, body)
 
 
@@ -402,7 +403,9 @@ the plain (uniform) run of the same seed; `learned` counts one search + both ret
 of `learned_time_invariant` / `learned_time_variant` per seed by the retrained model's reward-split accuracy.
 `learned+check(z=Z)`: a final check on the reward split, computed from the same rows — keep `learned` unless
 the best rule by reward-split accuracy beats it there by more than Z standard errors (binomial, unpaired);
-its cost adds the four rule runs. `pbN` (a `--variant`): the learned pair with `probe_batches: N`."""
+its cost adds the four rule runs. `fixed_split` (a `--variant`): the learned pair with `reward_folds: 1`, the
+fixed 10% reward split (the default before cross-fitting). *search alone*: the search's wall time over the plain
+run — the cost of producing both schedules, before any retraining."""
 
 
 if __name__ == "__main__":

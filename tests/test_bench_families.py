@@ -66,3 +66,19 @@ def test_final_check_uses_the_reward_split_only():
     few = rows[:-1]
     bf.add_checked(few, n_reward=5, z=2.0, name="checked")  # 5 examples: within noise, learned is kept
     assert few[-1]["kept"] == "learned" and few[-1]["test"] == 0.9
+
+
+def test_rows_files_merge_by_family(tmp_path):
+    """Shards and variant-only runs join by family; a row seen twice keeps the first; no oracle, no family."""
+    import json
+
+    full = {"family": 1, "roles": {}, "info": {}, "oracle": {"best": "uniform", "test": 0.9, "candidates": {}},
+            "rows": [{"seed": 0, "method": "uniform", "test": 0.8}]}
+    extra = {"family": 1, "roles": {}, "info": {}, "rows": [{"seed": 0, "method": "v/time_invariant", "test": 0.85},
+                                                         {"seed": 0, "method": "uniform", "test": 0.1}]}
+    orphan = {"family": 2, "roles": {}, "info": {}, "rows": [{"seed": 0, "method": "uniform", "test": 0.5}]}
+    (tmp_path / "a.jsonl").write_text(json.dumps(full) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(extra) + "\n" + json.dumps(orphan) + "\n")
+    fams = bf.merge([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
+    assert [f["family"] for f in fams] == [1]
+    assert {(r["method"], r["test"]) for r in fams[0]["rows"]} == {("uniform", 0.8), ("v/time_invariant", 0.85)}
