@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/taskmix-lowres")
     ap.add_argument("--variant", action="append", default=[], help="NAME:search.key=value,...")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-run", action="store_true", help="only analyse the rows already under --out")
     args = ap.parse_args()
     variants = {"default": []}
     for spec in args.variant:
@@ -84,7 +85,8 @@ def main() -> None:
             methods = "[" + ",".join(RULES + LEARNED) + "]"
             cfg = builtin_config([f"synthetic.n_target={n}", f"compare.methods={methods}", *extra])
             out = Path(args.out) / f"n{n}_{name}"
-            run_compare(cfg, load_tasks(cfg), out, seeds=args.seeds, resume=out.exists())
+            if not args.no_run:
+                run_compare(cfg, load_tasks(cfg), out, seeds=args.seeds, resume=out.exists())
             a = analyse(rows_of(out))
             t = a["test"]
             lines.append(

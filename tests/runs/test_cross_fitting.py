@@ -74,3 +74,13 @@ def test_one_fold_is_the_fixed_reward_split():
     assert run.folds is None
     run.run()
     assert "reward_fold" not in run.log[0]
+
+
+@pytest.mark.parametrize("reward, folds", [("gradient_alignment", 4), ("shuffled:gradient_alignment", 4),
+                                           ("constant", 4), ("lookahead", 1), ("accuracy", 1), ("loss", 1)])
+def test_auto_folds_cross_fit_only_rewards_that_hold_up_on_a_trained_fold(reward, folds):
+    cfg = builtin_config([*SMALL_RUN, f"search.reward={reward}"])
+    assert cfg.search.reward_folds == "auto"
+    job = prepare_job(cfg, load_tasks(cfg), 0)
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, 0)
+    assert run.reward_folds == folds and (run.folds is None) == (folds == 1)

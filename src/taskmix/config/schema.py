@@ -191,11 +191,14 @@ class SearchConfig(_Strict):
     """search rounds from fresh models, carrying the policy over"""
     reward_fraction: float = Field(0.1, gt=0, lt=1)
     """share of the target's training data held out as the reward split (stratified)"""
-    reward_folds: StrictInt = Field(4, ge=1, le=100, description=(
+    reward_folds: StrictInt | Literal["auto"] = Field("auto", description=(
         "cross-fitting: with k > 1 the search uses the target's whole training data (its train and reward "
         "splits together) in k stratified folds; meta-step m rewards on fold m mod k and trains the target on "
         "the other k - 1 folds, so every target example both trains and rewards (1: the fixed reward split, "
-        "as in the paper; k is capped at half the target's rows)"))
+        "as in the paper; k is capped at half the target's rows). auto: 4 for rewards whose credit holds up "
+        "on a fold the model trained on before (gradient_alignment and its controls), 1 for rewards that "
+        "measure the reward split's loss or accuracy directly (lookahead, accuracy, loss), which such a fold "
+        "flatters"))
     rotate_folds: bool = Field(True, description=(
         "with reward_folds k > 1: rotate the reward fold every meta-step (true), or keep fold 0 as a fixed "
         "reward split of 1/k of the target's data that the search never trains on (false)"))

@@ -58,9 +58,16 @@ class RewardContext:
 
 
 class Reward(Protocol):
-    """A reward: one value per task from a :class:`RewardContext` (``per_task``: whether the values differ by task)."""
+    """A reward: one value per task from a :class:`RewardContext`.
+
+    ``per_task``: whether the values differ by task.  ``cross_fit``: whether the credit holds up when the
+    reward split is a fold the model trained on in earlier meta-steps (``search.reward_folds: auto`` uses
+    cross-fitting only then): gradient directions do; a loss or accuracy measured on such a fold is
+    flattered by what the model memorised, so a reward built on one does not.
+    """
     name: str
     per_task: bool
+    cross_fit: bool
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """The meta-step's reward, one value per task."""
@@ -91,6 +98,7 @@ class AccuracyReward:
 
     name = "accuracy"
     per_task = False
+    cross_fit = False
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """The target's metric on the reward split, for every task."""
@@ -103,6 +111,7 @@ class LossReward:
 
     name = "loss"
     per_task = False
+    cross_fit = False
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """Minus the target's reward-split loss, for every task."""
@@ -126,6 +135,7 @@ class GradientAlignmentReward:
 
     name = "gradient_alignment"
     per_task = True
+    cross_fit = True
 
     def __init__(self, probe_batches: int = 4, similarity: str = "dot", groups: int = 4):
         self.probe_batches = probe_batches
@@ -194,6 +204,7 @@ class LookaheadReward:
 
     name = "lookahead"
     per_task = True
+    cross_fit = False
 
     def __init__(self, probe_steps: int = 5):
         self.probe_steps = probe_steps
@@ -227,6 +238,7 @@ class ConstantReward:
 
     name = "constant"
     per_task = False
+    cross_fit = True
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """1 for every task."""
@@ -243,6 +255,7 @@ class ShuffledReward:
             raise ConfigError(f"search.reward: 'shuffled:{base.name}' needs a per-task reward; {base.name!r} is scalar")
         self.base = base
         self.name = f"shuffled:{base.name}"
+        self.cross_fit = base.cross_fit
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """The base reward's credits, permuted across tasks."""
