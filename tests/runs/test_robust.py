@@ -101,3 +101,24 @@ def test_learned_checked_keeps_the_best_candidate_on_the_reward_split():
     else:
         assert check[prov["kept"]] == max(check.values()) > best_learned
     assert res.extra["reward_split"] == prov["check"][prov["kept"]]
+
+
+def test_averaged_time_invariant_schedule_is_the_mean_policy_of_either_search():
+    """time_invariant_weights: average -- the same mixture from a time-invariant search and from the shared
+    time-variant trajectory (the mean of its rows), and the mean of the per-meta-step policies."""
+    torch.set_num_threads(1)
+    over = [*TINY_BUILTIN, "search.time_invariant_weights=average"]
+    cfg = builtin_config(over)
+    job = prepare_job(cfg, load_tasks(cfg), 0)
+    ti = SearchRun(job.tasks, job.target, job.reward_split, cfg, 0)
+    ti.run()
+    tv_cfg = builtin_config([*over, "search.policy=time_variant"])
+    tv = SearchRun(job.tasks, job.target, job.reward_split, tv_cfg, 0)
+    tv.run()
+    w = ti.schedule().weights
+    np.testing.assert_allclose(w[0], np.mean([e["probs_after"] for e in ti.log], axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tv.schedules()["time_invariant"].weights, w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(w[0], np.mean(tv.schedule().weights, axis=0), rtol=0, atol=1e-12)
+    last = SearchRun(job.tasks, job.target, job.reward_split, builtin_config(TINY_BUILTIN), 0)
+    last.run()
+    np.testing.assert_allclose(last.schedule().weights[0], last.policy.probs(0), rtol=0, atol=1e-12)  # default: the last policy

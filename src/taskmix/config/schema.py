@@ -211,6 +211,9 @@ class SearchConfig(_Strict):
     credit_groups: int = Field(4, ge=1, description="groups the per-task credit's probes (and the reward split) are taken in, for its standard error")
     shrink: float = Field(0.0, ge=0, description="variance-aware update: per-task credits are soft-thresholded by shrink x their standard error (0: off)")
     prior_pull: float = Field(0.0, ge=0, description="pull of the logits toward the prior (uniform) in every update: an L2 penalty's weight (0: off)")
+    time_invariant_weights: Literal["last", "average"] = Field("last", description=(
+        "the time-invariant schedule: the policy after its last update (last), or the policy averaged over the "
+        "search's meta-steps (average: an averaged iterate, steadier when the credit is noisy)"))
     time_variant_init: Literal["uniform", "previous"] = "previous"
     """time_variant: start each meta-step's logits from the previous meta-step's (previous) or from zeros (uniform)"""
 

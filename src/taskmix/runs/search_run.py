@@ -238,9 +238,11 @@ class SearchRun(MetaStepLoop):
         own = self.schedule()
         if not (self.policy.time_variant and self.shares_trajectory):
             return {self.cfg.search.policy: own}
-        last = own.weights[-1]
-        prov = {**own.provenance, "method": "learned_time_invariant", "from_search": "time_variant (last row)"}
-        return {"time_variant": own, "time_invariant": Schedule.from_weights(own.tasks, last, self.spm, prov)}
+        average = self.cfg.search.time_invariant_weights == "average"
+        w = np.asarray(own.weights, dtype=np.float64).mean(axis=0) if average else own.weights[-1]
+        prov = {**own.provenance, "method": "learned_time_invariant",
+                "from_search": f"time_variant ({'mean of the rows' if average else 'last row'})"}
+        return {"time_variant": own, "time_invariant": Schedule.from_weights(own.tasks, w, self.spm, prov)}
 
     def task_effects(self) -> dict[str, dict[str, Any]] | None:
         """Each task's estimated effect on the target (its mean credit) with a 95% interval; None for a scalar reward.
@@ -270,6 +272,15 @@ class SearchRun(MetaStepLoop):
 
     def schedule(self) -> Schedule:
         """The learned schedule, with the search's settings in its provenance."""
+        s = self.cfg.search
+        if s.policy == "time_invariant" and s.time_invariant_weights == "average" and self.log:
+            last_round = [e for e in self.log if e["round"] == self.log[-1]["round"]]
+            w = np.mean([e["probs_after"] for e in last_round], axis=0)
+            base = self._policy_schedule()
+            return Schedule.from_weights(base.tasks, w, self.spm, {**base.provenance, "time_invariant_weights": "average"})
+        return self._policy_schedule()
+
+    def _policy_schedule(self) -> Schedule:
         s = self.cfg.search
         return self.policy.to_schedule(
             [t.name for t in self.tasks],
