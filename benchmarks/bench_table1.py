@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _md import update_section  # noqa: E402
 
+from taskmix.compare.report import effect_cells  # noqa: E402
 from taskmix.compare.stats import bootstrap_ci  # noqa: E402
 
 LANGS = {"ur": "Urdu", "sw": "Swahili", "th": "Thai", "hi": "Hindi"}
@@ -131,6 +132,13 @@ def hi_many(runs: Path) -> str:
             lo, hi = bootstrap_ci(v)
             lines.append(f"| {t} | {np.mean(v):.3f} | [{lo:.3f}, {hi:.3f}] |")
         out += "\n" + "\n".join(lines)
+    head, cells = effect_cells([r for g in rows.values() for r in g.values()])
+    if cells:
+        out += ("\n\nPer-language effect on Hindi (the search's credit: the drop of Hindi's reward-split loss after 20 "
+                "steps on the language, mean over meta-steps; pooled over the seeds of the time-invariant rows, as in "
+                "the compare report's *Per-task effects on the target*):\n\n| " + " | ".join(head) + " |\n|"
+                + "---|" * len(head) + "\n" + "\n".join("| " + " | ".join(c) + " |" for c in
+                                                         sorted(cells, key=lambda c: -float(c[1]))))
     return out
 
 
