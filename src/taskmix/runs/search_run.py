@@ -72,7 +72,7 @@ class SearchRun(MetaStepLoop):
         self.reward = make_reward(cfg.search.reward, cfg.search)
         folds = cfg.search.reward_folds
         if folds == "auto":
-            folds = AUTO_FOLDS if getattr(self.reward, "cross_fit", False) else 1
+            folds = AUTO_FOLDS if self.reward.cross_fit else 1
         self.reward_folds = min(int(folds), (len(self.tasks[self.target].train) + len(reward_split)) // 2)
         if self.reward_folds > 1:
             self._cross_fit(self.reward_folds)
