@@ -276,6 +276,7 @@ def test_non_finite_reward_is_a_training_error_and_keeps_the_checkpoint(tmp_path
     class NanOnThirdCall:
         def __init__(self, reward):
             self.reward, self.name, self.per_task, self.calls = reward, reward.name, reward.per_task, 0
+            self.cross_fit = reward.cross_fit
 
         def __call__(self, ctx):
             self.calls += 1
