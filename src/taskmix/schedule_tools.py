@@ -28,10 +28,12 @@ __all__ = ["describe", "diff", "format_diff", "megatron_data_path", "parse_mappi
 
 
 def total_steps_of(schedule: Schedule) -> int:
-    """The run length a schedule was made for: its provenance's ``search_steps``, else one pass over its rows."""
-    s = schedule.provenance.get("search_steps")
-    if isinstance(s, int) and not isinstance(s, bool) and s > 0:
-        return s
+    """The run length a schedule was made for: its provenance's ``schedule_steps`` (older files: ``search_steps``),
+    else one pass over its rows."""
+    for key in ("schedule_steps", "search_steps"):
+        s = schedule.provenance.get(key)
+        if isinstance(s, int) and not isinstance(s, bool) and s > 0:
+            return s
     return schedule.n_rows * schedule.steps_per_meta_step
 
 

@@ -37,6 +37,7 @@ OVERRIDES = [
     *TINY_BUILTIN,
     # SGD: a gradient averaged with the wrong scale would change the run (Adam would hide it)
     "model.optimizer=sgd",
+    "search.horizon=1",  # the search trains whole meta-steps of SPM steps
 ]
 WORLD = 2
 SPM = 20  # steps per meta-step

@@ -201,7 +201,8 @@ def test_checkpoint_holds_the_whole_search_state(tmp_path: Path, tiny_tasks) -> 
     for key in ("probe_rng", "torch_rng", "numpy_rng", "python_rng", "streams", "last_losses"):
         assert state[key] is not None, key
     assert state["streams"]["cursors"] and state["streams"]["passes"]
-    assert (state["round"], state["meta_step"], state["total_steps"], state["reward_evals"]) == (1, 0, 24, 6)
+    assert (state["round"], state["meta_step"], state["total_steps"], state["reward_evals"]) == (1, 0, cfg.search_steps, 6)
+    assert cfg.search_steps == cfg.train.steps // 2  # search.horizon 0.5
     assert len(state["log"]) == 6
     mode = stat.S_IMODE(os.stat(tmp_path / "s" / "schedule.json").st_mode)
     assert mode == 0o666 & ~_umask(), oct(mode)

@@ -37,7 +37,7 @@ def test_small_search_end_to_end(small):
     cfg, tasks = small
     res = _search(cfg, tasks, 0)
     assert res.schedule.tasks == ("target", "helpful", "harmful", "irrelevant")
-    assert len(res.log) == 6 and res.steps == 120
+    assert len(res.log) == 6 and res.steps == cfg.search_steps == 60  # search.horizon 0.5 of train.steps 120
     w = res.schedule.weights[0]
     assert w[1] > w[2]  # the helpful task outweighs the harmful one
     assert res.schedule.provenance["reward"] == "gradient_alignment"
@@ -128,7 +128,7 @@ def test_search_is_a_user_of_the_mixer(small, policy):
     assert run.policy is run.mixer.policy
     mixer = Mixer.from_config(cfg, [t.name for t in tasks], seed=3)
     for entry in run.log:
-        tids = mixer.draw(cfg.steps_per_meta_step, cfg.train.batch_size)
+        tids = mixer.draw(cfg.search_steps_per_meta_step, cfg.train.batch_size)
         np.testing.assert_allclose(np.bincount(tids.reshape(-1), minlength=4) / tids.size, entry["realised"])
         mixer.end_meta_step(rewards=entry["rewards"], se=entry["reward_se"])
     np.testing.assert_array_equal(mixer.schedule().weights, run.schedule().weights)

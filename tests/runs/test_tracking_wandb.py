@@ -103,7 +103,7 @@ def test_search_logs_one_run_and_resume_does_not_duplicate(tmp_path, wb):
     run_search_dir(cfg, tasks, out, resume=True)  # re-runs the last meta-step, then logs nothing new
     runs = _read(wb)
     assert len(runs) == 1 and runs[0]["config"]["policy"] == "time_invariant" and runs[0]["name"] == "search-seed0"
-    assert [row["_step"] for row in runs[0]["history"] if "weight/helpful" in row] == [20, 40, 60]
+    assert [row["_step"] for row in runs[0]["history"] if "weight/helpful" in row] == [10, 20, 30]  # horizon 0.5
     assert sum(runs[0]["summary"][f"final/weight/{t}"] for t in cfg.task_names()) == pytest.approx(1.0)
     assert len(points(runs[0])) == len(set(points(runs[0])))
 

@@ -175,6 +175,12 @@ class SearchConfig(_Strict):
     """policy updates per run (train.steps are split evenly among them)"""
     steps_per_meta_step: StrictInt | None = Field(None, gt=0, le=10**9)
     """training steps per meta-step (default: train.steps / meta_steps)"""
+    horizon: float = Field(0.5, gt=0, le=1, description=(
+        "share of each meta-step's training steps the search itself trains (a shorter, cheaper search): "
+        "with horizon h a meta-step trains round(h x steps_per_meta_step) steps (at least 1) before its "
+        "policy update, and the learned schedule's rows still span steps_per_meta_step steps each, so a "
+        "replay covers the whole run. 0.5 (default): the search costs about one plain run; 1: the search "
+        "trains as long as the run it plans"))
     lr: float = Field(0.02, gt=0)
     """learning rate of the policy's REINFORCE update"""
     sgd_steps: StrictInt = Field(100, gt=0, le=10**5)
@@ -396,8 +402,18 @@ class Config(_Strict):
         return self.search.steps_per_meta_step or self.train.steps // self.search.meta_steps
 
     @property
+    def search_steps_per_meta_step(self) -> int:
+        """Training steps the search trains per meta-step: ``search.horizon`` x :attr:`steps_per_meta_step` (at least 1)."""
+        return max(1, round(self.steps_per_meta_step * self.search.horizon))
+
+    @property
     def search_steps(self) -> int:
-        """Training steps of one search round."""
+        """Training steps of one search round (``search.horizon`` x the planned run's steps)."""
+        return self.search_steps_per_meta_step * self.search.meta_steps
+
+    @property
+    def schedule_steps(self) -> int:
+        """Steps the learned schedule's rows span: ``steps_per_meta_step`` x ``meta_steps`` (the run it plans)."""
         return self.steps_per_meta_step * self.search.meta_steps
 
     def resolve(self, path: str) -> Path:

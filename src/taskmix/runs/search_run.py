@@ -80,7 +80,8 @@ class SearchRun(MetaStepLoop):
         self.dist = dist if dist is not None else LOCAL  # data parallel: taskmix.engine.parallel
         s = cfg.search
         self.meta_steps = s.meta_steps
-        self.spm = cfg.steps_per_meta_step
+        self.spm = cfg.search_steps_per_meta_step  # what the search trains per meta-step (search.horizon)
+        self.row_steps = cfg.steps_per_meta_step  # what one schedule row spans in a replay
         # the policy, its exploration draws and its updates: the same ask/tell object a user's own loop drives
         self.mixer = Mixer.from_config(cfg, [t.name for t in self.tasks], seed=self.seed)
         self.round = 0
@@ -242,7 +243,7 @@ class SearchRun(MetaStepLoop):
         w = np.asarray(own.weights, dtype=np.float64).mean(axis=0) if average else own.weights[-1]
         prov = {**own.provenance, "method": "learned_time_invariant",
                 "from_search": f"time_variant ({'mean of the rows' if average else 'last row'})"}
-        return {"time_variant": own, "time_invariant": Schedule.from_weights(own.tasks, w, self.spm, prov)}
+        return {"time_variant": own, "time_invariant": Schedule.from_weights(own.tasks, w, self.row_steps, prov)}
 
     def task_effects(self) -> dict[str, dict[str, Any]] | None:
         """Each task's estimated effect on the target (its mean credit) with a 95% interval; None for a scalar reward.
@@ -277,14 +278,14 @@ class SearchRun(MetaStepLoop):
             last_round = [e for e in self.log if e["round"] == self.log[-1]["round"]]
             w = np.mean([e["probs_after"] for e in last_round], axis=0)
             base = self._policy_schedule()
-            return Schedule.from_weights(base.tasks, w, self.spm, {**base.provenance, "time_invariant_weights": "average"})
+            return Schedule.from_weights(base.tasks, w, self.row_steps, {**base.provenance, "time_invariant_weights": "average"})
         return self._policy_schedule()
 
     def _policy_schedule(self) -> Schedule:
         s = self.cfg.search
         return self.policy.to_schedule(
             [t.name for t in self.tasks],
-            self.spm,
+            self.row_steps,
             {
                 "method": f"learned_{s.policy}",
                 "target": self.tasks[self.target].name,
@@ -298,6 +299,8 @@ class SearchRun(MetaStepLoop):
                 "rounds": s.rounds,
                 "seed": self.seed,
                 "search_steps": self.total_steps,
+                "horizon": s.horizon,
+                "schedule_steps": self.row_steps * self.meta_steps,
                 "shrink": s.shrink,
                 "prior_pull": s.prior_pull,
                 "reward_folds": max(1, self.reward_folds),
