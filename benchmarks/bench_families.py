@@ -333,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--families-only", default=None, help="comma-separated family indices (within --family-seed) to run")
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md (section families)")
     ap.add_argument("--section", default="families")
+    ap.add_argument("--settings", default=None, help="with --write: the search settings the rows were run with (default: today's defaults)")
     ap.add_argument("--produced-by", default=None, help="with --summarize: the command that produced the rows")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -384,9 +385,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         from _md import update_section
 
         by = f"Rows produced by `{args.produced_by}`.\n\n" if args.produced_by else ""
-        body = by + (f"{len(fams)} families (`make_family(0..{len(fams) - 1})`) × {n_seeds} paired seeds, default settings, "
-                f"nothing set per family; train.steps 500, batch 64; the search's defaults (cross-fitting over "
-                f"`reward_folds: 4`).\n\n" + text + "\n\n" + NOTES)
+        ids = sorted(f["family"] for f in fams)
+        span = f"{ids[0]}..{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else ", ".join(map(str, ids))
+        settings = args.settings or ("the search's defaults (cross-fitting over `reward_folds: 4`, `horizon: 0.5`: "
+                                     "the search trains 25 of each meta-step's 50 steps)")
+        body = by + (f"{len(fams)} families (`make_family({span})`) × {n_seeds} paired seeds, nothing set per family; "
+                     f"train.steps 500, batch 64; {settings}.\n\n" + text + "\n\n" + NOTES)
         update_section(args.section, body)
 
 
@@ -403,9 +407,11 @@ the plain (uniform) run of the same seed; `learned` counts one search + both ret
 of `learned_time_invariant` / `learned_time_variant` per seed by the retrained model's reward-split accuracy.
 `learned+check(z=Z)`: a final check on the reward split, computed from the same rows — keep `learned` unless
 the best rule by reward-split accuracy beats it there by more than Z standard errors (binomial, unpaired);
-its cost adds the four rule runs. `fixed_split` (a `--variant`): the learned pair with `reward_folds: 1`, the
-fixed 10% reward split (the default before cross-fitting). *search alone*: the search's wall time over the plain
-run — the cost of producing both schedules, before any retraining."""
+its cost adds the four rule runs. A `--variant` row (e.g. `full_horizon`: `horizon: 1.0`, the search as long
+as the run; `fixed_split`: `reward_folds: 1`, the fixed 10% reward split) is the learned pair with those search
+settings. *search alone*: the search's wall time over the plain run — the cost of producing both schedules,
+before any retraining; a `learned_time_invariant` / `learned_time_variant` row's cost is its search plus its
+own retrain."""
 
 
 if __name__ == "__main__":
