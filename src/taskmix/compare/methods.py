@@ -181,9 +181,9 @@ def learned_method(policy: str, **search: Any) -> Callable[[Job], MethodResult]:
 METHODS.register("learned_time_invariant", learned_method("time_invariant"), kind="learned")
 METHODS.register("learned_time_variant", learned_method("time_variant"), kind="learned")
 PAPER_SEARCH = {"reward": "accuracy", "baseline": "none", "normalize": False, "lr": 0.001, "sgd_steps": 100,
-                "shrink": 0.0, "prior_pull": 0.0, "reward_folds": 1}
+                "shrink": 0.0, "prior_pull": 0.0, "reward_folds": 1, "horizon": 1.0}
 """The paper's exact search: its scalar accuracy reward on a fixed reward split, no baseline, no normalisation,
-lr 0.001 x 100 SGD steps."""
+lr 0.001 x 100 SGD steps, the search as long as the run."""
 METHODS.register("paper", learned_method("time_invariant", **PAPER_SEARCH), kind="learned")
 METHODS.register("constant_control", learned_method("time_invariant", reward="constant"), kind="learned")
 
