@@ -300,7 +300,7 @@ class SearchRun(MetaStepLoop):
                 "seed": self.seed,
                 "search_steps": self.total_steps,
                 "horizon": s.horizon,
-                "schedule_steps": self.row_steps * self.meta_steps,
+                "schedule_steps": self.cfg.schedule_steps,
                 "shrink": s.shrink,
                 "prior_pull": s.prior_pull,
                 "reward_folds": max(1, self.reward_folds),
