@@ -154,10 +154,12 @@ def _logs(run: SearchRun) -> list[dict]:
         # per-task training losses carry over; the shuffled control draws from the reward's RNG
         (["train.per=batch", "search.reward=shuffled:gradient_alignment", "search.baseline_decay=0.5"], 3),
         (["search.reward=lookahead", "search.probe_steps=2", "model.optimizer=sgd"], 2),
+        # the mixture probes draw their common random numbers from the reward's RNG, with dropout on
+        (["search.reward=mixture_lookahead", "search.probe_steps=2", "model.dropout=0.3"], 3),
         # cross-fitting: the reward fold and the target's fold-complement streams carry over
         (["search.reward_folds=3", "search.policy=time_variant"], 4),
     ],
-    ids=["time-variant-round-boundary", "time-variant-mid-round-2", "per-batch-shuffled", "lookahead-sgd", "cross-fitting"],
+    ids=["time-variant-round-boundary", "time-variant-mid-round-2", "per-batch-shuffled", "lookahead-sgd", "mixture-lookahead-dropout", "cross-fitting"],
 )
 def test_state_dict_round_trip_resumes_bit_for_bit(tiny_tasks, extra, stop_after) -> None:
     cfg = builtin_config(TINY + extra)

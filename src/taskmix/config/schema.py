@@ -209,7 +209,10 @@ class SearchConfig(_Strict):
         "with reward_folds k > 1: rotate the reward fold every meta-step (true), or keep fold 0 as a fixed "
         "reward split of 1/k of the target's data that the search never trains on (false)"))
     probe_steps: StrictInt = Field(5, gt=0, le=10**4)
-    """optimiser steps per task of the lookahead reward"""
+    """optimiser steps per probe of the lookahead and mixture_lookahead rewards"""
+    tilt: float = Field(1.0, gt=0, le=20, description=(
+        "mixture_lookahead: the logit shift of its probes (each task's logit is raised and lowered by tilt "
+        "in the policy's mixture; 1 multiplies a small share by about e)"))
     probe_batches: StrictInt = Field(16, gt=0, le=10**4)
     """batches per task for gradient-based rewards"""
     similarity: Literal["dot", "cosine"] = "dot"

@@ -16,6 +16,11 @@ gradient_alignment yes       cosine between the target's reward-split gradient  
 lookahead          yes       for each task, ``probe_steps`` optimiser steps on a      n_tasks x probe_steps training steps
                              copy of the model; reward = drop of the target's        + (n_tasks + 1) reward-split evaluations
                              reward-split loss
+mixture_lookahead  yes       the marginal value of each task's share *in the        2 x n_tasks x probe_steps training steps
+                             current mixture*: ``probe_steps`` steps on the policy's (n_tasks = 2: 2 x probe_steps)
+                             mixture with the task's logit raised and lowered by    + 2 x n_tasks reward-split evaluations
+                             ``tilt``, common random numbers; reward = the central
+                             difference of the target's reward-split loss drop
 constant           no        control: always 1 (no information)                     none
 shuffled:NAME      yes       control: NAME's per-task credits, randomly permuted     as NAME
                              across tasks each meta-step (no task identity)
@@ -25,7 +30,12 @@ When to use which: ``gradient_alignment`` is the cheap default and works when
 tasks share parameters that matter (trunk, shared head); ``lookahead`` measures
 the actual effect of training on each task (including optimiser effects and
 non-linear interactions) at a few training steps per task and meta-step, so it
-suits few tasks and expensive evaluation less; ``accuracy`` is the paper's and
+suits few tasks and expensive evaluation less; it rates each task *alone*, so
+its policy runs toward the task whose dose helps most (a corner);
+``mixture_lookahead`` rates each task's *share in the current mixture* (a
+finite-difference gradient of the lookahead objective), so its policy comes to
+rest where one more unit of any task's share buys as much as of any other (an
+interior mixture when that is best), at about twice lookahead's cost; ``accuracy`` is the paper's and
 is kept for comparison -- one scalar per meta-step says little about *which*
 task helped (see :mod:`taskmix.strategies.policy`).  Run the controls to check that a
 reward learns more than its exploration prior.
@@ -55,6 +65,7 @@ class RewardContext:
     rng: np.random.Generator  # for probe batches and controls; part of the search state
     meta_step: int
     target_rows: np.ndarray | None = None  # cross-fitting: the target rows outside the reward fold (probes draw there)
+    mixture: np.ndarray | None = None  # the policy's task probabilities of the row being rewarded (before exploration)
 
 
 class Reward(Protocol):
@@ -233,6 +244,92 @@ class LookaheadReward:
         return out
 
 
+class MixtureLookaheadReward:
+    """The marginal value of each task's share in the policy's mixture, by central differences in logit space.
+
+    With ``pi = softmax(theta)`` the policy's mixture (``ctx.mixture``) and ``D(q)`` the drop of the
+    target's reward-split loss after ``probe_steps`` optimiser steps on batches drawn from mixture ``q``
+    (from a copy of the model), the reward estimates ``g_k = dD/dtheta_k`` by
+    ``(D(softmax(theta + tilt e_k)) - D(softmax(theta - tilt e_k))) / (2 tilt)`` and returns
+    ``g_k / pi_k``: the marginal value of task ``k``'s share, ``dD/dpi_k`` minus its ``pi``-weighted mean.
+    The REINFORCE update (:mod:`taskmix.strategies.policy`) then moves the logits along ``g``: the policy
+    stops where every task's marginal value is the same, which is an interior mixture when the best one
+    is interior -- unlike :class:`LookaheadReward`, which rates each task alone.
+
+    Common random numbers: every probe of a meta-step uses the same uniform draw per batch slot (a slot's
+    task is the inverse CDF of the probe's mixture at it), the same example per slot and task, and the
+    same dropout seed, so two probes differ only in the slots whose task their mixtures assign
+    differently.  With two tasks, ``g_2 = -g_1`` exactly, so one pair of probes is run.
+    """
+
+    name = "mixture_lookahead"
+    per_task = True
+    cross_fit = False
+
+    def __init__(self, probe_steps: int = 5, tilt: float = 1.0):
+        if not tilt > 0:
+            raise ConfigError(f"search.tilt: expected a positive logit shift, got {tilt}")
+        self.probe_steps = int(probe_steps)
+        self.tilt = float(tilt)
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        """Each task's marginal value ``g_k / pi_k`` (see the class docstring); the training stream is untouched."""
+        import copy
+
+        tr = ctx.trainer
+        n = len(tr.tasks)
+        pi = np.full(n, 1.0 / n) if ctx.mixture is None else np.asarray(ctx.mixture, dtype=np.float64)
+        if pi.shape != (n,) or not np.all(np.isfinite(pi)) or np.any(pi < 0) or pi.sum() <= 0:
+            raise ValueError(f"mixture_lookahead: the context's mixture must be {n} non-negative numbers, got {pi}")
+        pi = np.maximum(pi / pi.sum(), 1e-12)
+        theta = np.log(pi)
+        steps, bs = self.probe_steps, ctx.batch_size
+        # common random numbers: one uniform per slot, one example per slot and task, one dropout seed
+        u = ctx.rng.random((steps, bs))
+        ex = np.empty((n, steps, bs), dtype=np.int64)
+        for i in range(n):
+            rows = ctx.target_rows if i == ctx.target else None
+            size = tr.tasks[i].n_train if rows is None else len(rows)
+            e = ctx.rng.integers(0, size, size=(steps, bs))
+            ex[i] = e if rows is None else rows[e]
+        torch_seed = int(ctx.rng.integers(0, 2**62))
+        snapshot = copy.deepcopy(tr.state_dict())
+        rng_state = torch.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+        def drop(q: np.ndarray) -> float:
+            cdf = np.cumsum(q)
+            cdf /= cdf[-1]
+            torch.manual_seed(torch_seed)
+            for s in range(steps):
+                tids = np.minimum(np.searchsorted(cdf, u[s], side="right"), n - 1).astype(np.int64)
+                x, y, t = tr.batch(tids, ex[tids, s, np.arange(bs)])
+                tr.model.train()
+                loss = tr.model.per_sample_loss(x, y, t).mean()
+                tr.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                tr.optimizer.step()
+            _, after = tr.predict(ctx.reward_split, ctx.target)
+            tr.load_state_dict(copy.deepcopy(snapshot))
+            return -float(after)  # the base loss cancels in the difference
+
+        def tilted(k: int, sign: float) -> np.ndarray:
+            th = theta.copy()
+            th[k] += sign * self.tilt
+            e = np.exp(th - th.max())
+            return e / e.sum()
+
+        g = np.zeros(n)
+        for k in range(1 if n == 2 else n):
+            g[k] = (drop(tilted(k, +1.0)) - drop(tilted(k, -1.0))) / (2 * self.tilt)
+        if n == 2:
+            g[1] = -g[0]
+        torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state_all(cuda_state)
+        return g / pi
+
+
 class ConstantReward:
     """Control: the same reward every meta-step -- the policy learns nothing but drift."""
 
@@ -274,6 +371,7 @@ REWARDS.register("loss", lambda s: LossReward(), per_task=False)
 REWARDS.register("gradient_alignment", lambda s: GradientAlignmentReward(s.probe_batches, s.similarity, s.credit_groups),
                  per_task=True)
 REWARDS.register("lookahead", lambda s: LookaheadReward(s.probe_steps), per_task=True)
+REWARDS.register("mixture_lookahead", lambda s: MixtureLookaheadReward(s.probe_steps, s.tilt), per_task=True)
 REWARDS.register("constant", lambda s: ConstantReward(), per_task=False)
 
 

@@ -167,7 +167,8 @@ class SearchRun(MetaStepLoop):
             loss_sum += self.trainer.train_step(*self.dist.shard(tids_by_step[s], eids_by_step[s]))
         self.total_steps += self.spm
         ctx = RewardContext(self.trainer, self.target, reward_split, bs, self.probe_rng, self.meta_step,
-                            target_rows=self._fold_rows[self._fold()] if self.folds is not None else None)
+                            target_rows=self._fold_rows[self._fold()] if self.folds is not None else None,
+                            mixture=self.policy.probs(row))
         rewards = self.dist.mean(self.reward(ctx))
         bad = [t.name for t, r in zip(self.tasks, np.asarray(rewards, dtype=np.float64)) if not np.isfinite(r)]
         if bad:
