@@ -87,7 +87,7 @@ def test_common_random_numbers_a_vanishing_tilt_gives_a_vanishing_difference(job
     assert np.any(big != 0)
 
 
-def test_the_search_passes_the_policy_mixture_of_the_rewarded_row(job, monkeypatch) -> None:
+def test_the_search_passes_the_policy_mixture_of_the_rewarded_row() -> None:
     cfg = builtin_config(SMALL + ["search.policy=time_variant"])
     j = prepare_job(cfg, load_run_tasks(cfg), seed=0)
     run = SearchRun(j.tasks, j.target, j.reward_split, cfg, 0)

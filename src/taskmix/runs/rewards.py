@@ -35,7 +35,9 @@ its policy runs toward the task whose dose helps most (a corner);
 ``mixture_lookahead`` rates each task's *share in the current mixture* (a
 finite-difference gradient of the lookahead objective), so its policy comes to
 rest where one more unit of any task's share buys as much as of any other (an
-interior mixture when that is best), at about twice lookahead's cost; ``accuracy`` is the paper's and
+interior mixture when that is best), at lookahead's cost with two tasks and
+twice it with more -- measured, its credit is noisier across seeds and it did
+not beat ``lookahead`` (BENCHMARKS.md, *xnli-screen*); ``accuracy`` is the paper's and
 is kept for comparison -- one scalar per meta-step says little about *which*
 task helped (see :mod:`taskmix.strategies.policy`).  Run the controls to check that a
 reward learns more than its exploration prior.
