@@ -16,7 +16,6 @@ Usage: python benchmarks/bench_xnli_screen.py --runs RUNS --candidates lookahead
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,19 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _md import update_section  # noqa: E402
-
-from taskmix.compare.stats import bootstrap_ci  # noqa: E402
+from bench_table1 import paired_diff, read_rows  # noqa: E402
 
 LEARNED = ("learned_time_invariant", "learned_time_variant")
-
-
-def rows_of(d: Path) -> dict[str, dict[int, dict]]:
-    out: dict[str, dict[int, dict]] = {}
-    for line in (d / "rows.jsonl").read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            out.setdefault(r["method"], {})[int(r["seed"])] = r
-    return out
 
 
 def line(label: str, split: str, rows: dict[str, dict[int, dict]]) -> str | None:
@@ -46,14 +35,8 @@ def line(label: str, split: str, rows: dict[str, dict[int, dict]]) -> str | None
     cells = [label, split, f"{np.mean([r['test'] for r in base.values()]):.3f}"]
     for m in LEARNED:
         got = rows.get(m, {})
-        seeds = sorted(set(got) & set(base))
-        if len(seeds) < 2:
-            cells += ["", ""]
-            continue
-        v = np.array([got[s]["test"] for s in seeds])
-        d = v - np.array([base[s]["test"] for s in seeds])
-        lo, hi = bootstrap_ci(d)
-        cells += [f"{v.mean():.3f} ± {v.std(ddof=1):.3f}", f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"]
+        v = np.array([r["test"] for r in got.values()])
+        cells += [f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else "", paired_diff(got, base)]
     ti = rows.get("learned_time_invariant", {})
     w = [np.asarray(r["schedule"]["weights"], dtype=float).mean(0)[0] for _, r in sorted(ti.items()) if r.get("schedule")]
     cells.append(", ".join(f"{x:.2f}" for x in w))
@@ -76,12 +59,12 @@ def main() -> None:
         for name in a.candidates.split(","):
             d = a.runs / f"sel_{lang}_{name}"
             if (d / "rows.jsonl").is_file():
-                row = line(f"{lang} / {name}", "XNLI validation", rows_of(d))
+                row = line(f"{lang} / {name}", "XNLI validation", read_rows(d))
                 if row:
                     out.append(row)
     for spec in a.extra:
         label, _, d = spec.partition("=")
-        row = line(label, "XNLI **test**", rows_of(Path(d)))
+        row = line(label, "XNLI **test**", read_rows(Path(d)))
         if row:
             out.append(row)
     intro = ("Choosing a search setting for the XNLI low-resource configs without the reported test split: the "

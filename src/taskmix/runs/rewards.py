@@ -45,8 +45,10 @@ reward learns more than its exploration prior.
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -96,6 +98,28 @@ def _probe_batch(ctx: RewardContext, task: int, size: int | None = None) -> tupl
         ex = rows[ex]
     tids = np.full(k, task, dtype=np.int64)
     return ctx.trainer.batch(tids, ex)
+
+
+def _probe_step(tr: Trainer, x: Any, y: torch.Tensor, t: torch.Tensor) -> None:
+    """One optimiser step of a probe on the trainer's model (no step count, no loss bookkeeping)."""
+    tr.model.train()
+    loss = tr.model.per_sample_loss(x, y, t).mean()
+    tr.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    tr.optimizer.step()
+
+
+@contextmanager
+def _training_rng_kept() -> Iterator[None]:
+    """Probes must not change the training stream (dropout): torch's CPU and CUDA RNG states are put back."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _reward_batch(ctx: RewardContext) -> tuple[Any, torch.Tensor, torch.Tensor]:
@@ -159,9 +183,12 @@ class GradientAlignmentReward:
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """Each task's gradient alignment with the target's reward-split gradient (the training stream is untouched)."""
+        with _training_rng_kept():
+            return self._credit(ctx)
+
+    def _credit(self, ctx: RewardContext) -> np.ndarray:
         tr = ctx.trainer
         params = tr.model.shared_parameters()
-        rng_state = torch.get_rng_state()
         xr, yr, tr_ids = _reward_batch(ctx)
         g_target = tr.flat_grad(xr, yr, tr_ids, params)
         chunks = _chunks(len(yr), self.groups)
@@ -192,7 +219,6 @@ class GradientAlignmentReward:
             if len(g_chunks) > 1:
                 v = np.asarray([float(g @ gj) / denom for gj in g_chunks])
                 var_target[i] = v.var(ddof=1) / len(v)
-        torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
         self.last_se_parts = (np.sqrt(var_probe), np.sqrt(var_target))
         self.last_se = np.sqrt(var_probe + var_target)
         return out
@@ -225,24 +251,16 @@ class LookaheadReward:
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """Each task's drop of the target's reward-split loss after ``probe_steps`` steps on a copy of the model."""
         tr = ctx.trainer
-        import copy
-
         snapshot = copy.deepcopy(tr.state_dict())
-        rng_state = torch.get_rng_state()
         _, base = tr.predict(ctx.reward_split, ctx.target)
         out = np.zeros(len(tr.tasks))
-        for i in range(len(tr.tasks)):
-            for _ in range(self.probe_steps):
-                x, y, t = _probe_batch(ctx, i)
-                tr.model.train()
-                loss = tr.model.per_sample_loss(x, y, t).mean()
-                tr.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                tr.optimizer.step()
-            _, after = tr.predict(ctx.reward_split, ctx.target)
-            out[i] = base - after
-            tr.load_state_dict(copy.deepcopy(snapshot))
-        torch.set_rng_state(rng_state)
+        with _training_rng_kept():
+            for i in range(len(tr.tasks)):
+                for _ in range(self.probe_steps):
+                    _probe_step(tr, *_probe_batch(ctx, i))
+                _, after = tr.predict(ctx.reward_split, ctx.target)
+                out[i] = base - after
+                tr.load_state_dict(copy.deepcopy(snapshot))
         return out
 
 
@@ -276,8 +294,6 @@ class MixtureLookaheadReward:
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """Each task's marginal value ``g_k / pi_k`` (see the class docstring); the training stream is untouched."""
-        import copy
-
         tr = ctx.trainer
         n = len(tr.tasks)
         pi = np.full(n, 1.0 / n) if ctx.mixture is None else np.asarray(ctx.mixture, dtype=np.float64)
@@ -296,8 +312,6 @@ class MixtureLookaheadReward:
             ex[i] = e if rows is None else rows[e]
         torch_seed = int(ctx.rng.integers(0, 2**62))
         snapshot = copy.deepcopy(tr.state_dict())
-        rng_state = torch.get_rng_state()
-        cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
 
         def drop(q: np.ndarray) -> float:
             cdf = np.cumsum(q)
@@ -305,12 +319,7 @@ class MixtureLookaheadReward:
             torch.manual_seed(torch_seed)
             for s in range(steps):
                 tids = np.minimum(np.searchsorted(cdf, u[s], side="right"), n - 1).astype(np.int64)
-                x, y, t = tr.batch(tids, ex[tids, s, np.arange(bs)])
-                tr.model.train()
-                loss = tr.model.per_sample_loss(x, y, t).mean()
-                tr.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                tr.optimizer.step()
+                _probe_step(tr, *tr.batch(tids, ex[tids, s, np.arange(bs)]))
             _, after = tr.predict(ctx.reward_split, ctx.target)
             tr.load_state_dict(copy.deepcopy(snapshot))
             return -float(after)  # the base loss cancels in the difference
@@ -322,13 +331,11 @@ class MixtureLookaheadReward:
             return e / e.sum()
 
         g = np.zeros(n)
-        for k in range(1 if n == 2 else n):
-            g[k] = (drop(tilted(k, +1.0)) - drop(tilted(k, -1.0))) / (2 * self.tilt)
+        with _training_rng_kept():
+            for k in range(1 if n == 2 else n):
+                g[k] = (drop(tilted(k, +1.0)) - drop(tilted(k, -1.0))) / (2 * self.tilt)
         if n == 2:
             g[1] = -g[0]
-        torch.set_rng_state(rng_state)  # probes must not change the training stream (dropout)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
         return g / pi
 
 
