@@ -29,6 +29,7 @@ LEARNED = ("learned_time_invariant", "learned_time_variant")
 
 
 def line(label: str, split: str, rows: dict[str, dict[int, dict]]) -> str | None:
+    """One table row: proportional, both learned schedules with their paired difference, the target's weights."""
     base = rows.get("proportional")
     if not base:
         return None
@@ -44,6 +45,7 @@ def line(label: str, split: str, rows: dict[str, dict[int, dict]]) -> str | None
 
 
 def main() -> None:
+    """Render the screen's runs into BENCHMARKS.md (section --section)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True)
     ap.add_argument("--candidates", required=True, help="comma-separated NAMEs of RUNS/sel_<lang>_<NAME>")
