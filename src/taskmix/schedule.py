@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DuplicateKeyError, ScheduleError, atomic_write_text, read_input, unique_keys
+from .errors import ConfigError, DuplicateKeyError, ScheduleError, atomic_write_text, read_input, unique_keys
 from .registry import Registry
 
 FORMAT = "taskmix.schedule/1"
@@ -48,6 +48,7 @@ __all__ = [
     "examples_proportional",
     "explicit",
     "RULES",
+    "rule_weights",
 ]
 
 
@@ -414,3 +415,38 @@ RULES.register("proportional", proportional, method=True)
 RULES.register("temperature", temperature, method=True, parameter="temperature")
 RULES.register("examples_proportional", examples_proportional, method=True)
 RULES.register("explicit", explicit, method=False)
+
+
+def rule_weights(name: str, tasks: Sequence[str], target: str, sizes: Mapping[str, int], cap: int = 2**15,
+                 field: str = "rule") -> np.ndarray:
+    """The weights of the rule called ``name`` (``proportional``, ``temperature_2``, ...), in ``tasks`` order.
+
+    ``name`` is a rule of :data:`RULES` usable as it is, or a parametric rule with its value as a
+    suffix (``temperature_2``: ``temperature`` with ``T = 2``).  :class:`ConfigError` naming ``field``
+    for an unknown name or a bad suffix.
+
+    >>> rule_weights("proportional", ["a", "b"], "a", {"a": 100, "b": 300}).tolist()
+    [0.25, 0.75]
+    """
+    rule, kwargs = name, {}
+    if name not in RULES:
+        for base in RULES:
+            param = RULES.meta(base, "parameter")
+            if param and name.startswith(base + "_"):
+                try:
+                    value = float(name[len(base) + 1:])
+                except ValueError:
+                    value = float("nan")
+                if not (math.isfinite(value) and value > 0):
+                    raise ConfigError(f"{field}: {name!r}: the suffix of {base}_<{param}> must be a positive number")
+                rule, kwargs = base, {param: value}
+                break
+    choices = [n for n in RULES if RULES.meta(n, "method")]
+    choices += [f"{n}_<{RULES.meta(n, 'parameter')}>" for n in RULES if RULES.meta(n, "parameter")]
+    if rule not in RULES or not RULES.meta(rule, "method"):
+        raise ConfigError(f"{field}: unknown rule {name!r}; expected one of {choices}")
+    try:
+        sched = RULES.get(rule)(list(tasks), target=target, sizes=sizes, cap=cap, **kwargs)
+    except ScheduleError as e:
+        raise ConfigError(f"{field}: {e}") from None
+    return np.asarray(sched.weights[0], dtype=np.float64)

@@ -158,8 +158,14 @@ def _logs(run: SearchRun) -> list[dict]:
         (["search.reward=mixture_lookahead", "search.probe_steps=2", "model.dropout=0.3"], 3),
         # cross-fitting: the reward fold and the target's fold-complement streams carry over
         (["search.reward_folds=3", "search.policy=time_variant"], 4),
+        # a proportional prior, pulled toward: the prior's logits are part of the policy's state
+        (["search.prior=proportional", "search.prior_pull=0.5", "search.policy=time_variant",
+          "search.time_variant_init=uniform"], 2),
+        # the decayed learning rate follows the step count, which the trainer's state holds
+        (["model.lr_decay=cosine", "model.dropout=0.2"], 3),
     ],
-    ids=["time-variant-round-boundary", "time-variant-mid-round-2", "per-batch-shuffled", "lookahead-sgd", "mixture-lookahead-dropout", "cross-fitting"],
+    ids=["time-variant-round-boundary", "time-variant-mid-round-2", "per-batch-shuffled", "lookahead-sgd",
+         "mixture-lookahead-dropout", "cross-fitting", "proportional-prior", "cosine-lr-decay"],
 )
 def test_state_dict_round_trip_resumes_bit_for_bit(tiny_tasks, extra, stop_after) -> None:
     cfg = builtin_config(TINY + extra)
@@ -197,7 +203,7 @@ def test_checkpoint_holds_the_whole_search_state(tmp_path: Path, tiny_tasks) -> 
     assert set(state["trainer"]) == {"model", "optimizer", "step"}
     assert state["trainer"]["optimizer"]["state"], "the optimiser's moments are saved"
     mixer = state["mixer"]  # the policy and its draw stream live in the Mixer that taskmix search drives
-    assert set(mixer["policy"]) == {"logits", "baseline", "scale", "updates"}
+    assert set(mixer["policy"]) == {"logits", "prior", "baseline", "scale", "updates"}
     assert mixer["policy"]["scale"] is not None and mixer["policy"]["baseline"] is not None
     assert mixer["rng"] is not None and mixer["meta_step"] == 6
     for key in ("probe_rng", "torch_rng", "numpy_rng", "python_rng", "streams", "last_losses"):

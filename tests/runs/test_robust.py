@@ -1,6 +1,7 @@
 """The robust search: variance-aware updates, per-task effects with intervals, one search for both schedules."""
 
 import numpy as np
+import pytest
 import torch
 
 from taskmix.compare.methods import METHODS
@@ -122,3 +123,70 @@ def test_averaged_time_invariant_schedule_is_the_mean_policy_of_either_search():
     last = SearchRun(job.tasks, job.target, job.reward_split, builtin_config(TINY_BUILTIN), 0)
     last.run()
     np.testing.assert_allclose(last.schedule().weights[0], last.policy.probs(0), rtol=0, atol=1e-12)  # default: the last policy
+
+
+# ------------------------------------------------------------------ the prior (search.prior)
+
+
+def test_the_policy_starts_from_its_prior_and_the_uniform_prior_is_all_zeros():
+    q = np.array([0.1, 0.6, 0.3])
+    p = Policy(3, 0, n_rows=4, prior=q)
+    for row in range(4):
+        np.testing.assert_allclose(p.probs(row), q, atol=1e-12)
+    assert np.array_equal(Policy(3, 0, prior=np.full(3, 1 / 3)).logits, Policy(3, 0).logits)  # zeros, as before
+    for bad in ([0.5, 0.5], [0.0, 0.5, 0.5], [np.nan, 0.5, 0.5], [-0.1, 0.6, 0.5]):
+        with pytest.raises(ValueError, match="prior must be 3 finite positive weights"):
+            Policy(3, 0, prior=bad)
+
+
+def test_prior_pull_pulls_toward_the_given_prior():
+    """Task 0's gain over its prior weight is bounded by the pull; with no credit the pull returns to the prior."""
+    q = np.array([0.1, 0.6, 0.3])
+    free = Policy(3, 0, lr=0.02, sgd_steps=100, prior=q)
+    pulled = Policy(3, 0, lr=0.02, sgd_steps=100, prior=q, prior_pull=1.0)
+    for _ in range(30):
+        for p in (free, pulled):
+            p.update(0, p.probs(0), np.array([1.0, 0.0, 0.0]))
+    assert free.probs(0)[0] > pulled.probs(0)[0] > q[0]
+    assert np.abs(pulled.logits - pulled.theta0).max() < 3.0
+    # with no credit at all, the pull brings a moved policy back to the prior
+    back = Policy(3, 0, lr=0.02, sgd_steps=100, prior=q, prior_pull=1.0)
+    back.logits[0] += np.array([2.0, -1.0, -1.0])
+    for _ in range(5):
+        back.update(0, back.probs(0), np.zeros(3))
+    np.testing.assert_allclose(back.probs(0), q, atol=1e-3)
+
+
+def test_the_prior_is_in_the_policy_state_and_a_different_one_is_refused():
+    q = np.array([0.2, 0.8])
+    p = Policy(2, 0, prior=q)
+    p.update(0, p.probs(0), np.array([0.0, 1.0]))
+    twin = Policy(2, 0, prior=q)
+    twin.load_state_dict(p.state_dict())
+    assert twin.state_dict() == p.state_dict()
+    with pytest.raises(ValueError, match="prior"):
+        Policy(2, 0).load_state_dict(p.state_dict())
+
+
+def test_search_prior_by_rule_name_and_its_refusals():
+    from taskmix.errors import ConfigError
+    from taskmix.schedule import proportional as proportional_rule
+    from taskmix.strategies.mixer import Mixer, prior_mixture
+
+    cfg = builtin_config([*TINY_BUILTIN, "search.prior=proportional", "search.policy=time_variant",
+                          "search.time_variant_init=uniform"])
+    job = prepare_job(cfg, load_tasks(cfg), 0)
+    want = proportional_rule(job.names, sizes=job.sizes).weights[0]
+    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, 0)
+    run.run()
+    for entry in run.log:  # every time-variant row starts from the prior
+        np.testing.assert_allclose(entry["probs_before"], want, atol=1e-12)
+    assert run.schedule().provenance["prior"] == "proportional"
+    t2 = prior_mixture("temperature_2", ["a", "b"], "a", {"a": 100, "b": 400})
+    np.testing.assert_allclose(t2, [1 / 3, 2 / 3])
+    with pytest.raises(ConfigError, match=r"search.prior: 'single_task' gives \['b'\] no weight"):
+        prior_mixture("single_task", ["a", "b"], "a", {"a": 1, "b": 1})
+    with pytest.raises(ConfigError, match="search.prior: unknown rule 'explicit'"):
+        prior_mixture("explicit", ["a", "b"], "a", {"a": 1, "b": 1})
+    with pytest.raises(ConfigError, match="search.prior: sizes: no training-set size"):
+        Mixer.from_config(cfg)  # a size-based prior needs the tasks' sizes

@@ -44,6 +44,7 @@ from ..runs.search_run import SearchRun, shares_trajectory
 from ..sampler import TaskSampler
 from ..schedule import RULES, Schedule, jsonable
 from ..strategies import STRATEGIES, check_settings
+from ..strategies.mixer import prior_mixture
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "check_config", "run_method", "select_methods"]
 
@@ -181,7 +182,7 @@ def learned_method(policy: str, **search: Any) -> Callable[[Job], MethodResult]:
 METHODS.register("learned_time_invariant", learned_method("time_invariant"), kind="learned")
 METHODS.register("learned_time_variant", learned_method("time_variant"), kind="learned")
 PAPER_SEARCH = {"reward": "accuracy", "baseline": "none", "normalize": False, "lr": 0.001, "sgd_steps": 100,
-                "shrink": 0.0, "prior_pull": 0.0, "reward_folds": 1, "horizon": 1.0}
+                "shrink": 0.0, "prior": "uniform", "prior_pull": 0.0, "reward_folds": 1, "horizon": 1.0}
 """The paper's exact search: its scalar accuracy reward on a fixed reward split, no baseline, no normalisation,
 lr 0.001 x 100 SGD steps, the search as long as the run."""
 METHODS.register("paper", learned_method("time_invariant", **PAPER_SEARCH), kind="learned")
@@ -386,6 +387,8 @@ def check_config(cfg: Config, oracle: bool = False) -> None:
     """
     try:
         REWARDS.entry(cfg.search.reward)
+        names = cfg.task_names()
+        prior_mixture(cfg.search.prior, names, cfg.target, {n: 1 for n in names}, cfg.compare.cap)  # the name; no zero weight
         select_methods(cfg, oracle)
         check_settings(cfg)
         check_device(cfg.train.device, "train.device")  # a device this machine has

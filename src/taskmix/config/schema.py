@@ -116,6 +116,10 @@ class ModelConfig(_Strict):
     """the model's learning rate"""
     weight_decay: float = Field(0.0, ge=0, le=1e3)
     """the optimiser's weight decay"""
+    lr_decay: Literal["none", "linear", "cosine"] = Field("none", description=(
+        "the learning rate over each training run: none (constant, the default), or decayed linearly or "
+        "along a half cosine from lr to 0 at the run's end (a replay: its training steps; a search round: "
+        "the steps it trains; the search's probes step at the rate in force)"))
     regime: Literal["frozen", "finetune"] = "frozen"
     """frozen: an MLP over cached encoder features; finetune: train the encoder end to end"""
 
@@ -219,12 +223,17 @@ class SearchConfig(_Strict):
     """gradient alignment: dot product (default) or cosine (MultiDDS)"""
     credit_groups: int = Field(4, ge=1, description="groups the per-task credit's probes (and the reward split) are taken in, for its standard error")
     shrink: float = Field(0.0, ge=0, description="variance-aware update: per-task credits are soft-thresholded by shrink x their standard error (0: off)")
-    prior_pull: float = Field(0.0, ge=0, description="pull of the logits toward the prior (uniform) in every update: an L2 penalty's weight (0: off)")
+    prior: str = Field("uniform", description=(
+        "the mixture the policy starts from and prior_pull pulls toward: a rule of taskmix.schedule.RULES on the "
+        "tasks' training sizes (the target's after the reward split), e.g. uniform, proportional, "
+        "examples_proportional (with compare.cap) or temperature_<T>; every task must get a positive weight "
+        "(checked when a run starts)"))
+    prior_pull: float = Field(0.0, ge=0, description="pull of the logits toward the prior (search.prior) in every update: an L2 penalty's weight (0: off)")
     time_invariant_weights: Literal["last", "average"] = Field("last", description=(
         "the time-invariant schedule: the policy after its last update (last), or the policy averaged over the "
         "search's meta-steps (average: an averaged iterate, steadier when the credit is noisy)"))
     time_variant_init: Literal["uniform", "previous"] = "previous"
-    """time_variant: start each meta-step's logits from the previous meta-step's (previous) or from zeros (uniform)"""
+    """time_variant: start each meta-step's logits from the previous meta-step's (previous) or from the prior's (uniform: search.prior, uniform by default)"""
 
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":

@@ -62,9 +62,11 @@ class Trainer:
 
     dist = LOCAL  # data-parallel hooks (taskmix.engine.parallel); LOCAL: one process, no-ops
 
-    def __init__(self, tasks: Sequence[Task], cfg: Config, seed: int, trunk: torch.nn.Module | None = None):
+    def __init__(self, tasks: Sequence[Task], cfg: Config, seed: int, trunk: torch.nn.Module | None = None,
+                 total_steps: int | None = None):
         self.tasks = list(tasks)
         self.cfg = cfg
+        self.total_steps = int(total_steps or cfg.train.steps)  # the run's length, for model.lr_decay
         self.device = torch.device(resolve_device(cfg.train.device))
         torch.manual_seed(seed)
         if trunk is None and cfg.model.regime == "finetune":  # a transformer trained end to end
@@ -101,6 +103,17 @@ class Trainer:
         return list(split.x)
 
     # --------------------------------------------------------------- training
+    def lr_factor(self, step: int) -> float:
+        """The learning rate of training step ``step`` (0-based) over ``model.lr``: 1 when constant, else it
+        decays from 1 at step 0 toward 0 at ``total_steps`` (linear: ``1 - s/T``; cosine: ``(1 + cos(pi s/T)) / 2``)."""
+        frac = min(max(step / self.total_steps, 0.0), 1.0)
+        kind = self.cfg.model.lr_decay
+        if kind == "linear":
+            return 1.0 - frac
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * frac))
+        return 1.0
+
     def train_step(self, task_ids: np.ndarray, example_ids: np.ndarray) -> float:
         """One optimiser step on a batch; returns the batch's mean loss (:class:`TrainingError` if non-finite)."""
         self.model.train()
@@ -115,6 +128,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.dist.average_gradients(self.model.parameters())
+        if self.cfg.model.lr_decay != "none":
+            lr = self.cfg.model.lr * self.lr_factor(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         self.optimizer.step()
         self.step += 1
         with torch.no_grad():
@@ -213,7 +230,7 @@ def train_with_schedule(
         schedule = schedule.restrict_to([t.name for t in tasks])
     steps = steps or cfg.train.steps
     t0 = time.perf_counter()
-    trainer = Trainer(tasks, cfg, seed, trunk_factory() if trunk_factory else None)
+    trainer = Trainer(tasks, cfg, seed, trunk_factory() if trunk_factory else None, total_steps=steps)
     sampler = TaskSampler(schedule, cfg.train.batch_size, [t.n_train for t in tasks], seed=seed, per=cfg.train.per)
     counts = np.zeros(len(tasks))
     for _ in range(steps):

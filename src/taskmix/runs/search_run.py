@@ -83,7 +83,8 @@ class SearchRun(MetaStepLoop):
         self.spm = cfg.search_steps_per_meta_step  # what the search trains per meta-step (search.horizon)
         self.row_steps = cfg.steps_per_meta_step  # what one schedule row spans in a replay
         # the policy, its exploration draws and its updates: the same ask/tell object a user's own loop drives
-        self.mixer = Mixer.from_config(cfg, [t.name for t in self.tasks], seed=self.seed)
+        self.mixer = Mixer.from_config(cfg, [t.name for t in self.tasks], seed=self.seed,
+                                       sizes={t.name: t.n_train for t in tasks})  # the prior: sizes before cross-fitting
         self.round = 0
         self.meta_step = 0  # within the round
         self.log: list[dict[str, Any]] = []
@@ -131,7 +132,8 @@ class SearchRun(MetaStepLoop):
         seed = self.seed + 1000 * self.round
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        self.trainer = Trainer(self.tasks, self.cfg, seed, self.trunk_factory() if self.trunk_factory else None)
+        self.trainer = Trainer(self.tasks, self.cfg, seed, self.trunk_factory() if self.trunk_factory else None,
+                               total_steps=self.meta_steps * self.spm)  # one round's training (model.lr_decay)
         self.trainer.dist = self.dist
         if self.round > 0 and not restoring:  # (a restore loads the mixer's state next)
             self.mixer.next_round(seed)
@@ -303,6 +305,7 @@ class SearchRun(MetaStepLoop):
                 "horizon": s.horizon,
                 "schedule_steps": self.cfg.schedule_steps,
                 "shrink": s.shrink,
+                "prior": s.prior,
                 "prior_pull": s.prior_pull,
                 "reward_folds": max(1, self.reward_folds),
                 "task_effects": self.task_effects(),

@@ -29,18 +29,33 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..config import Config
 from ..errors import ConfigError, check_state_matches
-from ..schedule import Schedule
+from ..schedule import Schedule, rule_weights
 from .credit import alignment
 from .policy import Policy
 
-__all__ = ["Mixer"]
+__all__ = ["Mixer", "prior_mixture"]
+
+
+def prior_mixture(name: str, tasks: Sequence[str], target: str, sizes: Mapping[str, int], cap: int = 2**15) -> np.ndarray:
+    """The weights of ``search.prior`` (a rule's name) for ``tasks``; :class:`ConfigError` naming the field if the
+    name is unknown or a task gets no weight (the policy starts from the prior's logits, so every weight must be > 0).
+
+    >>> prior_mixture("proportional", ["ur", "mnli"], "ur", {"ur": 270, "mnli": 3000}).round(3).tolist()
+    [0.083, 0.917]
+    """
+    w = rule_weights(name, tasks, target, sizes, cap, field="search.prior")
+    empty = [t for t, v in zip(tasks, w) if not v > 0]
+    if empty:
+        raise ConfigError(f"search.prior: {name!r} gives {empty} no weight; the policy starts from the prior, so "
+                          "every task needs a positive weight (e.g. uniform, proportional, temperature_2)")
+    return w
 
 
 class Mixer:
@@ -57,7 +72,9 @@ class Mixer:
             update, as ``search.*`` in a config (:class:`~taskmix.strategies.policy.Policy`).
         shrink, prior_pull: the robust update (a credit within ``shrink`` standard errors
             does not move the policy; an L2 pull of the logits toward the prior).
-        time_variant_init: ``previous`` (each row starts from the last) or ``uniform``.
+        prior: the mixture the policy starts from and ``prior_pull`` pulls toward, one positive
+            weight per task (default: uniform); ``from_config`` computes it from ``search.prior``.
+        time_variant_init: ``previous`` (each row starts from the last) or ``uniform`` (from the prior).
         similarity: ``dot`` or ``cosine`` for :meth:`gradient_alignment`.
         seed: seeds the draw stream.
 
@@ -70,7 +87,7 @@ class Mixer:
         steps_per_meta_step: int = 100, epsilon: float = 0.1, gamma: float = 0.2, lr: float = 0.02,
         sgd_steps: int = 100, baseline: str = "moving_average", baseline_decay: float = 0.9, normalize: bool = True,
         entropy: float = 0.0, shrink: float = 0.0, prior_pull: float = 0.0, time_variant_init: str = "previous",
-        similarity: str = "dot", seed: int = 0,
+        similarity: str = "dot", seed: int = 0, prior: Sequence[float] | np.ndarray | None = None,
     ):
         self.tasks = [str(t) for t in tasks]
         if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
@@ -95,7 +112,7 @@ class Mixer:
             self.policy = Policy(len(self.tasks), self.target, n_rows=meta_steps if policy == "time_variant" else 1,
                                  epsilon=epsilon, gamma=gamma, lr=lr, sgd_steps=sgd_steps, baseline=baseline,
                                  baseline_decay=baseline_decay, normalize=normalize, entropy=entropy, shrink=shrink,
-                                 prior_pull=prior_pull)
+                                 prior_pull=prior_pull, prior=None if prior is None else np.asarray(prior, dtype=np.float64))
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xD4A7]))
@@ -107,15 +124,21 @@ class Mixer:
         self._start_row()
 
     @classmethod
-    def from_config(cls, cfg: Config, tasks: Sequence[str] | None = None, seed: int | None = None) -> "Mixer":
-        """A mixer with a config's ``search`` settings (and its tasks, target and seed unless given)."""
+    def from_config(cls, cfg: Config, tasks: Sequence[str] | None = None, seed: int | None = None,
+                    sizes: Mapping[str, int] | None = None) -> "Mixer":
+        """A mixer with a config's ``search`` settings (and its tasks, target and seed unless given).
+
+        ``sizes``: training examples per task, for a ``search.prior`` computed from them (``proportional``, ...).
+        """
         s = cfg.search
-        return cls(tasks if tasks is not None else cfg.task_names(), cfg.target, policy=s.policy,
+        names = list(tasks if tasks is not None else cfg.task_names())
+        prior = None if s.prior == "uniform" else prior_mixture(s.prior, names, cfg.target, sizes or {}, cfg.compare.cap)
+        return cls(names, cfg.target, policy=s.policy,
                    meta_steps=s.meta_steps, steps_per_meta_step=cfg.steps_per_meta_step, epsilon=s.epsilon,
                    gamma=s.gamma, lr=s.lr, sgd_steps=s.sgd_steps, baseline=s.baseline, baseline_decay=s.baseline_decay,
                    normalize=s.normalize, entropy=s.entropy, shrink=s.shrink, prior_pull=s.prior_pull,
                    time_variant_init=s.time_variant_init,
-                   similarity=s.similarity, seed=cfg.seed if seed is None else seed)
+                   similarity=s.similarity, seed=cfg.seed if seed is None else seed, prior=prior)
 
     # ---------------------------------------------------------------- asking
     @property

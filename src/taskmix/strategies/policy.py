@@ -1,7 +1,8 @@
 """The sampling policy: softmax logits over tasks, exploration, and the REINFORCE update.
 
 * Logits: one vector for the whole run (time-invariant) or one per meta-step
-  (time-variant), initialised uniform (all zeros).
+  (time-variant), initialised at the *prior*: uniform (all zeros) unless a
+  prior mixture ``q`` is given, then ``log q`` (centred); see ``search.prior``.
 * Exploration, exactly as in the paper, per sample: draw ``p ~ U(0, 1)``; if
   ``p < epsilon`` a uniformly random task, if ``epsilon <= p < gamma`` the
   primary (target) task, otherwise a task from the policy.
@@ -34,9 +35,9 @@
     ``z se_i`` (moved toward 0 by that much, and set to 0 if within it), so a
     credit within its noise does not move the policy;
   - *pull toward the prior* (``prior_pull = k > 0``): every SGD step adds
-    ``-k (theta - theta_0)`` (an L2 penalty toward the uniform prior), so
-    the logits settle where the credit balances the pull instead of running
-    to a corner on a small, persistent credit difference.
+    ``-k (theta - theta_0)`` (an L2 penalty toward the prior's logits
+    ``theta_0``), so the logits settle where the credit balances the pull
+    instead of running to a corner on a small, persistent credit difference.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Policy:
         entropy: float = 0.0,
         shrink: float = 0.0,
         prior_pull: float = 0.0,
+        prior: np.ndarray | list[float] | None = None,
     ):
         if not 0 <= epsilon <= gamma <= 1:
             raise ValueError(f"need 0 <= epsilon <= gamma <= 1, got epsilon={epsilon}, gamma={gamma}")
@@ -87,7 +89,16 @@ class Policy:
         self.entropy = float(entropy)
         self.shrink = float(shrink)
         self.prior_pull = float(prior_pull)
-        self.logits = np.zeros((int(n_rows), self.n_tasks))
+        if prior is None:
+            self.prior = np.full(self.n_tasks, 1.0 / self.n_tasks)
+        else:
+            q = np.asarray(prior, dtype=np.float64)
+            if q.shape != (self.n_tasks,) or not np.all(np.isfinite(q)) or np.any(q <= 0):
+                raise ValueError(f"prior must be {self.n_tasks} finite positive weights (the policy starts from it), got {q.tolist()}")
+            self.prior = q / q.sum()
+        logq = np.log(self.prior)
+        self.theta0 = logq - logq.mean()  # the prior's logits (all zeros for the uniform prior)
+        self.logits = np.tile(self.theta0, (int(n_rows), 1))
         self.baseline: float | None = None
         self.scale: float | None = None
         self.updates = 0
@@ -175,7 +186,7 @@ class Policy:
                 logp = np.log(np.maximum(p, 1e-300))
                 g -= self.entropy * p * (logp - np.dot(p, logp))
             if self.prior_pull:
-                g -= self.prior_pull * theta  # the prior is the uniform policy, theta_0 = 0
+                g -= self.prior_pull * (theta - self.theta0)
             theta += self.lr * g
         self.logits[row] = theta
         self.updates += 1
@@ -200,7 +211,8 @@ class Policy:
         return np.sign(centred) * np.maximum(np.abs(centred) - thr, 0.0)
 
     def start_row(self, row: int, init: str = "previous") -> None:
-        """Before the first visit of a time-variant row: copy the previous row's logits (``init='previous'``)."""
+        """Before the first visit of a time-variant row: copy the previous row's logits (``init='previous'``);
+        with ``init='uniform'`` the row keeps its start, the prior's logits."""
         if init == "previous" and row > 0:
             self.logits[row] = self.logits[row - 1]
 
@@ -213,6 +225,7 @@ class Policy:
         """The complete state, for checkpoints; :meth:`load_state_dict` restores it exactly."""
         return {
             "logits": self.logits.tolist(),
+            "prior": self.prior.tolist(),
             "baseline": self.baseline,
             "scale": self.scale,
             "updates": self.updates,
@@ -223,6 +236,8 @@ class Policy:
         logits = np.asarray(state["logits"], dtype=np.float64)
         if logits.shape != self.logits.shape:
             raise ValueError(f"policy state has logits of shape {logits.shape}, expected {self.logits.shape}")
+        if "prior" in state and not np.allclose(np.asarray(state["prior"], dtype=np.float64), self.prior, rtol=0, atol=1e-12):
+            raise ValueError(f"policy state is for the prior {state['prior']}; this policy's prior is {self.prior.tolist()}")
         self.logits = logits
         self.baseline = state["baseline"]
         self.scale = state["scale"]
