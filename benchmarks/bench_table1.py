@@ -142,6 +142,22 @@ def hi_many(runs: Path) -> str:
     return out
 
 
+def run_settings(runs: Path, prefix: str) -> str:
+    """The learning-rate decay and search prior the runs were made with (from a run's resolved config), as text."""
+    import yaml
+
+    for lang in LANGS:
+        f = runs / f"{prefix}{lang}" / "config.resolved.yaml"
+        if f.is_file():
+            cfg = yaml.safe_load(f.read_text(encoding="utf-8"))
+            m, s = cfg.get("model", {}), cfg.get("search", {})
+            decay = m.get("lr_decay", "none")
+            parts = [f"Model learning rate {m.get('lr')} " + ("constant" if decay == "none" else f"with {decay} decay to 0"),
+                     f"search prior {s.get('prior', 'uniform')}, policy lr {s.get('lr')}"]
+            return "; ".join(parts) + ". "
+    return ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", required=True)
@@ -168,7 +184,7 @@ def main() -> None:
         runs_cmd = (f"Runs: `taskmix compare {cfgs} --seeds 5 --out RUNS/{prefix}<lang> -o encoder.threads=1`, and "
                     f"the same with `-o 'compare.methods=[auxiliary_only]' --out RUNS/{prefix}<lang>_aux` (English only), "
                     "nice'd, one at a time, on the shared 2 cores.")
-        body = f"XNLI, {title}. {common}\n\n{runs_cmd}\n\n{table}\n\n" + "".join(f"- {n}\n" for n in notes) + f"\n{differs}\n"
+        body = f"XNLI, {title}. {common} {run_settings(runs, prefix)}\n\n{runs_cmd}\n\n{table}\n\n" + "".join(f"- {n}\n" for n in notes) + f"\n{differs}\n"
         print(body)
         if not args.no_write:
             update_section(section, body)
