@@ -48,6 +48,7 @@ __all__ = [
     "examples_proportional",
     "explicit",
     "RULES",
+    "rule_parameter",
     "rule_weights",
 ]
 
@@ -417,6 +418,19 @@ RULES.register("examples_proportional", examples_proportional, method=True)
 RULES.register("explicit", explicit, method=False)
 
 
+def rule_parameter(rule: str, suffix: str) -> dict[str, float]:
+    """The keyword a parametric rule's name suffix sets (``temperature`` + ``"2"`` -> ``{"temperature": 2.0}``);
+    :class:`ValueError` for a suffix that is not a positive finite number."""
+    parameter = RULES.meta(rule, "parameter")
+    try:
+        value = float(suffix)
+    except ValueError:
+        raise ValueError(f"the suffix of {rule}_<{parameter}> must be a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{parameter} must be a positive finite number")
+    return {parameter: value}
+
+
 def rule_weights(name: str, tasks: Sequence[str], target: str, sizes: Mapping[str, int], cap: int = 2**15,
                  field: str = "rule") -> np.ndarray:
     """The weights of the rule called ``name`` (``proportional``, ``temperature_2``, ...), in ``tasks`` order.
@@ -431,15 +445,12 @@ def rule_weights(name: str, tasks: Sequence[str], target: str, sizes: Mapping[st
     rule, kwargs = name, {}
     if name not in RULES:
         for base in RULES:
-            param = RULES.meta(base, "parameter")
-            if param and name.startswith(base + "_"):
+            if RULES.meta(base, "parameter") and name.startswith(base + "_"):
                 try:
-                    value = float(name[len(base) + 1:])
-                except ValueError:
-                    value = float("nan")
-                if not (math.isfinite(value) and value > 0):
-                    raise ConfigError(f"{field}: {name!r}: the suffix of {base}_<{param}> must be a positive number")
-                rule, kwargs = base, {param: value}
+                    kwargs = rule_parameter(base, name[len(base) + 1:])
+                except ValueError as e:
+                    raise ConfigError(f"{field}: {name!r}: {e}") from None
+                rule = base
                 break
     choices = [n for n in RULES if RULES.meta(n, "method")]
     choices += [f"{n}_<{RULES.meta(n, 'parameter')}>" for n in RULES if RULES.meta(n, "parameter")]

@@ -42,7 +42,7 @@ from ..runs.online import run_online
 from ..runs.rewards import REWARDS
 from ..runs.search_run import SearchRun, shares_trajectory
 from ..sampler import TaskSampler
-from ..schedule import RULES, Schedule, jsonable
+from ..schedule import RULES, Schedule, jsonable, rule_parameter
 from ..strategies import STRATEGIES, check_settings
 from ..strategies.mixer import prior_mixture
 
@@ -79,15 +79,9 @@ def rule_method(rule: str, **fixed: Any) -> Method:
     return static_method(lambda j: build(j.names, target=j.cfg.target, sizes=j.sizes, cap=j.cfg.compare.cap, **fixed))
 
 
-def _parametric(rule: str, parameter: str) -> Callable[[str], Method]:
+def _parametric(rule: str) -> Callable[[str], Method]:
     def build(suffix: str) -> Method:
-        try:
-            value = float(suffix)
-        except ValueError:
-            raise ValueError(f"the suffix of {rule}_<{parameter}> must be a number") from None
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{parameter} must be a positive finite number")
-        return rule_method(rule, **{parameter: value})
+        return rule_method(rule, **rule_parameter(rule, suffix))  # ValueError for a bad suffix
 
     return build
 
@@ -97,7 +91,7 @@ for _rule in RULES:
         continue
     _param = RULES.meta(_rule, "parameter")
     if _param:
-        METHODS.register_family(f"{_rule}_", _parametric(_rule, _param), placeholder=_param.upper()[0], kind="baseline")
+        METHODS.register_family(f"{_rule}_", _parametric(_rule), placeholder=_param.upper()[0], kind="baseline")
     else:
         METHODS.register(_rule, rule_method(_rule), kind="baseline")
 
