@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _md import update_section  # noqa: E402
 
 from taskmix.compare.report import effect_cells  # noqa: E402
-from taskmix.compare.stats import bootstrap_ci  # noqa: E402
+from taskmix.compare.predictions import decode_labels  # noqa: E402
+from taskmix.compare.stats import bootstrap_ci, combined_ci, example_se, paired_t  # noqa: E402
 
 LANGS = {"ur": "Urdu", "sw": "Swahili", "th": "Thai", "hi": "Hindi"}
 # Sundararaman et al., Table 1 (mBERT fine-tuned, XNLI test): English, target language, uniform (= proportional
@@ -60,13 +61,40 @@ def cell(rows: dict[int, dict]) -> str:
     return f"{v.mean():.3f}{sd}" + (f" (n={len(v)})" if len(v) != 5 else "")
 
 
-def paired_diff(a: dict[int, dict], b: dict[int, dict]) -> str:
+def paired_diff(a: dict[int, dict], b: dict[int, dict], ci: str = "t") -> str:
+    """``a - b`` paired over seeds: mean [95% CI], the paired t interval (``ci="t"``, what ``taskmix compare``
+    reports) or the percentile bootstrap over seeds (``ci="bootstrap"``, narrower with 5 seeds)."""
     seeds = sorted(set(a) & set(b))
     if len(seeds) < 2:
         return ""
     d = np.array([a[s]["test"] - b[s]["test"] for s in seeds])
-    lo, hi = bootstrap_ci(d)
+    if ci == "t":
+        t = paired_t(d)
+        lo, hi = t["ci_low"], t["ci_high"]
+    else:
+        lo, hi = bootstrap_ci(d)
     return f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def report_labels(d: Path) -> np.ndarray | None:
+    """The report split's labels a comparison kept in its results.json (None for older runs)."""
+    p = d / "results.json"
+    if not p.is_file():
+        return None
+    text = json.loads(p.read_text()).get("report_labels")
+    return decode_labels(text) if text else None
+
+
+def examples_diff(a: dict[int, dict], b: dict[int, dict], labels: np.ndarray | None) -> str:
+    """``a - b``'s 95% interval over seeds *and* test examples (``taskmix compare``'s second Δ column)."""
+    seeds = sorted(set(a) & set(b))
+    if labels is None or len(seeds) < 2 or not all("predictions" in x[s] for x in (a, b) for s in seeds):
+        return "—"
+    pa = np.stack([decode_labels(a[s]["predictions"], n=len(labels)) for s in seeds])
+    pb = np.stack([decode_labels(b[s]["predictions"], n=len(labels)) for s in seeds])
+    d = np.array([a[s]["test"] - b[s]["test"] for s in seeds])
+    lo, hi = combined_ci(d, example_se(pa, pb, labels), len(labels))
+    return f"[{lo:+.3f}, {hi:+.3f}]"
 
 
 def mean_weights(row: dict) -> dict[str, float]:
@@ -76,7 +104,9 @@ def mean_weights(row: dict) -> dict[str, float]:
 
 
 def lang_table(runs: Path, prefix: str) -> tuple[str, list[str]]:
-    head = ["language"] + [c[1] for c in COLUMNS] + ["best learned − target only", "best learned − best rule", "learned weights (TI, seed 0)", "compare (s)"]
+    head = ["language"] + [c[1] for c in COLUMNS] + ["best learned − target only", "best learned − best rule",
+                                                      "the same, 95% CI over seeds + test examples",
+                                                      "learned weights (TI, seed 0)", "compare (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for lang, name in LANGS.items():
@@ -97,8 +127,9 @@ def lang_table(runs: Path, prefix: str) -> tuple[str, list[str]]:
             best_r = max(rules, key=means.get)
             cells.append(paired_diff(rows[best_l], rows["single_task"]) if "single_task" in rows else "")
             cells.append(f"{paired_diff(rows[best_l], rows[best_r])} vs {best_r}")
+            cells.append(examples_diff(rows[best_l], rows[best_r], report_labels(d)))
         else:
-            cells += ["", ""]
+            cells += ["", "", ""]
         ti = rows.get("learned_time_invariant", {})
         w = mean_weights(ti[min(ti)]) if ti else {}
         cells.append(", ".join(f"{k}={v:.2f}" for k, v in w.items()))
@@ -168,8 +199,12 @@ def main() -> None:
               "(256) with one shared head, 1,000 steps × 64, reward split = 10% of the target's training rows, "
               "lookahead reward (20 steps), 10 meta-steps; XNLI test (5,010) reported; 5 paired seeds. Cells: mean ± "
               "std over seeds, the paper's mBERT number in parentheses (the paper's uniform = proportional: equal "
-              "data sizes there). Differences: paired over seeds, mean [95% bootstrap CI]; *best rule* is the best "
-              "of English only, target only, uniform, proportional and temperature 2. "
+              "data sizes there). Differences: paired over seeds, mean [95% paired t interval over the 5 seeds, the "
+              "interval `taskmix compare` reports]; the next column widens it by the test split's own sampling noise "
+              "(`taskmix compare`'s *seeds + test examples* interval: the seed-averaged per-example difference's "
+              "standard error combined with the seeds', Welch-Satterthwaite t); *best rule* is the best "
+              "of English only, target only, uniform, proportional and temperature 2, picked on the test split "
+              "itself. "
               "*compare (s)*: the summed run seconds of all cells (warm: features from the cache).")
     differs = ("What differs from the paper: frozen 4-bit e5-small sentence embeddings and a small MLP instead of "
                "fine-tuned mBERT; Thai and Hindi train on their XNLI validation split (no translate-train exists), "

@@ -45,7 +45,7 @@ def line(label: str, split: str, rows: dict[str, dict[int, dict]]) -> str | None
     for m in LEARNED:
         got = rows.get(m, {})
         v = np.array([r["test"] for r in got.values()])
-        cells += [f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else "", paired_diff(got, base)]
+        cells += [f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else "", paired_diff(got, base, ci="bootstrap")]
     ti = rows.get("learned_time_invariant", {})
     w = [np.asarray(r["schedule"]["weights"], dtype=float).mean(0)[0] for _, r in sorted(ti.items()) if r.get("schedule")]
     cells.append(", ".join(f"{x:.2f}" for x in w))

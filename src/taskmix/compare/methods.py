@@ -39,6 +39,7 @@ from ..errors import ConfigError, TrainingError
 from ..registry import Registry
 from ..runs.job import Job, MethodResult, prepare_job, replay
 from ..runs.online import run_online
+from .predictions import encode_labels
 from ..runs.rewards import REWARDS
 from ..runs.search_run import SearchRun, shares_trajectory
 from ..sampler import TaskSampler
@@ -215,7 +216,7 @@ def checked_method(z: float = 0.0) -> Callable[[Job], MethodResult]:
         search_s = float(cands["learned_time_invariant"].extra.get("search_seconds", 0.0))
         retrains = sum(r.seconds for r in cands.values()) - 2 * search_s
         return MethodResult(
-            test=res.test, seconds=retrains + search_s, schedule=sched,
+            test=res.test, seconds=retrains + search_s, schedule=sched, predictions=res.predictions,
             train_steps=sum(r.train_steps for r in cands.values()) - cands["learned_time_variant"].train_steps
             + job.cfg.train.steps,
             evaluations=sum(r.evaluations for r in cands.values()) - (cands["learned_time_variant"].evaluations - 1),
@@ -299,9 +300,10 @@ def online_method(name: str, **kwargs: Any) -> Callable[[Job], MethodResult]:
     """
 
     def run(job: Job) -> MethodResult:
-        res, test, seconds = run_online(job, name, **kwargs)
+        res, test, seconds, predictions = run_online(job, name, **kwargs)
         return MethodResult(
             test=test,
+            predictions=predictions,
             seconds=seconds,
             schedule=res.time_variant,
             train_steps=res.steps,
@@ -330,7 +332,7 @@ def replay_method(name: str, schedule: str = "average", **kwargs: Any) -> Callab
         raise ValueError(f"replay schedule must be 'average' or 'time_variant', got {schedule!r}")
 
     def run(job: Job) -> MethodResult:
-        res, online_test, seconds = run_online(job, name, **kwargs)
+        res, online_test, seconds, _ = run_online(job, name, **kwargs)
         sched = res.average if schedule == "average" else res.time_variant
         return replay(
             job,
@@ -411,4 +413,5 @@ def run_method(cfg: Config, tasks: Sequence[Task], method: str, seed: int) -> di
         "schedule": res.schedule.to_dict() if res.schedule is not None else None,
         "log": res.log,
         "extra": jsonable(res.extra),
+        **({"predictions": encode_labels(res.predictions)} if res.predictions is not None else {}),
     }

@@ -41,6 +41,7 @@ from ..runs.tracking import check_tracking, track_compare
 from ..schedule import RULES, Schedule
 from .methods import run_method, select_methods
 from .plots import plot_schedule
+from .predictions import decode_labels, encode_labels
 from .ray_backend import run_cells_ray
 from .report import write_report
 from .stats import format_table, method_kind, summarize
@@ -83,6 +84,11 @@ def _check_row(row: Any, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: 'schedule' is not a JSON object")
     if not isinstance(row.get("log", []), list):
         raise ConfigError(f"{where}: 'log' is not a list")
+    if "predictions" in row:
+        try:
+            decode_labels(row["predictions"])
+        except ValueError as e:
+            raise ConfigError(f"{where}: 'predictions': {e}") from None
     digest = row.get(ROW_DIGEST)
     if not isinstance(digest, str):
         raise ConfigError(f"{where}: no {ROW_DIGEST!r} checksum (written by an older taskmix, or edited); cannot trust it")
@@ -195,6 +201,12 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             raise ConfigError(f"{meta_path}: missing or unreadable; cannot check that --resume uses the same config") from None
         check_compatible(saved, fingerprint, saved.get("seed"), str(out))  # type: ignore[arg-type]  # seeds are per row
         rows = read_rows(rows_path)
+        n_report = len(tasks[[t.name for t in tasks].index(cfg.target)].report_split.y)
+        for r in rows:
+            if "predictions" in r and len(decode_labels(r["predictions"])) != n_report:
+                raise ConfigError(
+                    f"{rows_path}: the row of method {r['method'][:60]!r} seed {r['seed']}: 'predictions' holds {len(decode_labels(r['predictions']))} labels but the target's "
+                    f"report split has {n_report} rows; the data changed since these rows were written: use a new --out")
     elif (out / "results.json").exists() or rows_path.exists() or rows_path.is_symlink():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}
@@ -234,15 +246,19 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             sched.save(out / sched_rel)
         if r.get("log"):
             atomic_write_text(out / "logs" / f"{tag}.jsonl", "".join(json.dumps(e) + "\n" for e in r["log"]))
-        public_rows.append({k: v for k, v in r.items() if k not in ("log", "schedule", ROW_DIGEST)} | {"schedule": sched_rel})
+        public_rows.append({k: v for k, v in r.items() if k not in ("log", "schedule", "predictions", ROW_DIGEST)}
+                           | {"schedule": sched_rel})
     uniform_secs = [r["seconds"] for r in rows if r["method"] == "uniform"]
     plain_seconds = float(np.median(uniform_secs)) if uniform_secs else None
-    summary = summarize(rows, plain_seconds=plain_seconds, plain_steps=cfg.train.steps)
+    labels = target.report_split.y
+    summary = summarize(rows, plain_seconds=plain_seconds, plain_steps=cfg.train.steps, labels=labels,
+                        metric=target.metric, num_labels=target.num_labels)
     table = format_table(summary)
     results = {
         "target": cfg.target,
         "metric": target.metric,
         "report_split": target.report_split_name,
+        "report_labels": encode_labels(labels),
         "seeds": seed_list,
         "methods": methods,
         "plain_run_seconds": plain_seconds,

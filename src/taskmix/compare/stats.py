@@ -10,6 +10,11 @@ With the handful of seeds a comparison has (5 by default) the percentile
 bootstrap is too narrow -- it resamples only the values seen and ignores the
 uncertainty in the spread -- so the intervals are t intervals; the bootstrap
 (:func:`bootstrap_ci`) is kept for callers that want it.
+* where the rows keep their per-example predictions (a comparison's rows do)
+  and the report split's labels are given: the same paired difference with an
+  interval that also counts the report split's sampling noise -- its examples
+  are a sample too, and with a few hundred or thousand of them that noise is
+  often larger than the seeds' (``diff_ci_examples_*``, :func:`example_se`);
 * cost: training steps, evaluations and wall time per run and in total, and
   their ratio to one plain training run (the ``uniform`` rows).
 """
@@ -23,8 +28,8 @@ import numpy as np
 
 from .methods import METHODS
 
-__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "describe", "format_table", "method_kind", "paired",
-           "paired_t", "summarize", "t_ci", "table_cells"]
+__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se", "format_table",
+           "method_kind", "paired", "paired_t", "summarize", "t_ci", "table_cells"]
 
 CI_METHOD = "t"
 """How ``ci_low`` / ``ci_high`` and the paired ``diff_ci_*`` are computed: Student t intervals."""
@@ -78,6 +83,80 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def example_se(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray, metric: str = "accuracy",
+               num_labels: int | None = None, n_resamples: int = 1000, seed: int = 0) -> float:
+    """Standard error, over the report split's examples, of the seed-averaged paired difference of two methods.
+
+    ``pred_a`` and ``pred_b`` are ``(seeds, examples)`` predicted labels of the two methods on the same seeds
+    (row ``s`` of both is seed ``s``); ``labels`` the examples' labels.  The difference estimated is
+    ``mean_s metric(pred_a[s]) - mean_s metric(pred_b[s])``; its standard error is what resampling the
+    *examples* (the report split is a sample of the task's inputs) would give, keeping the seeds:
+
+    * accuracy: exactly ``std(d_j) / sqrt(n)`` with ``d_j`` example ``j``'s seed-averaged correctness difference
+      (the paired, per-example form of McNemar's test, averaged over seeds);
+    * macro-F1 (not a mean over examples): the standard deviation over ``n_resamples`` paired bootstrap
+      resamples of the examples (the same resample for both methods and every seed).
+    """
+    pa, pb, y = np.atleast_2d(pred_a), np.atleast_2d(pred_b), np.asarray(labels)
+    if pa.shape != pb.shape or pa.shape[1] != len(y):
+        raise ValueError(f"predictions of shape {pa.shape} and {pb.shape} do not pair with {len(y)} labels")
+    n = len(y)
+    if n < 2:
+        return 0.0
+    if metric == "accuracy":
+        d = (pa == y).mean(axis=0) - (pb == y).mean(axis=0)
+        return float(d.std(ddof=1) / math.sqrt(n))
+    if metric != "macro_f1":
+        raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' or 'macro_f1'")
+    k = int(num_labels if num_labels is not None else max(int(y.max()), int(pa.max()), int(pb.max())) + 1)
+    rng = np.random.default_rng(seed)
+    cells_a, cells_b = y * k + pa, y * k + pb  # (seeds, n): confusion cell of each prediction
+    onehot = np.eye(k * k, dtype=np.float64)
+    diffs = []
+    for start in range(0, n_resamples, 250):
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, n_resamples - start)).astype(np.float64)  # (B, n)
+        f = np.zeros((2, w.shape[0]))
+        for m, cells in enumerate((cells_a, cells_b)):
+            for row in cells:
+                conf = (w @ onehot[row]).reshape(-1, k, k)  # (B, true, pred)
+                tp = np.einsum("bii->bi", conf)
+                denom = conf.sum(axis=2) + conf.sum(axis=1)  # 2 tp + fp + fn
+                present = denom > 0
+                f1 = np.where(present, 2 * tp / np.where(present, denom, 1), 0.0)
+                f[m] += f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+        diffs.append((f[0] - f[1]) / len(cells_a))
+    return float(np.concatenate(diffs).std(ddof=1))
+
+
+def combined_ci(differences: Sequence[float] | np.ndarray, se_examples: float, n_examples: int,
+                confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of a paired difference counting both the seeds' and the report split's sampling noise.
+
+    ``mean -+ q * sqrt(sem_seeds^2 + se_examples^2)`` with ``sem_seeds`` the per-seed differences' standard
+    error, ``se_examples`` :func:`example_se` (from ``n_examples`` examples) and ``q`` Student t's quantile
+    with the Welch-Satterthwaite degrees of freedom of the two variances (seeds - 1 and n_examples - 1):
+    close to seeds - 1 when the seeds' noise dominates, to the normal quantile when the examples' does.
+    With one seed only the examples' noise is known.  The interval is never narrower than the seeds' own
+    paired t interval (a second source of noise cannot make the difference surer).  Adding the two variances
+    slightly over-counts the seed-by-example interaction (it is in both), so the interval errs wide.
+    """
+    from scipy.stats import t
+
+    d = np.asarray(differences, dtype=np.float64)
+    m = float(d.mean())
+    v_seed = float(d.var(ddof=1) / len(d)) if len(d) >= 2 else 0.0
+    v_ex = float(se_examples) ** 2
+    parts = [(v, k - 1) for v, k in ((v_seed, len(d)), (v_ex, int(n_examples))) if v > 0 and k >= 2]
+    if not parts:
+        return m, m
+    total = sum(v for v, _ in parts)
+    df = total**2 / sum(v**2 / k for v, k in parts)
+    half = float(t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
+    if v_seed > 0:
+        half = max(half, float(t.ppf(0.5 + confidence / 2, len(d) - 1)) * math.sqrt(v_seed))
+    return m - half, m + half
+
+
 def describe(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Mean, std, standard error and a 95% interval of the values."""
     v = np.asarray(values, dtype=np.float64)
@@ -112,7 +191,16 @@ def _median(values: Sequence[Any]) -> float | None:
     return float(np.median(v)) if v else None
 
 
-def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None, plain_steps: int | None = None) -> list[dict[str, Any]]:
+def _predictions(rows: dict[int, dict[str, Any]], seeds: Sequence[int], n: int) -> np.ndarray | None:
+    from .predictions import decode_labels
+
+    if not all("predictions" in rows[s] for s in seeds):
+        return None
+    return np.stack([decode_labels(rows[s]["predictions"], n=n) for s in seeds])
+
+
+def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None, plain_steps: int | None = None,
+              labels: np.ndarray | None = None, metric: str = "accuracy", num_labels: int | None = None) -> list[dict[str, Any]]:
     """One summary per method: statistics, paired difference to the best baseline, cost.
 
     Statistics of the per-seed ``test`` values: ``n``, ``mean``, ``std``
@@ -132,6 +220,11 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
     training run (``step_ratio``, ``eval_ratio``, ``cost_ratio``).  A plain run
     is ``plain_steps`` steps, one evaluation and ``plain_seconds`` seconds;
     when not given they are the medians of the ``uniform`` rows (if any).
+
+    With the report split's ``labels`` (and its ``metric``, ``num_labels``), a method whose rows and the
+    best baseline's rows on the shared seeds all hold ``predictions`` also gets the report split's part of
+    the noise: ``diff_se_examples`` (:func:`example_se`), the interval ``diff_ci_examples_low`` /
+    ``diff_ci_examples_high`` (:func:`combined_ci`: seeds and examples) and ``within_noise_examples``.
     """
     groups = by_method(rows)
     uniform = list(groups.get("uniform", {}).values())
@@ -177,6 +270,15 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
                 s["diff_p"] = dd["p"]
                 lo, hi = dd["ci_low"], dd["ci_high"]
                 s["within_noise"] = lo is None or hi is None or bool(lo <= 0.0 <= hi)
+                seeds = sorted(set(g) & set(groups[best_base]))
+                pa = _predictions(g, seeds, len(labels)) if labels is not None else None
+                pb = _predictions(groups[best_base], seeds, len(labels)) if pa is not None and labels is not None else None
+                if pa is not None and pb is not None and labels is not None:
+                    se_ex = example_se(pa, pb, np.asarray(labels), metric, num_labels)
+                    lo2, hi2 = combined_ci(d, se_ex, len(labels))
+                    s["diff_se_examples"] = se_ex
+                    s["diff_ci_examples_low"], s["diff_ci_examples_high"] = lo2, hi2
+                    s["within_noise_examples"] = bool(lo2 <= 0.0 <= hi2)
         out.append(s)
     out.sort(key=lambda s: -s["mean"])
     return out
@@ -196,9 +298,21 @@ def ratio_cell(s: dict[str, Any], key: str) -> str:
     return f"{s[key]:.2f}" if key in s and s[key] is not None and math.isfinite(s[key]) else ""
 
 
+def _examples_cell(s: dict[str, Any]) -> str:
+    if "diff_ci_examples_low" not in s:
+        return "(best baseline)" if s.get("best_baseline") else ""
+    mark = " ≈" if s["within_noise_examples"] else ""
+    return f"[{s['diff_ci_examples_low']:+.4f}, {s['diff_ci_examples_high']:+.4f}]{mark}"
+
+
 def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the results table (shared by :func:`format_table` and the reports)."""
-    head = ["method", "mean ± std", "95% CI (t)", "Δ vs best baseline (95% paired t CI, p)", "train steps", "steps × plain",
+    """Header and cells of the results table (shared by :func:`format_table` and the reports).
+
+    The column of intervals over seeds *and* report-split examples is there when a summary has them.
+    """
+    examples = any("diff_ci_examples_low" in s for s in summary)
+    head = ["method", "mean ± std", "95% CI (t)", "Δ vs best baseline (95% paired t CI, p)",
+            *(["Δ 95% CI, seeds + test examples"] if examples else []), "train steps", "steps × plain",
             "evaluations", "seconds", "time × plain"]
     cells = []
     for s in summary:
@@ -207,6 +321,7 @@ def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
             f"{s['mean']:.4f} ± {s['std']:.4f}",
             f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]",
             _diff_cell(s),
+            *([_examples_cell(s)] if examples else []),
             f"{s.get('train_steps', 0):.0f}",
             ratio_cell(s, "step_ratio"),
             f"{s.get('evaluations', 0):.0f}",
@@ -228,6 +343,9 @@ def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str
         + (f" ({vs})" if vs else "")
         + "; 95% CIs are Student t intervals (paired t for Δ, with the paired t-test's p value); "
         "≈ marks a difference whose CI covers 0 (within noise). "
-        "Cost per run (median over seeds); × plain: ratio to one plain training run (the uniform rows)."
+        + ("Seeds + test examples: the same Δ with an interval that also counts the report split's sampling noise "
+           "(the two standard errors combined, t with Welch-Satterthwaite degrees of freedom). "
+           if any("diff_ci_examples_low" in s for s in summary) else "")
+        + "Cost per run (median over seeds); × plain: ratio to one plain training run (the uniform rows)."
     )
     return "\n".join(lines)

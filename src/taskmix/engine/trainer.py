@@ -50,6 +50,15 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
     return float(np.mean(f1s)) if f1s else 0.0
 
 
+def metric_value(metric: str, y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    """A task metric (``accuracy`` or ``macro_f1`` over ``k`` labels) of predictions ``y_pred``."""
+    if metric == "accuracy":
+        return float(np.mean(np.asarray(y_pred) == np.asarray(y_true)))
+    if metric == "macro_f1":
+        return macro_f1(np.asarray(y_true), np.asarray(y_pred), k)
+    raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' or 'macro_f1'")
+
+
 class Trainer:
     """A multi-task model, its optimiser, and the tasks it trains on.
 
@@ -169,6 +178,12 @@ class Trainer:
         """The task's own metric (accuracy or macro-F1) on ``split``."""
         return self.evaluate(split, task)[self.tasks[task].metric]
 
+    def metric_and_predictions(self, split: Split, task: int) -> tuple[float, np.ndarray]:
+        """The task's own metric on ``split`` and the predicted labels it was computed from (one per row)."""
+        pred, _ = self.predict(split, task)
+        t = self.tasks[task]
+        return metric_value(t.metric, split.y, pred, cast(int, t.num_labels)), pred
+
     # ---------------------------------------------------------------- credit
     def flat_grad(self, x: Any, y: torch.Tensor, task_ids: torch.Tensor, params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
         """Gradient of the mean loss w.r.t. ``params``, flattened (model left unchanged)."""
@@ -201,6 +216,8 @@ class TrainResult:
     realised: list[float]
     final_train_loss: list[float]
     extra: dict[str, Any] = field(default_factory=dict)
+    predictions: np.ndarray | None = field(default=None, repr=False)
+    """the target's predicted label for every row of the report split (for intervals over its examples)"""
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-compatible values."""
@@ -240,7 +257,7 @@ def train_with_schedule(
         if on_step is not None:
             on_step(trainer.step, trainer)
     tgt = tasks[target]
-    value = trainer.metric(tgt.report_split, target)
+    value, predictions = trainer.metric_and_predictions(tgt.report_split, target)
     extra = {name: trainer.metric(split, target) for name, split in (eval_splits or {}).items()}
     return TrainResult(
         metric=tgt.metric,
@@ -251,4 +268,5 @@ def train_with_schedule(
         realised=(counts / counts.sum()).tolist(),
         final_train_loss=trainer.last_losses.tolist(),
         extra=extra,
+        predictions=predictions,
     )

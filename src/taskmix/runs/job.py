@@ -109,6 +109,8 @@ class MethodResult:
     evaluations: int
     log: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    predictions: np.ndarray | None = field(default=None, repr=False)
+    """the reported model's predicted label for every row of the target's report split (None: not kept)"""
 
 
 def prepare_job(cfg: Config, tasks: Sequence[Task], seed: int) -> Job:
@@ -144,4 +146,5 @@ def replay(
         evaluations=1 + evals,
         log=log or [],
         extra={"realised": r.realised, "reward_split": r.extra["reward_split"], **(extra or {})},
+        predictions=r.predictions,
     )

@@ -273,8 +273,9 @@ class AdaptiveRun(MetaStepLoop):
 # ------------------------------------------------------------- one call
 
 
-def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, float, float]:
-    """Run strategy ``name`` online on ``job``: ``(result, report-split metric, seconds incl. the evaluation)``.
+def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, float, float, np.ndarray]:
+    """Run strategy ``name`` online on ``job``: ``(result, report-split metric, seconds incl. the evaluation,
+    the report split's predicted labels)``.
 
     ``kwargs`` override the strategy's hyper-parameters (after the config's).
     """
@@ -283,5 +284,6 @@ def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, floa
     strategy = make_strategy(name, len(job.tasks), job.target, job.seed, **hyper)
     run = AdaptiveRun(job.tasks, job.target, job.reward_split, job.cfg, job.seed, strategy)
     res = run.run()
-    test = run.evaluate_report()
-    return res, test, time.perf_counter() - t0
+    tgt = job.tasks[job.target]
+    test, predictions = run.trainer.metric_and_predictions(tgt.report_split, job.target)
+    return res, test, time.perf_counter() - t0, predictions
