@@ -113,8 +113,9 @@ def example_se(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray, metri
     cells_a, cells_b = y * k + pa, y * k + pb  # (seeds, n): confusion cell of each prediction
     onehot = np.eye(k * k, dtype=np.float64)
     diffs = []
-    for start in range(0, n_resamples, 250):
-        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, n_resamples - start)).astype(np.float64)  # (B, n)
+    chunk = max(1, min(250, 5_000_000 // n))  # resamples per block: a block's weights stay under ~40 MB
+    for start in range(0, n_resamples, chunk):
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_resamples - start)).astype(np.float64)  # (B, n)
         f = np.zeros((2, w.shape[0]))
         for m, cells in enumerate((cells_a, cells_b)):
             for row in cells:
