@@ -25,7 +25,7 @@ from _md import update_section  # noqa: E402
 
 from taskmix.compare.report import effect_cells  # noqa: E402
 from taskmix.compare.predictions import decode_labels  # noqa: E402
-from taskmix.compare.stats import bootstrap_ci, combined_ci, example_se, paired_t  # noqa: E402
+from taskmix.compare.stats import bootstrap_ci, examples_interval, paired_t  # noqa: E402
 
 LANGS = {"ur": "Urdu", "sw": "Swahili", "th": "Thai", "hi": "Hindi"}
 # Sundararaman et al., Table 1 (mBERT fine-tuned, XNLI test): English, target language, uniform (= proportional
@@ -87,14 +87,8 @@ def report_labels(d: Path) -> np.ndarray | None:
 
 def examples_diff(a: dict[int, dict], b: dict[int, dict], labels: np.ndarray | None) -> str:
     """``a - b``'s 95% interval over seeds *and* test examples (``taskmix compare``'s second Δ column)."""
-    seeds = sorted(set(a) & set(b))
-    if labels is None or len(seeds) < 2 or not all("predictions" in x[s] for x in (a, b) for s in seeds):
-        return "—"
-    pa = np.stack([decode_labels(a[s]["predictions"], n=len(labels)) for s in seeds])
-    pb = np.stack([decode_labels(b[s]["predictions"], n=len(labels)) for s in seeds])
-    d = np.array([a[s]["test"] - b[s]["test"] for s in seeds])
-    lo, hi = combined_ci(d, example_se(pa, pb, labels), len(labels))
-    return f"[{lo:+.3f}, {hi:+.3f}]"
+    ex = examples_interval(a, b, labels) if labels is not None and len(set(a) & set(b)) >= 2 else None
+    return "—" if ex is None else f"[{ex[1]:+.3f}, {ex[2]:+.3f}]"
 
 
 def mean_weights(row: dict) -> dict[str, float]:

@@ -203,10 +203,12 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         rows = read_rows(rows_path)
         n_report = len(tasks[[t.name for t in tasks].index(cfg.target)].report_split.y)
         for r in rows:
-            if "predictions" in r and len(decode_labels(r["predictions"])) != n_report:
+            held = len(decode_labels(r["predictions"])) if "predictions" in r else n_report
+            if held != n_report:
                 raise ConfigError(
-                    f"{rows_path}: the row of method {r['method'][:60]!r} seed {r['seed']}: 'predictions' holds {len(decode_labels(r['predictions']))} labels but the target's "
-                    f"report split has {n_report} rows; the data changed since these rows were written: use a new --out")
+                    f"{rows_path}: the row of method {r['method'][:60]!r} seed {r['seed']}: 'predictions' holds {held} labels "
+                    f"but the target's report split has {n_report} rows; the data changed since these rows were written: "
+                    "use a new --out")
     elif (out / "results.json").exists() or rows_path.exists() or rows_path.is_symlink():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}

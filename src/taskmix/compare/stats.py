@@ -28,7 +28,8 @@ import numpy as np
 
 from .methods import METHODS
 
-__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se", "format_table",
+__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se", "examples_interval",
+           "format_table",
            "method_kind", "paired", "paired_t", "summarize", "t_ci", "table_cells"]
 
 CI_METHOD = "t"
@@ -200,6 +201,22 @@ def _predictions(rows: dict[int, dict[str, Any]], seeds: Sequence[int], n: int) 
     return np.stack([decode_labels(rows[s]["predictions"], n=n) for s in seeds])
 
 
+def examples_interval(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]], labels: np.ndarray,
+                      metric: str = "accuracy", num_labels: int | None = None) -> tuple[float, float, float] | None:
+    """``(example_se, low, high)`` of ``a - b`` paired over their shared seeds (rows by seed, as :func:`by_method`
+    gives), counting seeds and report-split examples (:func:`combined_ci`); None unless every such row of both
+    holds ``predictions``."""
+    seeds = sorted(set(a) & set(b))
+    y = np.asarray(labels)
+    pa = _predictions(a, seeds, len(y)) if seeds else None
+    pb = _predictions(b, seeds, len(y)) if pa is not None else None
+    if pa is None or pb is None:
+        return None
+    se = example_se(pa, pb, y, metric, num_labels)
+    lo, hi = combined_ci(paired(a, b), se, len(y))
+    return se, lo, hi
+
+
 def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None, plain_steps: int | None = None,
               labels: np.ndarray | None = None, metric: str = "accuracy", num_labels: int | None = None) -> list[dict[str, Any]]:
     """One summary per method: statistics, paired difference to the best baseline, cost.
@@ -271,13 +288,9 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
                 s["diff_p"] = dd["p"]
                 lo, hi = dd["ci_low"], dd["ci_high"]
                 s["within_noise"] = lo is None or hi is None or bool(lo <= 0.0 <= hi)
-                seeds = sorted(set(g) & set(groups[best_base]))
-                pa = _predictions(g, seeds, len(labels)) if labels is not None else None
-                pb = _predictions(groups[best_base], seeds, len(labels)) if pa is not None and labels is not None else None
-                if pa is not None and pb is not None and labels is not None:
-                    se_ex = example_se(pa, pb, np.asarray(labels), metric, num_labels)
-                    lo2, hi2 = combined_ci(d, se_ex, len(labels))
-                    s["diff_se_examples"] = se_ex
+                ex = examples_interval(g, groups[best_base], labels, metric, num_labels) if labels is not None else None
+                if ex is not None:
+                    s["diff_se_examples"], lo2, hi2 = ex
                     s["diff_ci_examples_low"], s["diff_ci_examples_high"] = lo2, hi2
                     s["within_noise_examples"] = bool(lo2 <= 0.0 <= hi2)
         out.append(s)
