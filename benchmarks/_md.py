@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from datetime import date
@@ -29,7 +30,7 @@ def machine() -> str:
 
 
 def update_section(name: str, body: str) -> None:
-    cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT) if Path(sys.argv[0]).is_absolute() else sys.argv[0]), *sys.argv[1:]])
+    cmd = "python " + shlex.join([str(Path(sys.argv[0]).relative_to(ROOT) if Path(sys.argv[0]).is_absolute() else sys.argv[0]), *sys.argv[1:]])
     block = f"<!-- {name}:start -->\n_Command:_ `{cmd}`  \n_Machine:_ {machine()}\n\n{body.strip()}\n<!-- {name}:end -->"
     text = BENCH.read_text() if BENCH.exists() else "# Benchmarks\n"
     pat = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)

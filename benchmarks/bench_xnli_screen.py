@@ -36,16 +36,26 @@ from bench_table1 import paired_diff, read_rows  # noqa: E402
 LEARNED = ("learned_time_invariant", "learned_time_variant")
 
 
-def line(label: str, split: str, rows: dict[str, dict[int, dict]]) -> str | None:
-    """One table row: proportional, both learned schedules with their paired difference, the target's weights."""
-    base = rows.get("proportional")
+BEST_OF = ("proportional", "temperature_2")
+"""``--vs-best``: the rules whose best (on the screened split itself) each learned schedule is compared with."""
+
+
+def line(label: str, split: str, rows: dict[str, dict[int, dict]], vs_best: bool = False) -> str | None:
+    """One table row: proportional, both learned schedules with their paired difference, the target's weights.
+
+    ``vs_best``: compare with the best of :data:`BEST_OF` present (named in the cell), paired t intervals."""
+    rules = {m: rows[m] for m in BEST_OF if m in rows} if vs_best else {}
+    if vs_best and not rules:
+        return None
+    best = max(rules, key=lambda m: np.mean([r["test"] for r in rules[m].values()])) if rules else "proportional"
+    base = rows.get(best)
     if not base:
         return None
-    cells = [label, split, f"{np.mean([r['test'] for r in base.values()]):.3f}"]
+    cells = [label, split, f"{np.mean([r['test'] for r in base.values()]):.3f}" + (f" ({best})" if vs_best else "")]
     for m in LEARNED:
         got = rows.get(m, {})
         v = np.array([r["test"] for r in got.values()])
-        cells += [f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else "", paired_diff(got, base, ci="bootstrap")]
+        cells += [f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else "", paired_diff(got, base, ci="t" if vs_best else "bootstrap")]
     ti = rows.get("learned_time_invariant", {})
     w = [np.asarray(r["schedule"]["weights"], dtype=float).mean(0)[0] for _, r in sorted(ti.items()) if r.get("schedule")]
     cells.append(", ".join(f"{x:.2f}" for x in w))
@@ -102,6 +112,11 @@ def main() -> None:
     ap.add_argument("--langs", default="ur,sw")
     ap.add_argument("--extra", action="append", default=[], help="LABEL=DIR: a run reported on XNLI test")
     ap.add_argument("--section", default="xnli-screen")
+    ap.add_argument("--vs-best", action="store_true",
+                    help="compare with the best of proportional and temperature 2 on the split (paired t), not proportional (bootstrap)")
+    ap.add_argument("--rules-from", default=None,
+                    help="NAME: a candidate without the rules' rows takes them from RUNS/<prefix><lang>_<NAME> (same data)")
+    ap.add_argument("--settings", default=None, help="the settings every candidate starts from (replaces the default text)")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     if a.make_dev is not None:
@@ -109,30 +124,38 @@ def main() -> None:
         return
     if a.runs is None or a.candidates is None:
         ap.error("--runs and --candidates are required (or --make-dev)")
-    head = ["language / candidate", "reported split", "proportional", "learned TI", "TI − proportional [95% CI]",
-            "learned TV", "TV − proportional [95% CI]", "target's weight (TI, per seed)"]
+    ref = "best rule" if a.vs_best else "proportional"
+    head = ["language / candidate", "reported split", ref, "learned TI", f"TI − {ref} [95% CI]",
+            "learned TV", f"TV − {ref} [95% CI]", "target's weight (TI, per seed)"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lang in a.langs.split(","):
         for name in a.candidates.split(","):
             d = a.runs / f"{a.prefix}{lang}_{name}"
             split = "XNLI validation, 2,190 held-out rows" if lang in HELDOUT_LANGS else "XNLI validation"
             if (d / "rows.jsonl").is_file():
-                row = line(f"{lang} / {name}", split, read_rows(d))
+                rows = read_rows(d)
+                if a.rules_from and not any(m in rows for m in BEST_OF):
+                    shared = read_rows(a.runs / f"{a.prefix}{lang}_{a.rules_from}")
+                    rows.update({m: g for m, g in shared.items() if m not in LEARNED})
+                row = line(f"{lang} / {name}", split, rows, a.vs_best)
                 if row:
                     out.append(row)
     for spec in a.extra:
         label, _, d = spec.partition("=")
-        row = line(label, "XNLI **test**", read_rows(Path(d)))
+        row = line(label, "XNLI **test**", read_rows(Path(d)), a.vs_best)
         if row:
             out.append(row)
     legend = "; ".join(f"*{k}*: {v}" for k, v in (x.partition("=")[::2] for x in a.legend))
-    intro = ("Choosing a search setting for the XNLI low-resource configs without the reported test split: the "
-             "low-resource configs with their settings of before 2026-12-02 evening (300 target rows, MNLI-9k capped at "
-             "3,000, 20-step lookahead probes, averaged time-invariant schedule, constant model learning rate, uniform "
-             "policy start, search.lr 0.02: today's configs with `-o model.lr_decay=none -o search.prior=uniform -o "
-             "search.lr=0.02`), 5 paired seeds, each candidate's settings on top, reported on XNLI validation rows the "
+    settings = a.settings or ("the low-resource configs with their settings of before 2026-12-02 evening (300 target rows, "
+                              "MNLI-9k capped at 3,000, 20-step lookahead probes, averaged time-invariant schedule, constant "
+                              "model learning rate, uniform policy start, search.lr 0.02: today's configs with `-o "
+                              "model.lr_decay=none -o search.prior=uniform -o search.lr=0.02`)")
+    compared = ("the best of proportional and temperature 2 on the same split (named in its cell), mean [95% paired t "
+                "interval over the seeds]" if a.vs_best else "proportional, mean [95% bootstrap CI]")
+    intro = ("Choosing a search setting for the XNLI low-resource configs without the reported test split: "
+             f"{settings}, 5 paired seeds, each candidate's settings on top, reported on XNLI validation rows the "
              "target does not train on (Urdu, Swahili: the whole split, 2,490 rows; Thai, Hindi: the 2,190 rows "
-             "`max_train: 300` leaves out, `--make-dev`). Differences are paired over seeds, mean [95% bootstrap CI]. "
+             f"`max_train: 300` leaves out, `--make-dev`). Differences are paired over seeds, against {compared}. "
              "Rows marked *test* were run on XNLI test and are shown only as information: they took no part in the "
              "choice." + (f" Candidates: {legend}." if legend else ""))
     body = intro + "\n\n" + "\n".join(out)
