@@ -6,7 +6,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path

@@ -113,6 +113,7 @@ def dev_picks(dev: list[str], lang: str) -> tuple[str, str, list[str]] | None:
 
 
 def lang_table(runs: Path, prefix: str, dev: list[str] | None = None) -> tuple[str, list[str]]:
+    """The table of ``RUNS/<prefix><lang>`` (+ ``_aux``) and its notes; ``dev`` adds the development-picked columns."""
     dev_cols = ["learned − best rule, both picked on the development split", "the same, seeds + test examples"] if dev else []
     head = ["language"] + [c[1] for c in COLUMNS] + ["best learned − target only", "best learned − best rule",
                                                       "the same, 95% CI over seeds + test examples", *dev_cols,
