@@ -136,6 +136,8 @@ def test_write_report_writes_markdown_html_with_embedded_images_plots_and_logs(t
             assert m in text
         assert "time × plain" in text and "Δ vs best baseline" in text and "single_task" in text
         assert "oracle: grid search" in text
+        # the reader is told that the best baseline was picked on the split it is measured on
+        assert "highest mean on this same split" in text
     # PNGs under plots/, linked from the Markdown ...
     plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     for name in ("schedule-learned_time_variant.png", "schedule-exp3.png", "schedule-oracle.png",

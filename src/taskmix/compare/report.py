@@ -128,7 +128,9 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
         notes.append(
             f"Δ: paired difference to the best baseline ({vs}) over the shared seeds: its mean, 95% paired t "
             "interval and the paired t-test's two-sided p value; ≈ marks a difference whose interval covers 0 "
-            "(p ≥ 0.05: within noise)."
+            "(p ≥ 0.05: within noise). The best baseline is the one with the highest mean on this same split, "
+            "which flatters it when baselines are within noise of each other (part of its lead is the pick); "
+            "to compare without that, pick the baseline on rows you do not report on."
         )
     plain = results.get("plain_run_seconds")
     notes.append(
