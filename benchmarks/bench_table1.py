@@ -101,15 +101,19 @@ def mean_weights(row: dict) -> dict[str, float]:
     return dict(zip(s.get("tasks", []), w.tolist()))
 
 
-def dev_picks(dev: list[str], lang: str) -> tuple[str, str, list[str]] | None:
-    """The learned schedule and the rule with the best mean on ``lang``'s development runs, and the rules compared."""
-    rows = read_rows(*(Path(d.format(lang=lang)) for d in dev))
+def best_picks(rows: dict[str, dict[int, dict]]) -> tuple[str, str, list[str]] | None:
+    """The learned schedule and the rule with the best mean in ``rows``, and the rules compared (None: one kind missing)."""
     means = {m: np.mean([r["test"] for r in g.values()]) for m, g in rows.items()}
     learned = [m for m in LEARNED if m in rows]
     rules = [m for m in RULES if m in rows]
     if not learned or not rules:
         return None
-    return max(learned, key=means.get), max(rules, key=means.get), rules
+    return max(learned, key=means.__getitem__), max(rules, key=means.__getitem__), rules
+
+
+def dev_picks(dev: list[str], lang: str) -> tuple[str, str, list[str]] | None:
+    """:func:`best_picks` on ``lang``'s development runs (``dev``: run dirs with ``{lang}``)."""
+    return best_picks(read_rows(*(Path(d.format(lang=lang)) for d in dev)))
 
 
 def lang_table(runs: Path, prefix: str, dev: list[str] | None = None) -> tuple[str, list[str]]:
@@ -130,23 +134,20 @@ def lang_table(runs: Path, prefix: str, dev: list[str] | None = None) -> tuple[s
             paper = PAPER[lang].get(m if m != "proportional" else "uniform")
             p = f" ({paper:.3f})" if paper is not None else ""
             cells.append((cell(rows[m]) if m in rows else "—") + p)
-        means = {m: np.mean([r["test"] for r in g.values()]) for m, g in rows.items()}
-        learned = [m for m in LEARNED if m in rows]
-        rules = [m for m in RULES if m in rows]
-        if learned and rules:
-            best_l = max(learned, key=means.get)
-            best_r = max(rules, key=means.get)
+        picks = best_picks(rows)
+        if picks is not None:
+            best_l, best_r, _ = picks
             cells.append(paired_diff(rows[best_l], rows["single_task"]) if "single_task" in rows else "")
             cells.append(f"{paired_diff(rows[best_l], rows[best_r])} vs {best_r}")
             cells.append(examples_diff(rows[best_l], rows[best_r], report_labels(d)))
         else:
             cells += ["", "", ""]
         if dev:
-            picks = dev_picks(dev, lang)
-            if picks is None or picks[0] not in rows or picks[1] not in rows:
+            dev_pick = dev_picks(dev, lang)
+            if dev_pick is None or dev_pick[0] not in rows or dev_pick[1] not in rows:
                 cells += ["—", "—"]
             else:
-                l_dev, r_dev, compared = picks
+                l_dev, r_dev, compared = dev_pick
                 cells.append(f"{paired_diff(rows[l_dev], rows[r_dev])} ({l_dev.removeprefix('learned_').replace('_', '-')} vs {r_dev})")
                 cells.append(examples_diff(rows[l_dev], rows[r_dev], report_labels(d)))
                 if set(compared) != set(RULES):

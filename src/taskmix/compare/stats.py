@@ -27,10 +27,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .methods import METHODS
+from .predictions import decode_labels
 
-__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se", "examples_interval",
-           "format_table",
-           "method_kind", "paired", "paired_t", "summarize", "t_ci", "table_cells"]
+__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se",
+           "examples_interval", "format_table", "method_kind", "paired", "paired_t", "summarize", "t_ci", "table_cells"]
 
 CI_METHOD = "t"
 """How ``ci_low`` / ``ci_high`` and the paired ``diff_ci_*`` are computed: Student t intervals."""
@@ -194,8 +194,6 @@ def _median(values: Sequence[Any]) -> float | None:
 
 
 def _predictions(rows: dict[int, dict[str, Any]], seeds: Sequence[int], n: int) -> np.ndarray | None:
-    from .predictions import decode_labels
-
     if not all("predictions" in rows[s] for s in seeds):
         return None
     return np.stack([decode_labels(rows[s]["predictions"], n=n) for s in seeds])

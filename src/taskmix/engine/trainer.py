@@ -170,9 +170,9 @@ class Trainer:
     def evaluate(self, split: Split, task: int) -> dict[str, float]:
         """Accuracy, loss and macro-F1 of ``task``'s head on ``split``."""
         pred, loss = self.predict(split, task)
-        out = {"accuracy": float(np.mean(pred == split.y)), "loss": loss}
-        out["macro_f1"] = macro_f1(split.y, pred, cast(int, self.tasks[task].num_labels))
-        return out
+        k = cast(int, self.tasks[task].num_labels)
+        return {"accuracy": metric_value("accuracy", split.y, pred, k), "loss": loss,
+                "macro_f1": metric_value("macro_f1", split.y, pred, k)}
 
     def metric(self, split: Split, task: int) -> float:
         """The task's own metric (accuracy or macro-F1) on ``split``."""

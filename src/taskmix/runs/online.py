@@ -226,8 +226,11 @@ class AdaptiveRun(MetaStepLoop):
 
     def evaluate_report(self) -> float:
         """The target's metric on its report split (test, else validation), with the current model."""
-        tgt = self.tasks[self.target]
-        return self.trainer.metric(tgt.report_split, self.target)
+        return self.report_metric_and_predictions()[0]
+
+    def report_metric_and_predictions(self) -> tuple[float, np.ndarray]:
+        """:meth:`evaluate_report` and the predicted label of every report-split row it was computed from."""
+        return self.trainer.metric_and_predictions(self.tasks[self.target].report_split, self.target)
 
     def result(self) -> AdaptiveResult:
         """The run's schedules, log and cost so far."""
@@ -284,6 +287,5 @@ def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, floa
     strategy = make_strategy(name, len(job.tasks), job.target, job.seed, **hyper)
     run = AdaptiveRun(job.tasks, job.target, job.reward_split, job.cfg, job.seed, strategy)
     res = run.run()
-    tgt = job.tasks[job.target]
-    test, predictions = run.trainer.metric_and_predictions(tgt.report_split, job.target)
+    test, predictions = run.report_metric_and_predictions()
     return res, test, time.perf_counter() - t0, predictions
