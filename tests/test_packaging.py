@@ -1,4 +1,4 @@
-"""Packaging as a new user meets it: metadata, LICENSE, sdist contents, the package docstring, the README snippet."""
+"""Packaging as a new user meets it: metadata, LICENSE, sdist contents, the package docstring (the docs' snippets: tests/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -88,17 +88,3 @@ def test_package_docstring_names_only_what_it_exports():
     for layer in re.findall(r"^    ([a-z_, ]+?)\s{2,}", doc, flags=re.M):
         for mod in (m.strip() for m in layer.split(",")):
             assert (REPO / "src" / "taskmix" / mod).exists() or (REPO / "src" / "taskmix" / f"{mod}.py").exists(), mod
-
-
-def test_readme_replay_snippet_runs_as_written(tmp_path, monkeypatch):
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Replaying a schedule elsewhere", 1)[1]
-    code = section.split("```python", 1)[1].split("```", 1)[0]
-    from taskmix.schedule import RULES
-
-    (tmp_path / "demo").mkdir()
-    RULES.get("uniform")(["target", "helpful", "harmful", "irrelevant"]).save(tmp_path / "demo" / "schedule.json")
-    monkeypatch.chdir(tmp_path)
-    scope: dict = {}
-    exec(compile(code.replace("num_workers=2", "num_workers=0"), "README.md", "exec"), scope)
-    assert scope["x"].shape == (64, 32) and scope["y"].shape == (64,)

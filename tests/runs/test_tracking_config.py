@@ -89,12 +89,12 @@ def test_bad_wandb_settings_are_one_line_errors_naming_the_field(override, messa
     assert "\n" not in str(e.value)
 
 
-def test_the_readme_wandb_example_is_a_valid_logging_section():
+def test_the_docs_wandb_example_is_a_valid_logging_section():
     import yaml
 
     from taskmix.config.schema import LoggingConfig
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     block = next(b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:] if b.startswith("logging:\n  wandb:"))
     section = LoggingConfig.model_validate(yaml.safe_load(block)["logging"])
     assert section.wandb is not None and (section.wandb.project, section.wandb.mode) == ("taskmix", "offline")
