@@ -14,13 +14,17 @@ Commands (names and outputs are a contract):
 command takes ``-o KEY=VALUE`` overrides (``-o search.epsilon=0.05``) and
 ``--data-dir`` (text presets).  Bad input exits with code 2 and a one-line
 message (see ``docs/errors.md``), an I/O failure (disk full, permission
-denied) with code 1; nothing half-written is left behind.
+denied) with code 1; nothing half-written is left behind.  Ctrl-C (code 130)
+and SIGTERM (code 143) end a command with one line, its output directory's
+lock released and, for ``search``, ``compare`` and ``demo``, a ``--resume``
+hint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -30,7 +34,15 @@ import typer
 from typer.core import TyperGroup
 
 from .cli_tools import DataDirOpt, OverrideOpt, config_app, handle_errors, schedule_app
-from .errors import MAX_TEXT_INPUT_BYTES, OutputError, OutputLock, TaskmixError, atomic_write_text, read_input_bytes
+from .errors import (
+    LOCK_NAME,
+    MAX_TEXT_INPUT_BYTES,
+    OutputError,
+    OutputLock,
+    TaskmixError,
+    atomic_write_text,
+    read_input_bytes,
+)
 
 
 # typer's (vendored or click's) usage error and abort classes, found without importing click directly
@@ -308,9 +320,11 @@ def demo(
     t0 = time.perf_counter()
     _check_out(out)
     cfg, tasks = load("builtin", overrides, None)
-    resume = _prepare_demo_dir(out, resume)
-    res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo")
-    _write_json(out / DEMO_MARKER, {"command": "demo", "seeds": seeds, "oracle": oracle, "overrides": list(overrides or [])})
+    # the lock first: a demo refused because DIR is in use never touches the running demo's files
+    with OutputLock(out, nested=True):  # run_compare's own lock on DIR joins this one
+        resume = _prepare_demo_dir(out, resume)
+        res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo")
+        _write_json(out / DEMO_MARKER, {"command": "demo", "seeds": seeds, "oracle": oracle, "overrides": list(overrides or [])})
     typer.echo(res["table"])
     typer.echo(f"results: {out / 'results.json'}   schedule: {out / 'schedule.json'}   plot: {out / 'schedule.png'}")
     typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
@@ -329,12 +343,24 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(config_app, name="config")
 
 
+def _is_regular(p: Path) -> bool:
+    try:
+        return stat.S_ISREG(p.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def _is_demo_dir(out: Path) -> bool:
-    if (out / DEMO_MARKER).is_file():  # a finished demo
+    if _is_regular(out / DEMO_MARKER):  # a finished demo (a link planted as demo.json does not count)
         return True
-    try:  # an interrupted demo (compare.json is written with the first row)
-        meta = json.loads((out / "compare.json").read_text())
-    except (OSError, ValueError):
+    meta_path = out / "compare.json"
+    if not (meta_path.exists() or meta_path.is_symlink()):
+        return False
+    try:  # an interrupted demo (compare.json is written with the first row); a FIFO or a link is refused, not read
+        meta = json.loads(read_input_bytes(meta_path, "compare.json", 2**26, OutputError, follow_symlinks=False))
+    except (OSError, ValueError) as e:
+        if isinstance(e, TaskmixError):
+            raise
         return False
     if not isinstance(meta, dict):
         return False
@@ -347,14 +373,16 @@ def _is_demo_dir(out: Path) -> bool:
 def _prepare_demo_dir(out: Path, resume: bool) -> bool:
     """Make ``out`` ready for a demo; return whether ``run_compare`` should resume.
 
-    An absent or empty ``out`` starts afresh.  An earlier demo's directory is
-    continued with ``resume`` and otherwise replaced: the files the demo writes
-    are removed, anything else in it is left alone.  Any other non-empty
-    directory is refused, so a mistyped ``--out`` never loses data.
+    Called with ``out``'s :class:`~taskmix.errors.OutputLock` held, so never
+    while another run writes there.  An absent or empty ``out`` starts afresh.
+    An earlier demo's directory is continued with ``resume`` and otherwise
+    replaced: the files the demo writes are removed, anything else in it is
+    left alone.  Any other non-empty directory is refused, so a mistyped
+    ``--out`` never loses data.
     """
     import shutil
 
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):  # our own lock file aside
         return False
     if not _is_demo_dir(out):
         raise OutputError(f"{out}: exists, is not empty and holds no earlier demo ({DEMO_MARKER}); choose another --out")
@@ -364,9 +392,9 @@ def _prepare_demo_dir(out: Path, resume: bool) -> bool:
     for name in DEMO_OUTPUTS:
         p = out / name
         if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
+            shutil.rmtree(p)  # does not follow links below p (and the lock refused links to outside directories)
         elif p.exists() or p.is_symlink():
-            p.unlink()
+            p.unlink()  # a link is removed, not what it points to
     return False
 
 

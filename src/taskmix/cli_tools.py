@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -37,22 +39,63 @@ def _thread_excepthook(args: Any) -> None:
     threading.__excepthook__(args)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so that a run unwinds as on Ctrl-C (temporary files and the lock released)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM while unwinding ends the process at once
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (only the main thread can set a handler)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # pragma: no cover - no SIGTERM handler possible here
+            previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(e: KeyboardInterrupt, kwargs: dict[str, Any]) -> None:
+    """One line for Ctrl-C (exit 130) or SIGTERM (exit 143, 128 + 15), with how to continue where that is possible."""
+    what, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+    out = kwargs.get("out")
+    if "resume" in kwargs and out is not None:  # search, compare, demo: the finished work in DIR is kept
+        what += f"; the work finished so far is kept in {out}: rerun the same command with --resume to continue"
+    _fail(what, code)
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a :class:`TaskmixError` (and a few OS errors) into one ``error:`` line and exit code 2."""
+    """Turn a :class:`TaskmixError` (and a few OS errors) into one ``error:`` line and exit code 2.
+
+    Ctrl-C and SIGTERM unwind the command (its lock on the output directory is
+    released, half-written files removed) and end with one line: ``error:
+    interrupted`` (exit 130) or ``error: terminated (SIGTERM)`` (exit 143),
+    with a ``--resume`` hint for the commands that can continue.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         previous_hook = threading.excepthook
         threading.excepthook = _thread_excepthook
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_unwinds():
+                return fn(*args, **kwargs)
         except TaskmixError as e:
             _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
         except OSError as e:  # disk full, permission denied, ...: not bad input, but no traceback either
             where = f"{e.filename}: " if e.filename else ""
             _fail(f"{where}{e.strerror or e}", 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as e:
+            _interrupted(e, kwargs)
         finally:
             threading.excepthook = previous_hook
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 
 class TaskmixError(ValueError):
@@ -69,9 +69,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temporary file, fsync, rename.
 
     A reader never sees a half-written file, and a crash leaves either the old
-    file or the new one (plus, at worst, a hidden ``.<name>.<pid>.<random>.tmp``
+    file or the new one (plus, at worst, a hidden ``.<name>.taskmix-<pid>-<random>.tmp``
     file, named after the writing process; :func:`remove_stale_temps` clears
-    those of dead processes when a run resumes).  The file gets the usual
+    those of dead processes when a run resumes).  The temporary file is
+    created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (``tempfile.mkstemp``), so
+    nothing planted under its name is ever opened.  The file gets the usual
     permissions (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
 
     Symbolic links are never followed: a link at ``path`` is replaced, not
@@ -116,6 +118,63 @@ def check_state_matches(what: str, state: Any, **expected: Any) -> None:
         saved = ", ".join(f"{k}={v!r}" for k, v in got.items())
         mine = ", ".join(f"{k}={v!r}" for k, v in expected.items())
         raise ValueError(f"{what} state is for {saved}; this {what} has {mine}")
+
+
+# ---------------------------------------------- checking restored state
+# A checkpoint's checksum proves it is intact, not that it is sane: every owner of a piece of state checks what it
+# restores with these (``check_state_dict`` methods), raising ``ValueError("<where>: ...")`` before anything is loaded.
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def state_keys(state: Any, where: str, required: Any, optional: Any = ()) -> dict[str, Any]:
+    """``state`` as a dict with every ``required`` key, and no key beyond those and ``optional``."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(state).__name__}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(map(str, missing))}")
+    extra = [k for k in state if k not in required and k not in optional]
+    if extra:
+        raise ValueError(f"{where}: unexpected key {_shown(extra[0])}")
+    return state
+
+
+def state_int(v: Any, where: str, lo: int, hi: int) -> int:
+    """An integer ``lo <= v <= hi`` (not a bool, not a float)."""
+    if type(v) is not int:
+        raise ValueError(f"{where}: expected an integer, got {_shown(v)}")
+    if not lo <= v <= hi:
+        raise ValueError(f"{where}: {_shown(v)} is out of range (expected {lo}..{hi})")
+    return v
+
+
+def state_real(v: Any, where: str, lo: float = -float("inf"), hi: float = float("inf"), none: bool = False,
+               nan: bool = False) -> float | None:
+    """A finite real number (an int or a float, not a bool) with ``lo <= v <= hi``; ``None`` if ``none``, NaN if ``nan``."""
+    if v is None and none:
+        return None
+    if type(v) not in (int, float):
+        raise ValueError(f"{where}: expected a number, got {_shown(v)}")
+    x = float(v) if type(v) is float or abs(v) <= 2**1023 else float("inf")
+    if x != x and nan:
+        return x
+    if not (x == x and abs(x) != float("inf") and lo <= x <= hi):
+        bounds = "" if (lo, hi) == (-float("inf"), float("inf")) else f" in [{lo}, {hi}]"
+        raise ValueError(f"{where}: {_shown(v)} is not a finite number{bounds}")
+    return x
+
+
+def state_reals(v: Any, where: str, n: int, lo: float = -float("inf"), hi: float = float("inf"), none: bool = False,
+                nan: bool = False) -> list[Any]:
+    """A list of ``n`` numbers, each as :func:`state_real`."""
+    if not isinstance(v, list) or len(v) != n:
+        got = f"{len(v)} items" if isinstance(v, list) else type(v).__name__
+        raise ValueError(f"{where}: expected a list of {n} numbers, got {got}")
+    return [state_real(x, f"{where}[{i}]", lo, hi, none=none, nan=nan) for i, x in enumerate(v)]
 
 
 class DuplicateKeyError(ValueError):
@@ -165,12 +224,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+TEMP_MARKER = "taskmix-"
+"""The marker in the name of every temporary file taskmix writes: ``.<name>.taskmix-<pid>-<random>.tmp``."""
+
+
 def temp_prefix(name: str) -> str:
-    """The prefix of this process's temporary files for ``name``: ``.<name>.<pid>.`` (unique per process)."""
-    return f".{name}.{os.getpid()}."
+    """The prefix of this process's temporary files for ``name``: ``.<name>.taskmix-<pid>-`` (unique per process)."""
+    return f".{name}.{TEMP_MARKER}{os.getpid()}-"
 
 
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<rand>[A-Za-z0-9_]+)\.tmp$")
+# exactly what atomic_write_bytes creates: mkstemp's 8 random characters between the prefix and ".tmp"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.taskmix-(?P<pid>[1-9][0-9]{0,9})-(?P<rand>[a-z0-9_]{8})\.tmp$")
 STALE_TEMP_SECONDS = 3600.0
 
 
@@ -187,10 +251,11 @@ def _alive(pid: int) -> bool:
 def remove_stale_temps(directory: str | os.PathLike, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Delete the temporary files that writes killed mid-way left in ``directory``; return them.
 
-    Only hidden ``.<name>.<pid>.<random>.tmp`` files of :func:`atomic_write_bytes`
-    are touched, and only those of a process that is gone (or, whatever their
-    name, older than ``max_age`` seconds); this process's own are left to it.
-    Call it with ``directory``'s :class:`OutputLock` held.
+    Only regular files named exactly as :func:`atomic_write_bytes` names its
+    temporary files, ``.<name>.taskmix-<pid>-<random>.tmp``, are touched (a
+    user's ``.notes.tmp``, or anything else, never is), and only those of a
+    process that is gone or older than ``max_age`` seconds; this process's own
+    are left to it.  Call it with ``directory``'s :class:`OutputLock` held.
     """
     d = Path(directory)
     if not d.is_dir() or d.is_symlink():
@@ -198,7 +263,8 @@ def remove_stale_temps(directory: str | os.PathLike, max_age: float = STALE_TEMP
     removed = []
     now = time.time()
     for p in d.iterdir():
-        if not (p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX)):
+        m = _TEMP_NAME.match(p.name)
+        if m is None:
             continue
         try:
             st = p.lstat()
@@ -206,12 +272,10 @@ def remove_stale_temps(directory: str | os.PathLike, max_age: float = STALE_TEMP
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
-        m = _TEMP_NAME.match(p.name)
-        pid = int(m.group("pid")) if m else None
+        pid = int(m.group("pid"))
         if pid == os.getpid():
             continue
-        old = now - st.st_mtime > max_age
-        if old or (pid is not None and not _alive(pid)):
+        if now - st.st_mtime > max_age or not _alive(pid):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
@@ -304,6 +368,30 @@ def read_input_bytes(
         os.close(fd)
 
 
+def open_input_file(
+    path: str | os.PathLike, what: str, limit: int, error: type[TaskmixError] = TaskmixError
+) -> BinaryIO:
+    """An input file opened for binary reading, checked like :func:`read_input_bytes` (the open never blocks).
+
+    For a file read piece by piece (data files): the returned file is a regular
+    file of at most ``limit`` bytes when opened; the caller bounds each read.
+    ``FileNotFoundError`` and ``IsADirectoryError`` pass through; the other
+    refusals are ``error``.
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as e:
+        raise _open_error(p, e, error) from None
+    try:
+        _check_regular(p, os.fstat(fd), what, limit, error)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def warn(message: str) -> None:
     """One ``warning: ...`` line on stderr (bad input that is accepted, or a damaged file passed over)."""
     sys.stderr.write(f"warning: {message}\n")
@@ -339,6 +427,41 @@ def check_no_symlinks(directory: str | os.PathLike) -> None:
             break
 
 
+def check_output_tree(directory: str | os.PathLike) -> None:
+    """Refuse (:class:`OutputError`) an output directory holding a symbolic link that leads to a directory outside it.
+
+    The whole tree below ``directory`` is walked without following links
+    (:func:`os.scandir`), before a run deletes or writes anything there: a link
+    anywhere in it whose target is a directory outside ``directory`` (as
+    ``logs/tb/<run> -> /elsewhere``) is named in one line.  Links to files are
+    allowed (writes replace them, never write through them), and so are links
+    to directories inside the tree (W&B's ``latest-run``); every write still
+    refuses a linked directory on its path (:func:`check_no_symlinks`).
+    """
+    root = os.path.abspath(directory)
+    real = os.path.realpath(root)
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError:  # unreadable: the write that needs it will say so
+            continue
+        for e in entries:
+            try:
+                if e.is_symlink():
+                    target = os.path.realpath(e.path)
+                    if os.path.isdir(e.path) and not (target == real or target.startswith(real.rstrip(os.sep) + os.sep)):
+                        raise OutputError(
+                            f"{e.path}: is a symbolic link inside the output directory, to a directory outside it "
+                            f"({target[:200]}); taskmix does not delete or write through links: remove it or choose another --out")
+                elif e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+            except OSError:
+                continue
+
+
 class OutputLock:
     """An exclusive lock on an output directory, held while a run writes there.
 
@@ -350,14 +473,25 @@ class OutputLock:
     On exit the lock file is removed, and so is ``out`` when this lock created
     it and nothing was written there.  Where ``fcntl`` is missing (Windows)
     :mod:`filelock` does the locking.
+
+    Before anything else happens under ``out`` the lock file is checked (a
+    regular file with one link, opened with ``O_NOFOLLOW``: a hard link, a
+    FIFO or a symbolic link planted as ``.taskmix.lock`` is refused, never
+    written through) and so is the tree below ``out``
+    (:func:`check_output_tree`).  With ``nested=True`` a later
+    ``OutputLock`` on the same directory in this process (a command that
+    holds the lock while it prepares ``out``, then calls an API function that
+    locks it too) joins this one instead of being refused.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, nested: bool = False):
         self.dir = Path(directory)
         self.path = self.dir / LOCK_NAME
+        self.nested = nested
         self._fd: int | None = None
         self._fallback: Any = None
         self._created: list[Path] = []
+        self._joined = False
 
     def _mkdirs(self) -> None:
         missing = []
@@ -386,8 +520,48 @@ class OutputLock:
         return OutputError(f"{self.dir}: in use by another taskmix run ({self._holder()}); "
                            "wait for it to finish or choose another --out")
 
+    def _open(self) -> tuple[int, bool]:
+        """Open (creating it if needed) the lock file without following a link or blocking; (fd, created)."""
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        expected = "expected taskmix's lock file (a regular file); remove it or choose another --out"
+        for _ in range(10):
+            try:
+                try:
+                    return os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+                except FileExistsError:
+                    fd = os.open(self.path, flags)
+            except FileNotFoundError:  # removed in between by the run releasing it: create it again
+                continue
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise OutputError(f"{self.path}: is a symbolic link; {expected}") from None
+                if e.errno in (errno.EISDIR, errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
+                    kind = "a directory" if e.errno == errno.EISDIR else "not a regular file"
+                    raise OutputError(f"{self.path}: is {kind}, {expected}") from None
+                raise OSError(e.errno, e.strerror, str(self.path)) from None
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OutputError(f"{self.path}: is {_kind(st.st_mode)}, {expected}")
+                if st.st_nlink > 1:  # 0: unlinked by a run releasing it, the inode check in acquire() retries
+                    raise OutputError(f"{self.path}: has {st.st_nlink} hard links (another file shares it), {expected}")
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd, False
+        raise self._refuse()
+
     def acquire(self) -> "OutputLock":
-        """Take the lock (refused with one line naming the holder's pid when another run holds it)."""
+        """Take the lock (refused with one line naming the holder's pid when another run holds it).
+
+        Refused too (one line naming the path): a lock file that is not
+        taskmix's own regular file, and a tree holding a symbolic link to a
+        directory outside it (:func:`check_output_tree`).
+        """
+        held = _HELD.get(os.path.abspath(self.dir))
+        if held is not None and held.nested:
+            self._joined = True
+            return self
         self._mkdirs()
         try:
             import fcntl
@@ -400,16 +574,20 @@ class OutputLock:
             except filelock.Timeout:
                 self._cleanup_dirs()
                 raise self._refuse() from None
+            try:
+                check_output_tree(self.dir)
+            except BaseException:
+                self._fallback.release()
+                self._fallback = None
+                self._cleanup_dirs()
+                raise
             _HELD[os.path.abspath(self.dir)] = self
             return self
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         for _ in range(10):
             try:
-                fd = os.open(self.path, flags, 0o644)
-            except OSError as e:
+                fd, created = self._open()
+            except BaseException:
                 self._cleanup_dirs()
-                if e.errno == errno.ELOOP:
-                    raise OutputError(f"{self.path}: is a symbolic link; remove it (taskmix does not write through links)") from None
                 raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -426,8 +604,17 @@ class OutputLock:
             if not same:
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            try:
+                check_output_tree(self.dir)  # before anything is deleted or written under it
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            except BaseException:
+                if created:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
+                os.close(fd)
+                self._cleanup_dirs()
+                raise
             self._fd = fd
             _HELD[os.path.abspath(self.dir)] = self
             return self
@@ -435,6 +622,9 @@ class OutputLock:
 
     def release(self) -> None:
         """Release the lock and remove the lock file (and the directory, if this run created it and left it empty)."""
+        if self._joined:  # nested in a lock this process holds: that one releases
+            self._joined = False
+            return
         _HELD.pop(os.path.abspath(self.dir), None)
         if self._fallback is not None:  # pragma: no cover - Windows
             self._fallback.release()

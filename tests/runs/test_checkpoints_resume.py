@@ -255,22 +255,25 @@ def test_resume_removes_temporary_files_of_killed_writes(tmp_path: Path, tiny_ta
     run_search_dir(cfg, tiny_tasks, out)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a process that is gone: its temporary files are stale
-    stale = [out / f".log.jsonl.{dead.pid}.abc123.tmp", out / "checkpoints" / f".ckpt-000007.ckpt.{dead.pid}.xyz.tmp"]
-    old = out / ".schedule.json.k2j4.tmp"  # no pid (an older taskmix): removed once it is old
-    for p in [*stale, old]:
-        p.write_bytes(b"half")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stale = [out / f".log.jsonl.taskmix-{dead.pid}-abc12_yz.tmp",
+             out / "checkpoints" / f".ckpt-000007.ckpt.taskmix-{dead.pid}-x9yz0000.tmp"]
+    old = out / f".schedule.json.taskmix-{live.pid}-k2j4m5n6.tmp"  # a live pid (reused?) but two hours old
+    # not taskmix's temporary files (no ``taskmix-<pid>-<8 random>`` marker): never touched, however old
+    users = [out / ".mynotes.tmp", out / f".log.jsonl.{dead.pid}.abc123.tmp", out / ".x.taskmix-1-short.tmp",
+             out / "checkpoints" / f".taskmix-{dead.pid}-abcdefgh.tmp"]
+    for p in [*stale, old, *users]:
+        p.write_bytes(b"half")
+    for p in [old, *users]:
+        os.utime(p, (time.time() - 7200, time.time() - 7200))
     try:
-        theirs = out / f".log.jsonl.{live.pid}.q1w2e3.tmp"  # another live process's: never touched
-        fresh = out / ".log.csv.abcd.tmp"  # no pid, recent: kept
-        for p in (theirs, fresh):
-            p.write_bytes(b"half")
+        theirs = out / f".log.jsonl.taskmix-{live.pid}-q1w2e3r4.tmp"  # another live process's, recent: never touched
+        theirs.write_bytes(b"half")
         keep = out / "notes.txt"
         keep.write_text("mine")
         run_search_dir(cfg, tiny_tasks, out, resume=True)
         assert not any(p.exists() for p in [*stale, old]) and keep.read_text() == "mine"
-        assert theirs.exists() and fresh.exists()
+        assert theirs.exists() and all(p.read_bytes() == b"half" for p in users)
     finally:
         live.kill()
         live.wait()

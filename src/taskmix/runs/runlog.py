@@ -38,10 +38,13 @@ def clear_events(tb_dir: str | Path) -> list[Path]:
     """Delete the TensorBoard event files in ``tb_dir`` (not below it); return them.
 
     A log that is rewritten (a resumed search, a re-written report) replaces its
-    events instead of adding a second copy of every (tag, step).
+    events instead of adding a second copy of every (tag, step).  Under a
+    locked output directory a linked directory on the way is refused first
+    (:func:`taskmix.errors.check_no_symlinks`): nothing outside it is deleted.
     """
     d = Path(tb_dir)
-    old = sorted(d.glob("events.out.tfevents.*")) if d.is_dir() else []
+    check_no_symlinks(d)
+    old = sorted(p for p in d.glob("events.out.tfevents.*") if p.is_symlink() or not p.is_dir()) if d.is_dir() else []
     for p in old:
         p.unlink(missing_ok=True)
     return old
@@ -62,6 +65,8 @@ def write_hparams(tb_dir: str | Path | None, hparams: dict[str, Any], metrics: d
         return False
     hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
     exp, ssi, sei = hparams_summary(hp, metrics)
+    if writer is None and tb_dir is not None:
+        check_no_symlinks(tb_dir)  # TensorBoard writes through plain open()
     w = writer if writer is not None else SummaryWriter(str(tb_dir))
     try:
         fw = w._get_file_writer()
