@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["taskmix", "taskmix.registry", "taskmix.strategies", "taskmix.data", "taskmix.engine", "taskmix.runs",
-           "taskmix.compare", "taskmix.compare.methods", "taskmix.compare.runner", "taskmix.strategies.mixer"]
+           "taskmix.compare", "taskmix.compare.methods", "taskmix.compare.runner", "taskmix.compare.recommend",
+           "taskmix.strategies.mixer"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,285 @@
+"""The answer of a comparison: one recommended mixture, with its evidence and a verdict in plain words.
+
+A comparison trains every method on the same paired seeds.  Each row of a method that replays a static
+schedule (the rules, the learned schedules, the replayed online peers) also records its retrained model's
+score on the target's **reward split**: rows carved out of the target's *training* data per seed, held
+out of every retrained model, and never the reported split.  :func:`recommend` pools that held-out evidence
+over seeds and decides:
+
+1. the best rule ``R`` and the best other candidate ``L`` (a learned schedule, ...) by their mean held-out
+   score over seeds;
+2. ``L`` is recommended only when it beats ``R`` *beyond noise*: the 95% interval of the held-out
+   difference ``L - R`` lies above 0.  Where the rows keep their reward-split predictions and the metric is
+   accuracy, the difference is pooled over every (seed, held-out row) pair, and its standard error is the
+   larger of the per-row one and the one over seeds; otherwise it is the paired t interval over seeds;
+3. otherwise ``R`` is recommended -- and when ``R`` is within noise of the other candidates the verdict says
+   that no mixture wins (``"tie"``) rather than crowning one.
+
+A learned recommendation is the seeds' **consensus**: the mean of the seeds' schedules (row by row when
+they share a shape, else of their mean weights), with its spread (the mean total-variation distance of each
+seed's schedule to the consensus); a spread above :data:`UNSTABLE_TV` marks the answer ``unstable``.  The
+choice itself is resampled over seeds (:data:`BOOTSTRAP` draws): ``choice_agreement`` is the share of
+resamples that make the same choice.
+
+The comparison then retrains the recommendation on every seed and scores it on the report split like every
+other method (the ``recommended`` rows), so the gain it reports was measured on rows the choice never saw.
+
+>>> from taskmix.schedule import Schedule
+>>> rows = [{"method": m, "seed": s, "test": t, "extra": {"reward_split": h},
+...          "schedule": Schedule.from_weights(["t", "a"], w).to_dict()}
+...         for s in range(3)
+...         for m, t, h, w in [("single_task", 0.70, 0.70 + 0.01 * s, [1.0, 0.0]),
+...                            ("uniform", 0.80, 0.80 + 0.01 * s, [0.5, 0.5])]]
+>>> rec = recommend(rows, kinds={"single_task": "baseline", "uniform": "baseline"})
+>>> rec.source, rec.verdict
+('uniform', 'rule')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import stats as st
+
+from ..schedule import Schedule
+from .predictions import decode_labels
+
+__all__ = ["BOOTSTRAP", "RECOMMENDED", "UNSTABLE_TV", "Recommendation", "recommend"]
+
+RECOMMENDED = "recommended"
+"""The method name of the rows that retrain the recommendation on every seed."""
+
+UNSTABLE_TV = 0.15
+"""A consensus whose seeds' schedules lie further than this (mean total variation) from it is ``unstable``."""
+
+BOOTSTRAP = 400
+"""Resamples of the seeds for ``choice_agreement``."""
+
+_Z95 = 1.959963984540054
+
+
+@dataclass
+class Recommendation:
+    """The recommended mixture, where it comes from, and the evidence for it (``to_dict`` for JSON)."""
+
+    schedule: Schedule
+    source: str  # the candidate method it comes from (a rule's name, or a learned method's)
+    verdict: str  # "learned" (beats the rules beyond noise) | "rule" (the best rule, clearly) | "tie" (no winner)
+    text: str  # the verdict in plain words
+    seeds: list[int]
+    best_rule: str | None
+    best_other: str | None
+    held_out: dict[str, dict[str, Any]]  # per candidate: mean held-out score, per-seed scores
+    versus_rule: dict[str, Any] | None  # L - R on held-out rows: mean, se, ci, how it was pooled
+    within_noise: list[str]  # candidates whose held-out score is within noise of the recommended one
+    spread: float  # mean TV distance of the seeds' schedules to the consensus (0 for a rule)
+    stable: bool
+    choice_agreement: float  # share of seed resamples that make the same choice
+    weights: dict[str, float] = field(default_factory=dict)  # mean weight per task of the recommended schedule
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict, "text": self.text, "source": self.source, "seeds": self.seeds,
+            "weights": self.weights, "schedule": self.schedule.to_dict(), "best_rule": self.best_rule,
+            "best_other": self.best_other, "held_out": self.held_out, "versus_rule": self.versus_rule,
+            "within_noise": self.within_noise, "spread": self.spread, "stable": self.stable,
+            "choice_agreement": self.choice_agreement,
+        }
+
+
+def _candidates(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> dict[str, dict[int, Mapping[str, Any]]]:
+    """Methods whose every row has a schedule and a finite held-out score, by method then seed."""
+    out: dict[str, dict[int, Mapping[str, Any]]] = {}
+    bad: set[str] = set()
+    for r in rows:
+        m = str(r["method"])
+        if m == RECOMMENDED or kinds.get(m) in (None, "oracle", "adaptive"):
+            continue  # the oracle chose on the same held-out rows; an online run's model is not a replayed schedule
+        h = (r.get("extra") or {}).get("reward_split")
+        if r.get("schedule") is None or not isinstance(h, (int, float)) or isinstance(h, bool) or not math.isfinite(h):
+            bad.add(m)
+            continue
+        out.setdefault(m, {})[int(r["seed"])] = r
+    return {m: g for m, g in out.items() if m not in bad}
+
+
+def _difference(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str, Any]], seeds: Sequence[int],
+                labels: Mapping[int, np.ndarray] | None, metric: str) -> dict[str, Any]:
+    """Held-out difference ``a - b`` over ``seeds``: mean, standard error, 95% interval and how it was pooled."""
+    per_seed = np.asarray([a[s]["extra"]["reward_split"] - b[s]["extra"]["reward_split"] for s in seeds], dtype=np.float64)
+    mean = float(per_seed.mean())
+    n = len(per_seed)
+    se_seeds = float(per_seed.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    out: dict[str, Any] = {"mean": mean, "n_seeds": n, "se_seeds": se_seeds if math.isfinite(se_seeds) else None}
+    ex = _example_differences(a, b, seeds, labels) if metric == "accuracy" and labels is not None else None
+    if ex is not None:
+        se_ex = float(ex.std(ddof=1) / math.sqrt(len(ex))) if len(ex) > 1 else math.inf
+        se = max(se_ex, se_seeds if n >= 3 else 0.0)
+        lo, hi = mean - _Z95 * se, mean + _Z95 * se
+        out.update(pooled="seeds x held-out rows", n_rows=int(len(ex)), se_rows=se_ex, se=se)
+    else:
+        if n < 2 or not math.isfinite(se_seeds):
+            lo, hi, se = -math.inf, math.inf, math.inf
+        elif se_seeds == 0.0:
+            lo = hi = mean
+            se = 0.0
+        else:
+            t = float(st.t.ppf(0.975, n - 1))
+            lo, hi, se = mean - t * se_seeds, mean + t * se_seeds, se_seeds
+        out.update(pooled="seeds (paired t)", se=se if math.isfinite(se) else None)
+    out["ci_low"] = lo if math.isfinite(lo) else None
+    out["ci_high"] = hi if math.isfinite(hi) else None
+    out["beyond_noise"] = bool(math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0))
+    return out
+
+
+def _example_differences(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str, Any]], seeds: Sequence[int],
+                         labels: Mapping[int, np.ndarray]) -> np.ndarray | None:
+    """Per held-out row, ``correct(a) - correct(b)``, over every seed; None when a row lacks its predictions."""
+    parts = []
+    for s in seeds:
+        pa, pb = (a[s].get("extra") or {}).get("reward_predictions"), (b[s].get("extra") or {}).get("reward_predictions")
+        y = labels.get(s)
+        if pa is None or pb is None or y is None:
+            return None
+        ya, yb = decode_labels(pa), decode_labels(pb)
+        if len(ya) != len(y) or len(yb) != len(y):
+            return None
+        parts.append((ya == y).astype(np.float64) - (yb == y).astype(np.float64))
+    return np.concatenate(parts) if parts else None
+
+
+def _consensus(group: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], source: str) -> tuple[Schedule, float]:
+    """The mean of the seeds' schedules, and the mean TV distance of each seed's schedule to it."""
+    scheds = [Schedule.from_dict(group[s]["schedule"], f"{source}-seed{s}") for s in seeds]
+    tasks = scheds[0].tasks
+    if any(s.tasks != tasks for s in scheds):
+        raise ValueError(f"{source}: the seeds' schedules name different tasks")
+    same_shape = all(s.weights.shape == scheds[0].weights.shape and s.steps_per_meta_step == scheds[0].steps_per_meta_step
+                     for s in scheds)
+    if same_shape:
+        w = np.mean([s.weights for s in scheds], axis=0)
+        spm = scheds[0].steps_per_meta_step
+        spread = float(np.mean([0.5 * np.abs(s.weights - w).sum(axis=1).mean() for s in scheds]))
+    else:
+        means = np.asarray([s.mean_weights() for s in scheds])
+        w = means.mean(axis=0)[None, :]
+        spm = 1
+        spread = float(np.mean(0.5 * np.abs(means - w).sum(axis=1)))
+    prov = {"method": RECOMMENDED, "from": source, "consensus_of_seeds": list(seeds), "spread_tv": spread}
+    return Schedule.from_weights(tasks, w, spm, prov), spread
+
+
+def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
+            labels: Mapping[int, np.ndarray] | None, metric: str) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """``(chosen, best_rule, best_other, other - rule difference)`` on the held-out scores of ``seeds``."""
+    mean = {m: float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])) for m, g in cands.items()}
+    rules = [m for m in cands if kinds.get(m) == "baseline"]
+    others = [m for m in cands if kinds.get(m) != "baseline"]
+    best_rule = max(rules, key=lambda m: (mean[m], m == "single_task")) if rules else None
+    best_other = max(others, key=lambda m: mean[m]) if others else None
+    if best_rule is None:
+        return str(best_other), None, best_other, None
+    if best_other is None:
+        return best_rule, best_rule, None, None
+    d = _difference(cands[best_other], cands[best_rule], seeds, labels, metric)
+    chosen = best_other if d["beyond_noise"] and d["mean"] > 0 else best_rule
+    return chosen, best_rule, best_other, d
+
+
+def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], labels: Mapping[int, np.ndarray] | None = None,
+              metric: str = "accuracy", bootstrap: int = BOOTSTRAP) -> Recommendation | None:
+    """The recommended mixture of a comparison's ``rows`` (None when no method replays a schedule).
+
+    ``kinds``: each method's kind (``baseline`` for the rules); ``labels``: each seed's reward-split labels,
+    to pool the held-out evidence over rows (accuracy only).  Seeds are those every candidate has.
+    """
+    cands = _candidates(rows, kinds)
+    if not cands:
+        return None
+    seeds = sorted(set.intersection(*(set(g) for g in cands.values())))
+    if not seeds:
+        return None
+    chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric)
+    held_out = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
+                    "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
+                for m, g in cands.items()}
+    within = []
+    for m in cands:
+        if m == chosen:
+            continue
+        dm = _difference(cands[chosen], cands[m], seeds, labels, metric)
+        held_out[m]["versus_recommended"] = dm
+        if not dm["beyond_noise"]:
+            within.append(m)
+    if kinds.get(chosen) == "baseline":
+        first = cands[chosen][seeds[0]]
+        base = Schedule.from_dict(first["schedule"], f"{chosen}-seed{seeds[0]}")
+        schedule = Schedule(base.tasks, base.weights, base.steps_per_meta_step,
+                            {"method": RECOMMENDED, "from": chosen, "rule": chosen})
+        spread = 0.0
+    else:
+        schedule, spread = _consensus(cands[chosen], seeds, chosen)
+    rng = np.random.default_rng(0)
+    agree = 0
+    draws = bootstrap if len(seeds) > 1 else 0
+    for _ in range(draws):  # resample the seeds; a seed drawn twice counts once (its rows are paired evidence)
+        subset = sorted(set(rng.choice(seeds, size=len(seeds), replace=True).tolist()))
+        agree += _choose(cands, kinds, subset, labels, metric)[0] == chosen
+    agreement = agree / draws if draws else 1.0
+    stable = spread <= UNSTABLE_TV
+    if kinds.get(chosen) != "baseline":
+        verdict = "learned"
+    elif within:
+        verdict = "tie"
+    else:
+        verdict = "rule"
+    weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
+    rec = Recommendation(schedule, chosen, verdict, "", seeds, best_rule, best_other, held_out, d, sorted(within),
+                         spread, stable, agreement, weights)
+    rec.text = _text(rec, metric)
+    return rec
+
+
+def _mix(weights: Mapping[str, float]) -> str:
+    return ", ".join(f"{t} {w:.2f}" for t, w in weights.items())
+
+
+def _interval(d: Mapping[str, Any] | None) -> str:
+    if not d:
+        return "no comparison"
+    lo, hi = d.get("ci_low"), d.get("ci_high")
+    ci = f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else "[no interval: too few seeds]"
+    return f"{d['mean']:+.3f} {ci}"
+
+
+def _text(rec: Recommendation, metric: str) -> str:
+    """The verdict in plain words (a few sentences, no table)."""
+    n = len(rec.seeds)
+    where = f"held-out target rows (the reward split, {n} seed{'s' if n != 1 else ''}; never the reported split)"
+    if rec.verdict == "learned":
+        s = (f"Recommended: the learned mixture ({rec.source}, the mean of {n} seeds' schedules): {_mix(rec.weights)}. "
+             f"On {where} it beats the best rule, {rec.best_rule}, by {_interval(rec.versus_rule)} in {metric}.")
+        if not rec.stable:
+            s += (f" Unstable: the seeds' schedules lie {rec.spread:.2f} (total variation) from their mean on average; "
+                  "run more seeds before relying on the exact weights.")
+        else:
+            s += f" The seeds agree (mean total-variation distance {rec.spread:.2f} to the consensus)."
+    elif rec.verdict == "tie":
+        s = (f"No mixture wins beyond noise: on {where}, {', '.join(rec.within_noise)} "
+             f"{'is' if len(rec.within_noise) == 1 else 'are'} within noise of {rec.source}. "
+             f"Recommended by default: the rule {rec.source} ({_mix(rec.weights)}), the best of them on those rows, "
+             "not a clear winner.")
+        if rec.best_other and rec.best_other != rec.source:
+            s += f" The best learned candidate, {rec.best_other}, differs from it by {_interval(rec.versus_rule)}."
+    else:
+        s = (f"Recommended: the rule {rec.source} ({_mix(rec.weights)}), better than every other candidate beyond noise "
+             f"on {where}.")
+    if n > 1 and rec.choice_agreement < 0.7:
+        s += f" The choice is uncertain: {rec.choice_agreement:.0%} of resamples of the seeds make it."
+    if n < 3:
+        s += f" Only {n} seed{'s' if n != 1 else ''}: intervals are wide or missing; use 3 or more."
+    return s

@@ -1,0 +1,112 @@
+"""The recommendation: pooled held-out evidence, a learned mixture only beyond noise, no crown on a tie."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from taskmix.compare.predictions import encode_labels
+from taskmix.compare.recommend import UNSTABLE_TV, recommend
+from taskmix.schedule import Schedule
+
+KINDS = {"single_task": "baseline", "uniform": "baseline", "proportional": "baseline",
+         "learned_time_invariant": "learned", "oracle": "oracle", "exp3": "adaptive"}
+TASKS = ["t", "a", "b"]
+
+
+def _row(method: str, seed: int, held: float, w, test: float = 0.5, preds=None) -> dict:
+    extra = {"reward_split": held}
+    if preds is not None:
+        extra["reward_predictions"] = encode_labels(np.asarray(preds))
+    return {"method": method, "seed": seed, "test": test, "extra": extra,
+            "schedule": Schedule.from_weights(TASKS, w).to_dict()}
+
+
+def _rules(seed: int, base: float, noise: float = 0.0) -> list[dict]:
+    return [_row("single_task", seed, base + noise, [1, 0, 0]),
+            _row("uniform", seed, base + 0.001 - noise, [1, 1, 1]),
+            _row("proportional", seed, base - 0.001, [1, 4, 4])]
+
+
+def test_rules_within_noise_give_a_tie_and_crown_no_row() -> None:
+    rng = np.random.default_rng(0)
+    rows = [r for s in range(5) for r in _rules(s, 0.7, float(rng.normal(0, 0.02)))]
+    rec = recommend(rows, KINDS)
+    assert rec is not None
+    assert rec.verdict == "tie"
+    assert rec.text.startswith("No mixture wins beyond noise")
+    assert set(rec.within_noise) >= {"single_task", "uniform", "proportional"} - {rec.source}
+    assert rec.schedule.provenance["rule"] == rec.source
+
+
+def test_a_learned_mixture_is_recommended_only_beyond_noise_and_is_the_seeds_consensus() -> None:
+    rng = np.random.default_rng(1)
+    rows, ws = [], []
+    for s in range(5):
+        rows += _rules(s, 0.70, float(rng.normal(0, 0.005)))
+        w = np.asarray([0.3, 0.6, 0.1]) + rng.normal(0, 0.02, 3)
+        ws.append(w / w.sum())
+        rows.append(_row("learned_time_invariant", s, 0.80 + float(rng.normal(0, 0.005)), ws[-1]))
+    rec = recommend(rows, KINDS)
+    assert rec is not None and rec.verdict == "learned" and rec.source == "learned_time_invariant"
+    assert np.allclose(rec.schedule.weights[0], np.mean(ws, axis=0))
+    assert rec.versus_rule is not None and rec.versus_rule["ci_low"] > 0
+    assert rec.stable and rec.spread < 0.05 and rec.choice_agreement > 0.9
+    assert "beats the best rule" in rec.text
+
+    # the same gain with seed-to-seed noise ten times larger is within noise: the rule is recommended
+    noisy = [dict(r, extra={"reward_split": r["extra"]["reward_split"] + (0.3 if r["seed"] % 2 else -0.3)
+                            * (r["method"] == "learned_time_invariant")}) for r in rows]
+    rec2 = recommend(noisy, KINDS)
+    assert rec2 is not None and rec2.verdict in ("rule", "tie") and KINDS[rec2.source] == "baseline"
+
+
+def test_seeds_that_disagree_mark_the_learned_answer_unstable() -> None:
+    rows = []
+    for s in range(4):
+        rows += _rules(s, 0.6)
+        rows.append(_row("learned_time_invariant", s, 0.9 + 0.001 * s, [0.9, 0.05, 0.05] if s % 2 else [0.05, 0.9, 0.05]))
+    rec = recommend(rows, KINDS)
+    assert rec is not None and rec.verdict == "learned"
+    assert rec.spread > UNSTABLE_TV and not rec.stable and "Unstable" in rec.text
+
+
+def test_held_out_rows_are_pooled_over_seeds_when_predictions_are_kept() -> None:
+    """With the held-out labels, the difference is pooled over 2 x 200 paired held-out rows."""
+    rng = np.random.default_rng(2)
+    labels = {s: rng.integers(0, 2, 200) for s in range(2)}
+    rows = []
+    for s, y in labels.items():
+        good = np.where(rng.random(200) < 0.9, y, 1 - y)
+        bad = np.where(rng.random(200) < 0.7, y, 1 - y)
+        for m, p, w in [("single_task", bad, [1, 0, 0]), ("uniform", bad, [1, 1, 1]),
+                        ("learned_time_invariant", good, [0.2, 0.8, 0.0])]:
+            rows.append(_row(m, s, float((p == y).mean()), w, preds=p))
+    assert recommend(rows, KINDS).versus_rule["pooled"] == "seeds (paired t)"  # without the labels: per seed
+    rec = recommend(rows, KINDS, labels=labels)
+    assert rec is not None and rec.verdict == "learned"
+    assert rec.versus_rule["pooled"] == "seeds x held-out rows" and rec.versus_rule["n_rows"] == 400
+    assert rec.schedule.weights[0][2] == 0.0  # a task every seed dropped stays exactly zero
+    assert "Only 2 seeds" in rec.text
+
+
+def test_the_oracle_and_online_runs_are_not_candidates_and_one_seed_has_no_interval() -> None:
+    rows = _rules(0, 0.5) + [_row("oracle", 0, 0.99, [0, 1, 0]), _row("exp3", 0, 0.99, [0, 0, 1])]
+    rec = recommend(rows, KINDS)
+    assert rec is not None and rec.source in ("single_task", "uniform", "proportional")
+    assert "oracle" not in rec.held_out and "exp3" not in rec.held_out
+    assert "Only 1 seed" in rec.text
+
+
+@pytest.mark.parametrize("bad", [float("nan"), None, "0.5", True])
+def test_a_method_with_a_row_lacking_a_finite_held_out_score_is_left_out(bad) -> None:
+    rows = _rules(0, 0.5) + _rules(1, 0.5)
+    rows.append(_row("learned_time_invariant", 0, 0.9, [0, 1, 0]))
+    rows.append(dict(_row("learned_time_invariant", 1, 0.9, [0, 1, 0]), extra={"reward_split": bad}))
+    rec = recommend(rows, KINDS)
+    assert rec is not None and "learned_time_invariant" not in rec.held_out
+
+
+def test_nothing_to_recommend_without_a_replayed_schedule() -> None:
+    assert recommend([_row("exp3", 0, 0.9, [1, 1, 1])], KINDS) is None
+    assert recommend([], KINDS) is None
