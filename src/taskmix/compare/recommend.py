@@ -81,6 +81,7 @@ class Recommendation:
     weights: dict[str, float] = field(default_factory=dict)  # mean weight per task of the recommended schedule
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON values (``recommended.json``)."""
         return {
             "verdict": self.verdict, "text": self.text, "source": self.source, "seeds": self.seeds,
             "weights": self.weights, "schedule": self.schedule.to_dict(), "best_rule": self.best_rule,
@@ -204,7 +205,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     if not seeds:
         return None
     chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric)
-    held_out = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
+    held_out: dict[str, dict[str, Any]] = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
                     "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
                 for m, g in cands.items()}
     within = []
