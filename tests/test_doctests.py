@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["taskmix", "taskmix.registry", "taskmix.strategies", "taskmix.data", "taskmix.engine", "taskmix.runs",
-           "taskmix.compare", "taskmix.compare.methods", "taskmix.compare.runner", "taskmix.compare.recommend",
+           "taskmix.compare", "taskmix.compare.methods", "taskmix.compare.runner", "taskmix.compare.rows", "taskmix.compare.recommend",
            "taskmix.strategies.mixer"]
 
 

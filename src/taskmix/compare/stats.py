@@ -29,18 +29,37 @@ import numpy as np
 from .methods import METHODS
 from .predictions import decode_labels
 
-__all__ = ["CI_METHOD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se",
-           "examples_interval", "format_table", "method_kind", "paired", "paired_t", "summarize", "t_ci", "table_cells"]
+__all__ = ["CI_METHOD", "CONSTANT_SPREAD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se",
+           "examples_interval", "format_table", "method_kind", "nearly_constant", "paired", "paired_t", "summarize", "t_ci",
+           "table_cells"]
 
 CI_METHOD = "t"
 """How ``ci_low`` / ``ci_high`` and the paired ``diff_ci_*`` are computed: Student t intervals."""
 
 
+CONSTANT_SPREAD = 1e-12
+"""Values whose spread (max - min) is at most this fraction of their largest magnitude count as constant: a
+difference of two accuracies computed in floating point (``0.7 - 0.65`` vs ``0.6833 - 0.6333``) differs from
+its twin by rounding only, and a t statistic of that noise would be meaningless."""
+
+
+def nearly_constant(values: Sequence[float] | np.ndarray) -> bool:
+    """Whether ``values`` are all equal up to floating-point rounding (see :data:`CONSTANT_SPREAD`); True for < 2."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return True
+    return bool(np.ptp(v) <= CONSTANT_SPREAD * np.max(np.abs(v)))
+
+
 def t_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Student t interval of the mean, ``mean -+ t_{n-1} * sd / sqrt(n)`` (degenerate for fewer than 2 values)."""
+    """Student t interval of the mean, ``mean -+ t_{n-1} * sd / sqrt(n)``.
+
+    Degenerate (``(mean, mean)``) for fewer than 2 values and for values equal up to rounding
+    (:func:`nearly_constant`).
+    """
     v = np.asarray(values, dtype=np.float64)
     m = float(v.mean()) if len(v) else float("nan")
-    if len(v) < 2 or np.all(v == v[0]):
+    if nearly_constant(v):
         return m, m
     from scipy.stats import t
 
@@ -51,8 +70,10 @@ def t_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tupl
 def paired_t(differences: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict[str, float | None]:
     """Paired t analysis of per-seed differences: mean, sem, t interval and the two-sided p value of mean 0.
 
-    ``p`` is ``None`` with fewer than 2 differences; with a constant difference
-    it is 1 (all zero) or 0 (all the same non-zero value).
+    ``p`` is ``None`` with fewer than 2 differences; with a constant difference (equal up to rounding,
+    :func:`nearly_constant`; two seeds often give one) it is 1 (all zero) or 0 (all the same non-zero
+    value), and the interval is the mean alone.  Otherwise ``p = 2 * sf_t(|mean| / sem, n - 1)``, the
+    two-sided one-sample t-test, computed here so that no degenerate case warns.
     """
     d = np.asarray(differences, dtype=np.float64)
     n = len(d)
@@ -61,12 +82,13 @@ def paired_t(differences: Sequence[float] | np.ndarray, confidence: float = 0.95
     p: float | None
     if n < 2:
         p = None
-    elif np.all(d == d[0]):
-        p = 1.0 if d[0] == 0 else 0.0
+    elif nearly_constant(d):
+        p = 1.0 if not np.any(d) else 0.0
     else:
-        from scipy.stats import ttest_1samp
+        from scipy.stats import t
 
-        p = float(ttest_1samp(d, 0.0).pvalue)
+        z = d / float(np.max(np.abs(d)))  # scaled to at most 1: tiny differences do not underflow to sd 0
+        p = min(1.0, float(2.0 * t.sf(abs(float(z.mean())) / (float(z.std(ddof=1)) / math.sqrt(n)), n - 1)))
     return {"n": n, "mean": float(d.mean()) if n else float("nan"), "sem": sd / math.sqrt(n) if n else float("nan"),
             "ci_low": lo, "ci_high": hi, "p": p}
 
@@ -74,7 +96,7 @@ def paired_t(differences: Sequence[float] | np.ndarray, confidence: float = 0.95
 def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (degenerate for fewer than 2 values)."""
     v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2 or np.all(v == v[0]):
+    if nearly_constant(v):
         m = float(v.mean()) if len(v) else float("nan")
         return m, m
     from scipy.stats import bootstrap
@@ -146,7 +168,7 @@ def combined_ci(differences: Sequence[float] | np.ndarray, se_examples: float, n
 
     d = np.asarray(differences, dtype=np.float64)
     m = float(d.mean())
-    v_seed = float(d.var(ddof=1) / len(d)) if len(d) >= 2 else 0.0
+    v_seed = 0.0 if nearly_constant(d) else float(d.var(ddof=1) / len(d))  # rounding noise is no spread
     v_ex = float(se_examples) ** 2
     parts = [(v, k - 1) for v, k in ((v_seed, len(d)), (v_ex, int(n_examples))) if v > 0 and k >= 2]
     if not parts:
