@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("datasets", reason="text tasks need the 'text' extra (pip install 'taskmix[text]')")
 
@@ -397,6 +399,161 @@ def test_spec_mistakes_are_config_errors(tmp_path):
 
 def test_all_errors_are_taskmix_errors():
     assert issubclass(DataError, TaskmixError) and issubclass(ConfigError, TaskmixError)
+
+
+# ------------------------------------------------------------------ hostile or odd files
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("b.csv", b"\xef\xbb\xbftext,label\na,0\nb,1\n"),
+        ("b.tsv", b"\xef\xbb\xbftext\tlabel\na\t0\nb\t1\n"),
+        ("b.jsonl", b'\xef\xbb\xbf{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n'),
+        ("b.json", b'\xef\xbb\xbf[{"text": "a", "label": 0}, {"text": "b", "label": 1}]'),
+    ],
+)
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    task = load(tmp_path, {"train": name})
+    assert task.train.x == [("a", None), ("b", None)] and task.train.y.tolist() == [0, 1]
+
+
+def test_csv_line_ends_and_quoted_line_breaks_keep_their_line_numbers(tmp_path):
+    (tmp_path / "cr.csv").write_bytes(b"text,label\ra,0\rb,1\r")  # old Mac line ends
+    assert read_text_file(tmp_path / "cr.csv").lines == [2, 3]
+    (tmp_path / "ml.csv").write_bytes(b'text,label\r\n"two\r\nlines ""q""",0\r\nb,1\r\nc,2,x\r\n')
+    assert error_of(read_text_file, tmp_path / "ml.csv").startswith(f"{tmp_path / 'ml.csv'}:5: expected 2")
+    (tmp_path / "ml.csv").write_bytes(b'text,label\r\n"two\r\nlines ""q""",0\r\nb,1\r\n')
+    table = read_text_file(tmp_path / "ml.csv")
+    assert table.lines == [2, 4] and table.columns["text"] == ['two\r\nlines "q"', "b"]
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens(tmp_path):
+    f = tmp_path / "q.csv"
+    f.write_text('text,label\na,0\n"it says ""hi"" and\nnever,1\ncloses,0\nb,1\n', encoding="utf-8")
+    msg = error_of(read_text_file, f)
+    assert msg.startswith(f"{f}:3: a quoted field starts on this line and is not closed") and "line 6" in msg
+    # a later quote closes it wrongly: still the line where it opened
+    f.write_text('text,label\na,0\n"open,0\nb,1\n"c" d,1\n', encoding="utf-8")
+    assert error_of(read_text_file, f).startswith(f"{f}:3: a quoted field starts on this line")
+
+
+@pytest.mark.parametrize(
+    "name,content,where",
+    [
+        ("l.csv", "text,label\na,0\ncaf\u00e9,1\n".encode("latin-1"), ":3: not UTF-8 text (invalid continuation byte at byte 4 "),
+        ("l.tsv", "text\tlabel\na\t0\ncaf\u00e9\t1\n".encode("latin-1"), ":3: not UTF-8 text (invalid continuation byte at byte 4 "),
+        ("l.json", '[{"text": "a", "label": 0},\n {"text": "\u00e9", "label": 1}]'.encode("latin-1"),
+         ":2: not UTF-8 text (invalid continuation byte at byte 12 "),
+    ],
+)
+def test_bytes_that_are_not_utf8_name_the_line_and_byte(tmp_path, name, content, where):
+    (tmp_path / name).write_bytes(content)
+    msg = error_of(read_text_file, tmp_path / name)
+    assert msg.startswith(f"{tmp_path / name}{where}") and "data files must be UTF-8" in msg
+
+
+def test_another_separator_in_a_one_field_header_is_named(tmp_path):
+    (tmp_path / "s.csv").write_text("text;label\na;0\n", encoding="utf-8")
+    assert "looks semicolon-separated; taskmix reads .csv as comma-separated values" in error_of(read_text_file, tmp_path / "s.csv")
+    (tmp_path / "c.tsv").write_text("text,label\na,0\n", encoding="utf-8")
+    assert "looks comma-separated; taskmix reads .tsv as tab-separated values: name the file .csv or set format: csv" in (
+        error_of(load, tmp_path, {"train": "c.tsv"})
+    )
+    # a one-column file whose column is wanted is read as it is
+    (tmp_path / "one.csv").write_text("a;b\nx;y\n", encoding="utf-8")
+    assert read_text_file(tmp_path / "one.csv", columns=["a;b"]).columns == {"a;b": ["x;y"]}
+
+
+def test_a_field_or_line_over_the_caps_is_refused_before_anything_reads_it_whole(tmp_path, monkeypatch):
+    from taskmix.data import readers, text
+
+    monkeypatch.setattr(readers, "MAX_TEXT_CHARS", 100)
+    monkeypatch.setattr(text, "MAX_TEXT_CHARS", 100)
+    long = "x" * 101
+    write_jsonl(tmp_path / "a.jsonl", [{"text": "a", "label": 0}, {"text": long, "label": 1}])
+    msg = error_of(load, tmp_path, {"train": "a.jsonl"})
+    assert msg == f"{tmp_path / 'a.jsonl'}:2: column 'text' holds 101 characters, more than the 100 allowed per field; shorten or split the example"
+    write_jsonl(tmp_path / "b.jsonl", [{"sentence": "a", "other": long, "label": 0}])  # a column not read is not checked
+    assert load(tmp_path, {"train": "b.jsonl", "columns": {"text_a": "sentence"}}).train.x == [("a", None)]
+    (tmp_path / "a.csv").write_text(f"text,label\na,0\n{long},1\n", encoding="utf-8")
+    assert error_of(load, tmp_path, {"train": "a.csv"}).startswith(f"{tmp_path / 'a.csv'}:3: a field of more than 100 characters")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["a", "b"], "text2": ["c", long], "label": [0, 1]}), tmp_path / "a.parquet")
+    msg = error_of(load, tmp_path, {"train": "a.parquet", "columns": {"text_b": "text2"}})
+    assert msg.startswith(f"{tmp_path / 'a.parquet'}: row 2: column 'text2' holds 101 characters")
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 50)
+    (tmp_path / "c.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "' + "y" * 60 + '", "label": 0}\n')
+    assert error_of(load, tmp_path, {"train": "c.jsonl"}).startswith(f"{tmp_path / 'c.jsonl'}:2: a line of more than 50 bytes")
+    monkeypatch.setattr(readers, "MAX_TEXT_DATA_BYTES", 20)
+    msg = error_of(load, tmp_path, {"train": "a.parquet"})
+    assert msg.startswith(f"{tmp_path / 'a.parquet'}: ") and "bytes, more than the 20 bytes allowed for a text data file" in msg
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "loop"])
+def test_a_data_file_that_is_not_a_regular_file_is_refused_without_reading(tmp_path, kind):
+    import os
+
+    f = tmp_path / "d.jsonl"
+    if kind == "fifo":
+        os.mkfifo(f)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", f)
+    else:
+        os.symlink(tmp_path / "e.jsonl", f)
+        os.symlink(f, tmp_path / "e.jsonl")
+    msg = error_of(load, tmp_path, {"train": "d.jsonl"})
+    expected = {"fifo": "is a FIFO, expected a regular file", "dev-zero": "is a character device, expected a regular file",
+                "loop": "a symbolic link loop"}[kind]
+    assert msg.startswith(f"{f}: {expected}")
+
+
+def test_a_data_file_outside_the_config_folder_is_not_echoed(tmp_path):
+    from taskmix.data import load_tasks
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "cfg").mkdir()
+    write_jsonl(tmp_path / "cfg" / "test.jsonl", [{"text": "a", "label": 0}, {"text": "b", "label": 1}])
+
+    def refusal(train: str) -> str:
+        cfg = make_cfg(tmp_path / "cfg", {"t": {"train": train, "test": "test.jsonl"}}, "t", model={"regime": "finetune"})
+        return error_of(load_tasks, cfg)
+
+    secret = "hunter2-the-secret"
+    for name, body, shown in [
+        ("a.jsonl", f'{{"text": "a", "label": "{secret}"}}\n', secret),  # an unknown label: quoted when inside
+        ("b.csv", f"text,{secret}\na,0\n", secret),  # a missing column: the header is listed when inside
+        ("c.jsonl", f'{{"text": "a", "label": 0}}\n{{"{secret}": \n', "c.jsonl:2: not valid JSON"),  # bad JSON
+    ]:
+        (tmp_path / "elsewhere" / name).write_text(body, encoding="utf-8")
+        msg = refusal(f"../elsewhere/{name}")
+        assert secret not in msg and "details withheld" in msg and f"--data-dir {tmp_path / 'elsewhere'}" in msg
+        cfg = make_cfg(tmp_path / "cfg", {"t": {"train": f"../elsewhere/{name}", "test": "test.jsonl"}}, "t",
+                       model={"regime": "finetune"}, data_dir="../elsewhere")
+        assert shown in error_of(load_tasks, cfg)  # data_dir names the folder: the details are shown
+    # a refusal that quotes no content is shown as it is
+    (tmp_path / "elsewhere" / "e.jsonl").write_text("")
+    assert refusal("../elsewhere/e.jsonl") == f"{tmp_path / 'elsewhere' / 'e.jsonl'}: empty split (no rows)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=30), st.from_regex(r"-{0,3}[0-9\u00b2\u0663]{0,40}", fullmatch=True),
+                 st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none()))
+def test_any_label_value_is_an_index_or_a_one_line_data_error(value):
+    from taskmix.data.presets import LabelMap
+
+    for labels in (None, ["no", "yes"]):
+        lm = LabelMap.from_spec(labels, None, "tasks.t")
+        try:
+            i = lm.encode(value, "f.jsonl:2", "label")
+        except DataError as e:
+            assert "\n" not in str(e) and len(str(e)) < 300 and str(e).startswith("f.jsonl:2: ")
+        else:
+            assert isinstance(i, int) and 0 <= i < (lm.num_labels or 2**20)
 
 
 # ------------------------------------------------------------------ hub

@@ -145,6 +145,104 @@ def test_non_finite_or_misshaped_vectors_are_rejected(tmp_path):
         encoder(tmp_path, Short(identity="short")).encode(["a", "b"])
 
 
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning: ")]
+
+
+def test_a_garbage_cache_file_is_set_aside_with_one_warning_and_rebuilt(tmp_path, capsys):
+    path = tmp_path / "cache" / CACHE_FILENAME
+    path.parent.mkdir()
+    garbage = b"not a database, just bytes\n" * 200
+    path.write_bytes(garbage)
+    expected = encoder(tmp_path / "fresh").encode(SENTS)
+    capsys.readouterr()
+
+    enc = encoder(tmp_path)
+    np.testing.assert_array_equal(enc.encode(SENTS), expected)
+    err = capsys.readouterr().err
+    assert _warnings(err) == [
+        f"warning: {path}: not a usable embedding cache (file is not a database); "
+        f"moved it to {CACHE_FILENAME}.damaged and started a new one (texts are encoded again)"
+    ], err
+    assert (path.parent / f"{CACHE_FILENAME}.damaged").read_bytes() == garbage  # moved aside, never deleted
+    enc.close()
+
+    again = encoder(tmp_path)  # the new cache works: nothing encoded, no warning
+    np.testing.assert_array_equal(again.encode(SENTS), expected)
+    assert again.backend.calls == [] and _warnings(capsys.readouterr().err) == []
+
+    path.write_bytes(garbage + b"2")  # damaged again: the earlier .damaged file is kept, the new one goes next to it
+    encoder(tmp_path).encode(SENTS)
+    assert (path.parent / f"{CACHE_FILENAME}.damaged").read_bytes() == garbage
+    assert (path.parent / f"{CACHE_FILENAME}.damaged.1").read_bytes() == garbage + b"2"
+
+
+def test_a_cache_damaged_inside_is_set_aside_when_read(tmp_path, capsys):
+    texts = [f"sentence {i} " + "x" * 300 for i in range(400)]
+    first = encoder(tmp_path)
+    expected = first.encode(texts)
+    first.close()
+    path = tmp_path / "cache" / CACHE_FILENAME
+    raw = bytearray(path.read_bytes())
+    for off in range(3 * 4096, len(raw), 4096):  # the header stays valid, the pages after it are overwritten
+        raw[off : off + 64] = b"\xff" * 64
+    path.write_bytes(bytes(raw))
+    capsys.readouterr()
+    again = encoder(tmp_path)
+    np.testing.assert_array_equal(again.encode(texts), expected)
+    warnings = _warnings(capsys.readouterr().err)
+    assert len(warnings) == 1 and "not a usable embedding cache" in warnings[0] and ".damaged" in warnings[0]
+
+
+def test_a_foreign_database_or_planted_rows_in_the_cache_are_not_used(tmp_path, capsys):
+    import sqlite3
+
+    path = tmp_path / "cache" / CACHE_FILENAME
+    path.parent.mkdir()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE vectors (name TEXT, value TEXT)")  # someone else's database at the cache path
+    db.commit()
+    db.close()
+    expected = encoder(tmp_path / "fresh").encode(SENTS)
+    capsys.readouterr()
+    enc = encoder(tmp_path)
+    np.testing.assert_array_equal(enc.encode(SENTS), expected)
+    assert "table 'vectors' has columns ['name', 'value']" in "".join(_warnings(capsys.readouterr().err))
+    assert (path.parent / f"{CACHE_FILENAME}.damaged").is_file()
+    enc.close()
+
+    # rows that taskmix did not write (text, a torn vector, NaN) and a bogus dimension: treated as missing
+    db = sqlite3.connect(path)
+    blobs = ["text", b"abc", np.full(6, np.nan, "<f4").tobytes(), np.ones(6, "<f4").tobytes()]
+    for (key,), blob in zip(db.execute("SELECT key FROM vectors").fetchall(), blobs * 2):
+        db.execute("UPDATE vectors SET vec = ? WHERE key = ?", (blob, key))
+    db.execute("UPDATE models SET dim = 'six'")
+    db.commit()
+    db.close()
+    again = encoder(tmp_path)
+    out = again.encode(SENTS)
+    assert np.isfinite(out).all() and again.n_cache_hits == 1  # only the well-formed (if wrong) vector is taken
+    planted = [i for i in range(len(SENTS)) if not np.array_equal(out[i], expected[i])]
+    assert len({SENTS[i] for i in planted}) == 1 and all(np.array_equal(out[i], np.ones(6)) for i in planted)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_something_other_than_a_file_at_the_cache_path_is_refused(tmp_path, kind):
+    from taskmix.errors import OutputError
+
+    path = tmp_path / "cache" / CACHE_FILENAME
+    path.parent.mkdir()
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    t0 = time.monotonic()
+    with pytest.raises(OutputError) as info:
+        encoder(tmp_path).encode(["a"])
+    assert time.monotonic() - t0 < 5  # a FIFO is never opened, so nothing blocks
+    expected = "a FIFO" if kind == "fifo" else "a directory"
+    assert str(info.value) == (f"{path}: is {expected}, expected taskmix's embedding cache (an SQLite file); "
+                               "remove it or set encoder.cache_dir")
+    assert os.path.lexists(path) and sorted(p.name for p in path.parent.iterdir()) == [CACHE_FILENAME]  # left as it was
+
+
 def test_dimension_is_remembered_without_loading_the_model(tmp_path):
     encoder(tmp_path).encode(["a"])
     fresh = encoder(tmp_path)

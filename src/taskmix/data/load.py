@@ -37,9 +37,9 @@ def load_tasks(cfg: "Config", encoder: Any = None) -> list[Task]:
 
             try:
                 task = load_text_task(name, spec, cfg, encoder)
+                _check_label_space(task, name, spec, cfg)
             except DataError as e:
-                raise DataError(_withhold_outside(str(e), name, spec, cfg)) from None
-            _check_label_space(task, name, spec, cfg)
+                raise _withhold_outside(e, name, spec, cfg) from None
             tasks.append(task)
     check_same_dim(tasks)
     return tasks
@@ -72,20 +72,30 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(real == r or r in real.parents for r in roots)
 
 
-def _withhold_outside(message: str, name: str, spec: Any, cfg: "Config") -> str:
-    """``message`` without the file content it quotes when the file lies outside the config's folder and ``data_dir``.
+def _withhold_outside(error: DataError, name: str, spec: Any, cfg: "Config") -> DataError:
+    """``error``, or one without the file content it may quote when the file lies outside the config's folder and ``data_dir``.
 
     A config from someone else may name any readable file (``/etc/passwd``) as
-    data; its refusal then says where and that the file is not valid data,
-    without echoing its lines, header or values.
+    data; its refusal then says where and that the file is not valid data, and
+    how to see the details (set ``data_dir`` to its folder), without echoing
+    its lines, header or values.  A :class:`~taskmix.data.readers.DataFileError`
+    (missing, not a regular file, too large, not UTF-8, no rows, ...) quotes no
+    content and is shown as it is.
     """
+    from .readers import DataFileError
+
+    if isinstance(error, DataFileError):
+        return error
+    message = str(error)
+    folders = [Path(os.path.expanduser(cfg.base_dir))] if cfg.base_dir else []
+    if cfg.data_dir:
+        folders.append(cfg.resolve(cfg.data_dir))  # relative to the config's folder, as text.py reads it
     roots = []
-    for r in (cfg.base_dir, cfg.data_dir):
-        if r:
-            try:
-                roots.append(Path(os.path.expanduser(r)).resolve())
-            except (OSError, RuntimeError):
-                pass
+    for r in folders:
+        try:
+            roots.append(r.resolve())
+        except (OSError, RuntimeError):
+            pass
     for role in ("train", "validation", "test"):
         raw = getattr(spec, role, None)
         if not raw:
@@ -101,13 +111,14 @@ def _withhold_outside(message: str, name: str, spec: Any, cfg: "Config") -> str:
             rest = message[len(shown):]
             m = _LOCATION.match(rest)
             if m is None or _inside(path, roots):
-                return message
-            detail = rest[m.end():]
-            if not any(c in detail for c in "'\"(:,"):  # no quoted content: 'file not found', 'empty split'
-                return message
-            return (f"{shown}{m.group(1) or ''}: not valid data for tasks.{name} (details withheld: "
-                    "the file lies outside the config's folder and data_dir)")
-    return message
+                return error
+            folder = os.path.dirname(real)
+            return DataError(
+                f"{shown}{m.group(1) or ''}: not valid data for tasks.{name} (details withheld: the file lies outside "
+                f"the config's folder and data_dir; to see them, move it next to the config or set data_dir to its folder, "
+                f"--data-dir {folder})"
+            )
+    return error
 
 
 def load_run_tasks(cfg: "Config") -> list[Task]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -170,23 +171,44 @@ class LabelMap:
             s = value.strip()
             if self.to_index is not None and s in self.to_index:
                 return int(self.to_index[s])
-            if s.lstrip("-").isdigit():
+            if _INTEGER.fullmatch(s):  # ASCII digits only: int() would also take '²' (and fail) or '٣'
+                digits = len(s.lstrip("-").lstrip("0"))
+                if digits > _MAX_DIGITS:  # never int() a 5,000-digit string
+                    raise DataError(f"{where}: label {_shown(s)} in column {column!r} is out of range ({digits} digits); "
+                                    f"expected {self.expected()}")
                 return self._check_int(int(s), value, where, column)
             if not s:
                 raise DataError(f"{where}: label (column {column!r}) is empty; expected {self.expected()}")
-            shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
-            raise DataError(f"{where}: unknown label {shown} in column {column!r}; expected {self.expected()}")
+            raise DataError(f"{where}: unknown label {_shown(value)} in column {column!r}; expected {self.expected()}")
         if isinstance(value, (bool, int, np.integer)):
             return self._check_int(int(value), value, where, column)
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             return self._check_int(int(value), value, where, column)
-        raise DataError(f"{where}: label {value!r} in column {column!r} is a {type(value).__name__}; expected {self.expected()}")
+        raise DataError(
+            f"{where}: label {_shown(value)} in column {column!r} is a {type(value).__name__}; expected {self.expected()}"
+        )
 
     def _check_int(self, i: int, raw: Any, where: str, column: str) -> int:
         if self.num_labels is None and i >= MAX_LABEL:
-            raise DataError(f"{where}: label {i} in column {column!r} is too large; expected integers below {MAX_LABEL} "
-                            "(one output per label)")
+            raise DataError(f"{where}: label {_shown(i)} in column {column!r} is too large; expected integers below "
+                            f"{MAX_LABEL} (one output per label)")
         if i < 0 or (self.num_labels is not None and i >= self.num_labels):
             hint = " (-1 marks unlabelled rows, e.g. a GLUE test split)" if i == -1 else ""
-            raise DataError(f"{where}: label {raw!r} in column {column!r} is out of range{hint}; expected {self.expected()}")
+            raise DataError(f"{where}: label {_shown(raw)} in column {column!r} is out of range{hint}; "
+                            f"expected {self.expected()}")
         return i
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+_MAX_DIGITS = 18  # label strings of more digits are out of range whatever their value
+
+
+def _shown(value: Any) -> str:
+    """A label value for a message: the ``repr`` of a string, the number itself; cut short when long."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    try:
+        text = str(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits()
+        return "(a number of thousands of digits)"
+    return text if len(text) <= 40 else f"{text[:37]}... ({len(text)} digits)"

@@ -61,7 +61,17 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .presets import PRESETS, ROLES, XNLI_LANGS, LabelMap, Preset, get_preset
-from .readers import EXTENSIONS, FORMAT_EXTENSIONS, SEARCH_ORDER, TEXT_FORMATS, RawTable, load_hub, read_text_file
+from .readers import (
+    EXTENSIONS,
+    FORMAT_EXTENSIONS,
+    MAX_TEXT_CHARS,
+    SEARCH_ORDER,
+    TEXT_FORMATS,
+    RawTable,
+    field_too_long,
+    load_hub,
+    read_text_file,
+)
 from .tasks import Split, Task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -213,7 +223,11 @@ def _columns(name: str, spec: "TaskSpec", preset: Preset | None) -> dict[str, st
 
 
 def _extract(table: RawTable, cols: Mapping[str, str], labels: LabelMap) -> tuple[list[Pair], np.ndarray]:
-    """Text pairs and label indices of every row; :class:`DataError` on a bad cell."""
+    """Text pairs and label indices of every row; :class:`DataError` on a bad cell.
+
+    A text (or label) of more than :data:`~taskmix.data.readers.MAX_TEXT_CHARS`
+    characters is refused here, before anything is tokenized.
+    """
     ca, cb, cl = cols["text_a"], cols.get("text_b"), cols["label"]
     a_vals, l_vals = table.columns[ca], table.columns[cl]
     b_vals = table.columns[cb] if cb is not None else None
@@ -223,18 +237,27 @@ def _extract(table: RawTable, cols: Mapping[str, str], labels: LabelMap) -> tupl
         a = a_vals[i]
         if not isinstance(a, str):
             raise DataError(f"{table.where(i)}: column {ca!r} is {_describe_cell(a)}; expected text")
+        if len(a) > MAX_TEXT_CHARS:
+            raise field_too_long(table.where(i), ca, len(a))
         b = None
         if b_vals is not None:
             b = b_vals[i]
             if not isinstance(b, str):
                 raise DataError(f"{table.where(i)}: column {cb!r} is {_describe_cell(b)}; expected text")
+            if len(b) > MAX_TEXT_CHARS:
+                raise field_too_long(table.where(i), str(cb), len(b))
+        if isinstance(l_vals[i], str) and len(l_vals[i]) > MAX_TEXT_CHARS:
+            raise field_too_long(table.where(i), cl, len(l_vals[i]))
         pairs.append((a, b))
         y[i] = labels.encode(l_vals[i], table.where(i), cl)
     return pairs, y
 
 
 def _describe_cell(v: Any) -> str:
-    return "null or missing" if v is None else f"{v!r} (a {type(v).__name__})"
+    if v is None:
+        return "null or missing"
+    shown = repr(v)
+    return f"{shown if len(shown) <= 40 else shown[:37] + '...'} (a {type(v).__name__})"
 
 
 def max_train_indices(n: int, k: int) -> np.ndarray:
