@@ -275,6 +275,26 @@ def test_integer_labels_are_used_as_they_are(tmp_path):
     assert task.train.y.tolist() == [2, 0, 1] and task.num_labels == 3
 
 
+def test_label_names_without_a_labels_list_are_numbered_in_sorted_order_from_the_training_split(tmp_path):
+    write_jsonl(tmp_path / "tr.jsonl", [{"text": "a", "label": "pos"}, {"text": "b", "label": "neg"}, {"text": "c", "label": " pos "}])
+    write_jsonl(tmp_path / "te.jsonl", [{"text": "d", "label": "neg"}, {"text": "e", "label": "pos"}])
+    task = load(tmp_path, {"train": "tr.jsonl", "test": "te.jsonl"})
+    assert task.label_names == ("neg", "pos") and task.num_labels == 2
+    assert task.train.y.tolist() == [1, 0, 1] and task.test.y.tolist() == [0, 1]
+    # a name the training split never had is refused, naming the file and line and the names it knows
+    write_jsonl(tmp_path / "te.jsonl", [{"text": "d", "label": "neg"}, {"text": "e", "label": "maybe"}])
+    msg = error_of(load, tmp_path, {"train": "tr.jsonl", "test": "te.jsonl"})
+    assert "te.jsonl:2" in msg and "'maybe'" in msg and "one of the 2 label names of the training split" in msg
+    write_jsonl(tmp_path / "te.jsonl", [{"text": "d", "label": 1}])  # numbers are not labels once the names are
+    assert "is not a label name" in error_of(load, tmp_path, {"train": "tr.jsonl", "test": "te.jsonl"})
+
+
+def test_too_many_label_names_to_number_automatically_is_one_line(tmp_path):
+    write_jsonl(tmp_path / "tr.jsonl", [{"text": "a", "label": f"name{i}"} for i in range(1001)])
+    msg = error_of(load, tmp_path, {"train": "tr.jsonl"})
+    assert "tr.jsonl" in msg and "1001 distinct label names" in msg and "labels:" in msg
+
+
 def test_max_train_is_a_deterministic_seeded_subsample(tmp_path):
     rows = [{"text": f"sentence {i}", "label": i % 2} for i in range(100)]
     write_jsonl(tmp_path / "a.jsonl", rows)
@@ -324,12 +344,6 @@ def test_label_out_of_range_and_unlabelled_rows(tmp_path):
     assert ":2:" in msg and "out of range" in msg and "0..1" in msg
     write_jsonl(tmp_path / "b.jsonl", [{"text": "a", "label": -1}])
     assert "unlabelled" in error_of(load, tmp_path, {"train": "b.jsonl"})
-
-
-def test_string_labels_without_a_mapping_ask_for_one(tmp_path):
-    write_jsonl(tmp_path / "a.jsonl", [{"text": "a", "label": "pos"}])
-    msg = error_of(load, tmp_path, {"train": "a.jsonl"})
-    assert "unknown label 'pos'" in msg and "integer >= 0" in msg
 
 
 def test_malformed_jsonl_line_is_named(tmp_path):
@@ -525,7 +539,7 @@ def test_a_data_file_outside_the_config_folder_is_not_echoed(tmp_path):
 
     secret = "hunter2-the-secret"
     for name, body, shown in [
-        ("a.jsonl", f'{{"text": "a", "label": "{secret}"}}\n', secret),  # an unknown label: quoted when inside
+        ("a.jsonl", f'{{"text": "a", "label": ["{secret}"]}}\n', secret),  # a label that is a list: quoted when inside
         ("b.csv", f"text,{secret}\na,0\n", secret),  # a missing column: the header is listed when inside
         ("c.jsonl", f'{{"text": "a", "label": 0}}\n{{"{secret}": \n', "c.jsonl:2: not valid JSON"),  # bad JSON
     ]:
@@ -535,6 +549,10 @@ def test_a_data_file_outside_the_config_folder_is_not_echoed(tmp_path):
         cfg = make_cfg(tmp_path / "cfg", {"t": {"train": f"../elsewhere/{name}", "test": "test.jsonl"}}, "t",
                        model={"regime": "finetune"}, data_dir="../elsewhere")
         assert shown in error_of(load_tasks, cfg)  # data_dir names the folder: the details are shown
+    # label names found in an outside training split are numbered but never listed in another file's message
+    (tmp_path / "elsewhere" / "n.jsonl").write_text(f'{{"text": "a", "label": "{secret}"}}\n', encoding="utf-8")
+    msg = refusal("../elsewhere/n.jsonl")
+    assert secret not in msg and "test.jsonl:1" in msg and "label names of the training split" in msg
     # a refusal that quotes no content is shown as it is
     (tmp_path / "elsewhere" / "e.jsonl").write_text("")
     assert refusal("../elsewhere/e.jsonl") == f"{tmp_path / 'elsewhere' / 'e.jsonl'}: empty split (no rows)"

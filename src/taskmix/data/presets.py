@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -122,6 +122,9 @@ class LabelMap:
     to_index: Mapping[str, int] | None
     names: tuple[str, ...] | None
     num_labels: int | None
+    inferred_from: str | None = None
+    """where the names were found (:meth:`inferred`); only those names are labels then, and messages name
+    that file rather than list its values (it may lie outside the config's folder, whose content is withheld)"""
 
     @classmethod
     def from_spec(cls, labels: list[str] | dict[str, int] | None, preset: Preset | None, where: str) -> "LabelMap":
@@ -152,8 +155,27 @@ class LabelMap:
         names_t = tuple(inverse[i] for i in range(k)) if one_to_one else None
         return cls(dict(labels), names_t, k)
 
+    def inferred(self, values: Sequence[Any], where: str) -> "LabelMap":
+        """This map, or -- when nothing names the labels and a training split's ``values`` hold label *names*
+        (strings that are not integers) -- one numbering those names in sorted order.
+
+        So ``positive`` / ``negative`` become 1 / 0 without a ``labels:`` list; the list fixes another order
+        (e.g. to line tasks up under one shared head).  At most :data:`MAX_INFERRED_LABELS` names.
+        """
+        if self.to_index is not None:
+            return self
+        names = sorted({v.strip() for v in values if isinstance(v, str) and v.strip() and not _INTEGER.fullmatch(v.strip())})
+        if not names:
+            return self
+        if len(names) > MAX_INFERRED_LABELS:
+            raise DataError(f"{where}: {len(names)} distinct label names in the training split (e.g. {_shown(names[0])}); "
+                            f"at most {MAX_INFERRED_LABELS} are numbered automatically: give 'labels:' in the config")
+        return LabelMap({n: i for i, n in enumerate(names)}, tuple(names), len(names), inferred_from=where)
+
     def expected(self) -> str:
         """What a valid label looks like, for error messages."""
+        if self.inferred_from is not None:
+            return f"one of the {self.num_labels} label names of the training split ({self.inferred_from})"
         parts = []
         if self.to_index:
             parts.append(f"one of {sorted(self.to_index, key=lambda n: (self.to_index[n], n))}")  # type: ignore[index]
@@ -171,6 +193,8 @@ class LabelMap:
             s = value.strip()
             if self.to_index is not None and s in self.to_index:
                 return int(self.to_index[s])
+            if self.inferred_from is not None:
+                raise DataError(f"{where}: unknown label {_shown(value)} in column {column!r}; expected {self.expected()}")
             if _INTEGER.fullmatch(s):  # ASCII digits only: int() would also take '²' (and fail) or '٣'
                 digits = len(s.lstrip("-").lstrip("0"))
                 if digits > _MAX_DIGITS:  # never int() a 5,000-digit string
@@ -180,6 +204,8 @@ class LabelMap:
             if not s:
                 raise DataError(f"{where}: label (column {column!r}) is empty; expected {self.expected()}")
             raise DataError(f"{where}: unknown label {_shown(value)} in column {column!r}; expected {self.expected()}")
+        if self.inferred_from is not None:  # the training split named its labels: numbers are not labels here
+            raise DataError(f"{where}: label {_shown(value)} in column {column!r} is not a label name; expected {self.expected()}")
         if isinstance(value, (bool, int, np.integer)):
             return self._check_int(int(value), value, where, column)
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -201,6 +227,8 @@ class LabelMap:
 
 _INTEGER = re.compile(r"-?[0-9]+")
 _MAX_DIGITS = 18  # label strings of more digits are out of range whatever their value
+MAX_INFERRED_LABELS = 1000
+"""The most label names a task's training split may hold when they are numbered automatically."""
 
 
 def _shown(value: Any) -> str:

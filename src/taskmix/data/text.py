@@ -313,8 +313,11 @@ def load_text_task(
 
     data: dict[str, tuple[list[Pair], np.ndarray]] = {}
     rows: dict[str, int] = {}
-    for role, src in sources.items():
-        pairs, y = _extract(src.read(needed), cols, labels)
+    tables = {role: src.read(needed) for role, src in sorted(sources.items(), key=lambda kv: kv[0] != "train")}
+    if "train" in tables:  # label names without a labels: list are numbered in sorted order
+        labels = labels.inferred(tables["train"].columns[cols["label"]], f"{tables['train'].where(0)} (tasks.{name})")
+    for role in sources:
+        pairs, y = _extract(tables[role], cols, labels)
         rows[role] = len(y)
         if role == "train" and spec.max_train is not None and len(y) > spec.max_train:
             idx = max_train_indices(len(y), spec.max_train)
