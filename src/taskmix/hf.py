@@ -40,6 +40,7 @@ from .schedule_tools import to_stages
 from .torch_data import (
     ScheduleBatchSampler,
     ScheduleSampler,
+    check_dataset_sizes,
     scheduled_proportions,
 )
 
@@ -191,12 +192,19 @@ class ScheduleTrainer(transformers.Trainer):
             self._check_train_length(self.train_dataset)
 
     def _check_train_length(self, dataset: Any) -> None:
+        from torch.utils.data import ConcatDataset
+
         total = sum(self.task_sizes)
         if len(dataset) != total:
             raise ValueError(
                 f"train_dataset has {len(dataset)} examples, but task_sizes {self.task_sizes} sum to {total}; "
                 "expected the task datasets concatenated in schedule task order"
             )
+        if isinstance(dataset, ConcatDataset):  # its parts must be the tasks, with exactly these sizes
+            try:
+                check_dataset_sizes(dataset, self.task_sizes, self.schedule)
+            except ValueError as e:
+                raise ValueError(f"task_sizes: {e}") from None
 
     def _get_train_sampler(self, train_dataset: Any = None) -> ScheduleSampler:
         dataset = self.train_dataset if train_dataset is None else train_dataset

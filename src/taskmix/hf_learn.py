@@ -47,7 +47,7 @@ class MixerSampler(Sampler[int]):
 
     def __init__(self, mixer: Mixer, task_sizes: Sequence[int], batch_size: int, num_steps: int, seed: int = 0):
         self.mixer = mixer
-        self.sizes = [int(n) for n in task_sizes]
+        self.sizes = check_sizes(task_sizes, mixer.schedule())
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.batch_size = positive_int("batch_size", batch_size)
         self.num_steps = positive_int("num_steps", num_steps)

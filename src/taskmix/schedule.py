@@ -37,6 +37,8 @@ from .registry import Registry
 
 FORMAT = "taskmix.schedule/1"
 TOLERANCE = 1e-6
+MAX_STEPS = 2**53
+"""The largest run length (``total_steps``) the schedule tools take: steps stay exact in a float."""
 
 __all__ = [
     "FORMAT",
@@ -139,9 +141,11 @@ class Schedule:
 
     def row_index(self, step: int) -> int:
         """Meta-step row that holds at training step ``step`` (last row past the end)."""
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise TypeError(f"step must be an integer (a training step), got {type(step).__name__}")
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        return min(step // self.steps_per_meta_step, self.n_rows - 1)
+        return int(min(step // self.steps_per_meta_step, self.n_rows - 1))
 
     def weights_at(self, step: int) -> np.ndarray:
         """The task weights in force at training step ``step``."""
@@ -151,10 +155,18 @@ class Schedule:
         """Average weights over ``total_steps`` steps (default: all rows equally)."""
         if total_steps is None:
             return self.weights.mean(axis=0)
-        steps = np.arange(total_steps)
-        idx = np.minimum(steps // self.steps_per_meta_step, self.n_rows - 1)
-        counts = np.bincount(idx, minlength=self.n_rows)
-        return (counts[:, None] * self.weights).sum(axis=0) / max(total_steps, 1)
+        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or not 0 <= total_steps <= MAX_STEPS:
+            raise ValueError(f"total_steps must be an integer in [0, 2^53], got {str(total_steps)[:40]}")
+        counts = self.row_steps(int(total_steps))
+        return (counts[:, None] * self.weights).sum(axis=0) / max(int(total_steps), 1)
+
+    def row_steps(self, total_steps: int) -> np.ndarray:
+        """How many of the first ``total_steps`` training steps each row holds for (computed, not enumerated)."""
+        n = self.steps_per_meta_step
+        starts = np.arange(self.n_rows, dtype=np.int64) * n
+        counts = np.clip(int(total_steps) - starts, 0, n)
+        counts[-1] = max(int(total_steps) - int(starts[-1]), 0)
+        return counts
 
     def weight_of(self, task: str) -> np.ndarray:
         """``task``'s weight in every row."""
@@ -267,7 +279,16 @@ class Schedule:
         provenance: Mapping[str, Any] | None = None,
     ) -> "Schedule":
         """Build from unnormalised non-negative weights (one row or many)."""
-        w = np.asarray(weights, dtype=np.float64)
+        if isinstance(tasks, (str, bytes)) or not isinstance(tasks, (Sequence, np.ndarray)):
+            raise TypeError(f"tasks must be a list of task names, got {type(tasks).__name__}"
+                            + (" (a string would be read as one task per character)" if isinstance(tasks, str) else ""))
+        try:
+            a = np.asarray(weights)
+        except ValueError:  # ragged rows
+            raise ScheduleError(f"weights: expected shape (rows, {len(tasks)}), got rows of different lengths") from None
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"weights must be real numbers (not {'booleans' if a.dtype.kind == 'b' else 'strings' if a.dtype.kind in 'US' else a.dtype})")
+        w = a.astype(np.float64)
         if w.ndim == 1:
             w = w[None, :]
         if w.ndim != 2 or w.shape[1] != len(tasks):
@@ -331,6 +352,10 @@ def _sizes(tasks: Sequence[str], sizes: Mapping[str, int]) -> np.ndarray:
     missing = [t for t in tasks if t not in sizes]
     if missing:
         raise ScheduleError(f"sizes: no training-set size for task(s) {missing}")
+    for t in tasks:
+        v = sizes[t]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ScheduleError(f"sizes: the size of task {t!r} must be a number, got {str(v)[:40]!r}")
     n = np.asarray([float(sizes[t]) for t in tasks])
     if np.any(n < 0) or not np.all(np.isfinite(n)):
         raise ScheduleError("sizes: training-set sizes must be finite and non-negative")
@@ -368,7 +393,8 @@ def proportional(tasks: Sequence[str], sizes: Mapping[str, int], **_: Any) -> Sc
 
 def temperature(tasks: Sequence[str], sizes: Mapping[str, int], temperature: float = 2.0, **_: Any) -> Schedule:
     """p_i proportional to n_i^(1/T): T=1 is proportional, T->inf is uniform."""
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float, np.integer, np.floating))
+                                             and math.isfinite(temperature) and temperature > 0):
         raise ScheduleError(f"temperature: T must be a positive finite number, got {temperature!r}")
     n = _sizes(tasks, sizes)
     return Schedule.from_weights(
@@ -380,9 +406,10 @@ def examples_proportional(
     tasks: Sequence[str], sizes: Mapping[str, int], cap: int = 2**15, temperature: float = 1.0, **_: Any
 ) -> Schedule:
     """T5/seqio: p_i proportional to min(n_i, K)^(1/T) (artificial data-set size limit K)."""
-    if not (isinstance(cap, (int, float)) and cap > 0):
-        raise ScheduleError(f"examples_proportional: cap must be positive, got {cap!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+    if isinstance(cap, bool) or not (isinstance(cap, (int, float, np.integer, np.floating)) and cap > 0 and math.isfinite(cap)):
+        raise ScheduleError(f"examples_proportional: cap must be a positive finite number, got {cap!r}")
+    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float, np.integer, np.floating))
+                                             and math.isfinite(temperature) and temperature > 0):
         raise ScheduleError(f"examples_proportional: temperature must be positive, got {temperature!r}")
     n = np.minimum(_sizes(tasks, sizes), float(cap)) ** (1.0 / temperature)
     return Schedule.from_weights(
@@ -398,9 +425,14 @@ def explicit(tasks: Sequence[str], weights: Mapping[str, float] | Sequence[float
         unknown = sorted(set(weights) - set(tasks))
         if unknown:
             raise ScheduleError(f"explicit: unknown task(s) {unknown}; tasks are {list(tasks)}")
-        w = [float(weights.get(t, 0.0)) for t in tasks]
+        w = [weights.get(t, 0.0) for t in tasks]
+    elif isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)):
+        raise TypeError(f"explicit: weights must be a mapping task -> weight or a list, got {type(weights).__name__}")
     else:
-        w = [float(v) for v in weights]
+        w = list(weights)
+    for i, v in enumerate(w):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"explicit: weights[{i}] must be a number, got {str(v)[:40]!r}")
     return Schedule.from_weights(tasks, w, provenance={"method": "explicit"})
 
 

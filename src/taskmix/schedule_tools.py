@@ -16,15 +16,31 @@ time-variant schedule to its step-weighted mean over the run instead.
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
 from .sampler import check_schedule, positive_int
-from .schedule import Schedule
+from .schedule import MAX_STEPS, Schedule
 
 __all__ = ["describe", "diff", "format_diff", "megatron_data_path", "parse_mapping", "seqio_mixtures", "to_stages",
            "total_steps_of"]
+
+
+def _steps(total_steps: Any) -> int:
+    """``total_steps`` as a positive int of at most 2^53 (the tools compute per row, never per step)."""
+    steps = positive_int("total_steps", total_steps)
+    if steps > MAX_STEPS:
+        raise ValueError(f"total_steps must be a positive integer of at most 2^53, got {steps}")
+    return steps
+
+
+def _label(text: Any) -> str:
+    """A name as printed in a summary: as it is when printable, else escaped (a schedule from someone else cannot
+    send control characters, such as terminal escapes or line breaks, to the terminal)."""
+    text = str(text)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def total_steps_of(schedule: Schedule) -> int:
@@ -32,7 +48,7 @@ def total_steps_of(schedule: Schedule) -> int:
     else one pass over its rows."""
     for key in ("schedule_steps", "search_steps"):
         s = schedule.provenance.get(key)
-        if isinstance(s, int) and not isinstance(s, bool) and s > 0:
+        if isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_STEPS:
             return s
     return schedule.n_rows * schedule.steps_per_meta_step
 
@@ -53,7 +69,7 @@ def to_stages(
     with identical weights.
     """
     check_schedule(schedule)
-    total_steps = positive_int("total_steps", total_steps)
+    total_steps = _steps(total_steps)
     batch_size = positive_int("batch_size", batch_size)
     if by not in ("meta_step", "distinct_row"):
         raise ValueError(f"by must be 'meta_step' or 'distinct_row', got {by!r}")
@@ -75,7 +91,10 @@ def to_stages(
 
 
 def _rate_stages(schedule: Schedule, total_steps: int | None, average: bool) -> list[tuple[tuple[int, int], np.ndarray]]:
-    steps = total_steps_of(schedule) if total_steps is None else positive_int("total_steps", total_steps)
+    check_schedule(schedule)
+    if not isinstance(average, (bool, np.bool_)):
+        raise TypeError(f"average must be True or False, got {type(average).__name__}")
+    steps = total_steps_of(schedule) if total_steps is None else _steps(total_steps)
     if average or schedule.time_invariant:
         return [((0, steps), schedule.mean_weights(steps))]
     return [(tuple(s["steps"]), np.asarray(s["probabilities"])) for s in to_stages(schedule, steps, 1, by="distinct_row")]
@@ -88,6 +107,9 @@ def _num(x: float) -> str:
 def seqio_mixtures(schedule: Schedule, name: str = "taskmix_mixture", total_steps: int | None = None,
                    average: bool = False, tasks: Mapping[str, str] | None = None) -> str:
     """Python source registering the schedule as seqio mixtures: one ``MixtureRegistry.add`` per stage.
+
+    Every name in the source is a JSON string literal (a valid Python literal), so no task name, mixture name or
+    ``tasks`` value can add code to it.
 
     Rates are the schedule's weights (seqio normalises them); zero-weight tasks
     are left out (named in a comment).  ``tasks`` renames taskmix task names to
@@ -103,7 +125,9 @@ def seqio_mixtures(schedule: Schedule, name: str = "taskmix_mixture", total_step
         kept = [(rename.get(t, t), float(x)) for t, x in zip(schedule.tasks, w) if x > 0]
         dropped = [t for t, x in zip(schedule.tasks, w) if x <= 0]
         what = "step-weighted average over" if average and not schedule.time_invariant else "steps"
-        lines.append(f"# {what} [{a}, {b})" + (f"; zero weight, left out: {', '.join(dropped)}" if dropped else ""))
+        # names in the comment as JSON strings: a task name with a line break cannot end the comment and add code
+        left_out = ", ".join(json.dumps(t) for t in dropped)
+        lines.append(f"# {what} [{a}, {b})" + (f"; zero weight, left out: {left_out}" if dropped else ""))
         body = ", ".join(f"({json.dumps(t)}, {_num(x)})" for t, x in kept)
         lines.append(f"seqio.MixtureRegistry.add({json.dumps(mix)}, [{body}])")
     return "\n".join(lines) + "\n"
@@ -118,30 +142,51 @@ def megatron_data_path(schedule: Schedule, prefixes: Mapping[str, str] | None = 
     time-variant schedule gives one line per stage, each after a comment with
     its steps (Megatron's blend is fixed for a run: train each stage with its
     line, or pass ``average=True`` for one line).
+
+    Each line is meant for a shell command line (``--data-path <line>``): a
+    prefix with spaces or shell metacharacters is quoted (:func:`shlex.quote`),
+    so it stays one argument and cannot add options or commands; a prefix
+    with a control character (a line break, a terminal escape) is refused.
     """
+    check_schedule(schedule)
+    if prefixes is not None and not isinstance(prefixes, Mapping):
+        raise TypeError(f"prefixes must be a mapping task name -> data prefix, got {type(prefixes).__name__}")
     prefixes = dict(prefixes or {})
     unknown = sorted(set(prefixes) - set(schedule.tasks))
     if unknown:
         raise ValueError(f"prefix given for unknown task(s) {unknown}; the schedule has {list(schedule.tasks)}")
+    words = {}
+    for t in schedule.tasks:
+        prefix = prefixes.get(t, t)
+        where = f"prefix of task '{_label(t)[:40]}'" + ("" if t in prefixes else " (the task name, no prefix given)")
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"{where}: expected a non-empty path, got {str(prefix)[:40]!r}")
+        if not prefix.isprintable():
+            raise ValueError(f"{where}: '{_label(prefix)[:60]}' has a control character (a line break, a tab, an "
+                             "escape); expected a data path on one line")
+        words[t] = shlex.quote(prefix)
     stages = _rate_stages(schedule, total_steps, average)
     lines = []
     for (a, b), w in stages:
         if len(stages) > 1:
             lines.append(f"# steps [{a}, {b})")
-        lines.append(" ".join(f"{_num(x)} {prefixes.get(t, t)}" for t, x in zip(schedule.tasks, w) if x > 0))
+        lines.append(" ".join(f"{_num(x)} {words[t]}" for t, x in zip(schedule.tasks, w) if x > 0))
     return "\n".join(lines) + "\n"
 
 
 def describe(schedule: Schedule, total_steps: int | None = None, max_rows: int = 20) -> str:
     """A readable summary: tasks, rows, step layout, provenance, the weights per row and their average."""
-    steps = total_steps_of(schedule) if total_steps is None else positive_int("total_steps", total_steps)
+    check_schedule(schedule)
+    steps = total_steps_of(schedule) if total_steps is None else _steps(total_steps)
+    max_rows = positive_int("max_rows", max_rows)
     kind = "time-invariant" if schedule.time_invariant else f"time-variant, {schedule.n_rows} rows"
-    width = max(8, *(len(t) for t in schedule.tasks))
+    names = [_label(t) for t in schedule.tasks]
+    width = max(8, *(len(t) for t in names))
     out = [f"schedule: {schedule.n_tasks} tasks, {kind}, {schedule.steps_per_meta_step} steps per meta-step"]
     prov = {k: v for k, v in schedule.provenance.items()}
     if prov:
-        out.append("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items()))
-    head = "row  steps".ljust(22) + "".join(t.rjust(width + 2) for t in schedule.tasks)
+        out.append("provenance: " + ", ".join(f"{_label(k)}={_label(v)}" for k, v in prov.items()))
+    head = "row  steps".ljust(22) + "".join(t.rjust(width + 2) for t in names)
     out += ["", head]
     n = schedule.steps_per_meta_step
     rows = list(range(schedule.n_rows))
@@ -166,21 +211,34 @@ def diff(a: Schedule, b: Schedule, total_steps: int | None = None) -> dict[str, 
     ``total_variation`` is half the L1 distance of the means; ``max_step_diff``
     the largest absolute weight difference at any step.
     """
+    check_schedule(a)
+    check_schedule(b)
     tasks = list(a.tasks) + [t for t in b.tasks if t not in a.tasks]
-    steps = positive_int("total_steps", total_steps) if total_steps is not None else max(total_steps_of(a), total_steps_of(b))
+    steps = _steps(total_steps) if total_steps is not None else max(total_steps_of(a), total_steps_of(b))
 
-    def per_step(s: Schedule) -> np.ndarray:
-        idx = np.minimum(np.arange(steps) // s.steps_per_meta_step, s.n_rows - 1)
-        w = np.zeros((steps, len(tasks)))
+    def rows(s: Schedule) -> np.ndarray:  # each row's weights over `tasks` (0 for a task it does not have)
+        w = np.zeros((s.n_rows, len(tasks)))
         for j, t in enumerate(tasks):
             if t in s.tasks:
-                w[:, j] = s.weights[idx, s.tasks.index(t)]
+                w[:, j] = s.weights[:, s.tasks.index(t)]
         return w
 
-    wa, wb = per_step(a), per_step(b)
-    ma, mb = wa.mean(axis=0), wb.mean(axis=0)
-    d = np.abs(wa - wb)
-    worst = np.unravel_index(int(np.argmax(d)), d.shape) if d.size else (0, 0)
+    # the per-step weights are constant between row boundaries: work segment by segment (never per step)
+    ra, rb = rows(a), rows(b)
+    cuts = {0, steps}
+    for s in (a, b):
+        cuts.update(m * s.steps_per_meta_step for m in range(1, s.n_rows) if m * s.steps_per_meta_step < steps)
+    bounds = sorted(cuts)
+    ma, mb = np.zeros(len(tasks)), np.zeros(len(tasks))
+    worst_value, worst = -1.0, (0, 0)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        wa, wb = ra[a.row_index(lo)], rb[b.row_index(lo)]
+        ma += (hi - lo) * wa
+        mb += (hi - lo) * wb
+        seg = np.abs(wa - wb)
+        if seg.max() > worst_value:  # the first step and task of the largest difference, as argmax would find it
+            worst_value, worst = float(seg.max()), (lo, int(np.argmax(seg)))
+    ma, mb = ma / steps, mb / steps
     return {
         "tasks": tasks,
         "only_in_a": [t for t in a.tasks if t not in b.tasks],
@@ -191,7 +249,7 @@ def diff(a: Schedule, b: Schedule, total_steps: int | None = None) -> dict[str, 
         "mean_a": ma.tolist(),
         "mean_b": mb.tolist(),
         "total_variation": float(0.5 * np.abs(ma - mb).sum()),
-        "max_step_diff": float(d.max()) if d.size else 0.0,
+        "max_step_diff": max(worst_value, 0.0),
         "max_step_diff_at": {"step": int(worst[0]), "task": tasks[int(worst[1])]},
         "identical": bool(a == b),
     }
@@ -199,6 +257,7 @@ def diff(a: Schedule, b: Schedule, total_steps: int | None = None) -> dict[str, 
 
 def format_diff(d: Mapping[str, Any], name_a: str = "a", name_b: str = "b") -> str:
     """:func:`diff` as text."""
+    name_a, name_b = _label(name_a), _label(name_b)
     if d["identical"]:
         return f"{name_a} and {name_b} are identical\n"
     out = []
@@ -206,15 +265,15 @@ def format_diff(d: Mapping[str, Any], name_a: str = "a", name_b: str = "b") -> s
         out.append(f"tasks only in {name_a}: {d['only_in_a'] or '-'}; only in {name_b}: {d['only_in_b'] or '-'}")
     (ra, rb), (sa, sb) = d["rows"], d["steps_per_meta_step"]
     out.append(f"rows: {ra} vs {rb}; steps per meta-step: {sa} vs {sb}")
-    width = max(8, *(len(t) for t in d["tasks"]))
+    width = max(8, *(len(_label(t)) for t in d["tasks"]))
     col = max(10, len(name_a), len(name_b)) + 2
     out.append(f"mean weights over {d['total_steps']} steps:")
     out.append("task".ljust(width) + name_a.rjust(col) + name_b.rjust(col) + "difference".rjust(12))
     for t, x, y in zip(d["tasks"], d["mean_a"], d["mean_b"]):
-        out.append(t.ljust(width) + f"{x:.4f}".rjust(col) + f"{y:.4f}".rjust(col) + f"{y - x:+.4f}".rjust(12))
+        out.append(_label(t).ljust(width) + f"{x:.4f}".rjust(col) + f"{y:.4f}".rjust(col) + f"{y - x:+.4f}".rjust(12))
     at = d["max_step_diff_at"]
     out.append(f"total variation of the means: {d['total_variation']:.4f}; largest per-step difference: "
-               f"{d['max_step_diff']:.4f} ({at['task']} at step {at['step']})")
+               f"{d['max_step_diff']:.4f} ({_label(at['task'])} at step {at['step']})")
     return "\n".join(out) + "\n"
 
 

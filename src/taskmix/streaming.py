@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from .sampler import TaskSampler, check_schedule, positive_int
+from .sampler import TaskSampler, check_schedule, check_seed, check_step, max_step, positive_int
 from .schedule import Schedule
 from .torch_data import check_replay_args, schedule_digest
 
@@ -53,7 +55,10 @@ class ScheduleIterableDataset(IterableDataset):
     re-read from their start up to the examples the first ``k`` steps used
     (an iterable cannot seek), and the next example is the one an
     uninterrupted run would have produced.  Use ``num_workers=0`` or ``1``:
-    several workers would each replay the whole stream.
+    several workers would each replay the whole stream.  Positions are
+    bounded as for :class:`ScheduleBatchSampler`: ``set_epoch``,
+    ``state_dict(step=...)`` and ``load_state_dict`` take a step below
+    ``2**32 / batch_size`` (:data:`taskmix.sampler.MAX_POSITION`).
     """
 
     def __init__(
@@ -78,13 +83,24 @@ class ScheduleIterableDataset(IterableDataset):
             if missing or extra:
                 raise ValueError(f"streams: keys must be the schedule's tasks {tasks}; missing {missing}, unexpected {extra}")
             self.streams = [streams[t] for t in tasks]
+        elif isinstance(streams, (str, bytes)) or not isinstance(streams, Sequence):
+            raise TypeError(f"streams must be a mapping task name -> iterable or a list of iterables (one per task), "
+                            f"got {type(streams).__name__}")
         else:
             self.streams = list(streams)
             if len(self.streams) != schedule.n_tasks:
                 raise ValueError(f"streams: got {len(self.streams)}, expected {schedule.n_tasks} (one per task {list(schedule.tasks)})")
+        for t, stream in zip(schedule.tasks, self.streams):
+            if isinstance(stream, (str, bytes)) or not hasattr(stream, "__iter__"):
+                raise TypeError(f"streams[{t[:40]!r}] must be an iterable of examples, got {type(stream).__name__}")
         self.num_steps = None if num_steps is None else positive_int("num_steps", num_steps)
         self.batch_size, self.seed, self.per, self.rank, self.world_size = check_replay_args(
             batch_size, seed, per, rank, world_size)
+        if self.num_steps is not None and self.num_steps > max_step(self.batch_size) + 1:
+            raise ValueError(f"num_steps must be at most {max_step(self.batch_size) + 1} (a replay position is below "
+                             f"2^32 samples: step x batch_size {self.batch_size}), got {self.num_steps}")
+        if not isinstance(with_task, (bool, np.bool_)):
+            raise TypeError(f"with_task must be True or False, got {type(with_task).__name__}")
         self.with_task = bool(with_task)
         self._digest = schedule_digest(schedule)
         self._step = 0  # global steps fully produced
@@ -134,18 +150,28 @@ class ScheduleIterableDataset(IterableDataset):
     def _seek(self, step: int) -> None:
         """Rebuild the draws and the streams so that the next example is the first of global step ``step``."""
         self._sampler = TaskSampler(self.schedule, self.batch_size, None, seed=self.seed, per=self.per)
-        counts = np.zeros(self.schedule.n_tasks, dtype=np.int64)
-        left = step
-        while left > 0:  # task counts of the first `step` steps, in bounded chunks
-            k = min(left, max(1, 2**20 // self.batch_size))
-            counts += np.bincount(self._sampler.draw_many(k).ravel(), minlength=self.schedule.n_tasks)
-            left -= k
+        counts = self._sampler.skip(step)  # task counts of the first `step` steps (counted, not kept)
         self._passes = [0] * self.schedule.n_tasks
         self._iters = [self._open(i, 0) for i in range(self.schedule.n_tasks)]
         for i, n in enumerate(counts):
-            for _ in range(int(n)):
-                self._next_example(i)
+            self._skip_examples(i, int(n))
         self._counts, self._step, self._ready = counts, int(step), True
+
+    def _skip_examples(self, task: int, n: int) -> None:
+        """Read past the next ``n`` examples of ``task``'s stream (starting new passes as it runs out), at C speed."""
+        while n > 0:
+            taken = itertools.count()
+            deque(zip(itertools.islice(self._iters[task], n), taken), maxlen=0)
+            k = next(taken)  # how many the stream gave (zip stops pulling from `taken` when the stream ends)
+            n -= k
+            if n > 0:  # the stream ran out: start the next pass, as _next_example does
+                self._passes[task] += 1
+                self._iters[task] = self._open(task, self._passes[task])
+                try:
+                    next(self._iters[task])
+                except StopIteration:
+                    raise ValueError(f"stream of task {self.schedule.tasks[task]!r} is empty") from None
+                n -= 1
 
     # ---------------------------------------------------------- iteration
     def __iter__(self) -> Iterator[Any]:
@@ -176,8 +202,7 @@ class ScheduleIterableDataset(IterableDataset):
         """Move to the start of ``epoch`` (needs ``num_steps``); a no-op while inside that epoch."""
         if self.num_steps is None:
             raise ValueError("set_epoch needs num_steps")
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        epoch = check_step("epoch", epoch, self.batch_size, per=self.num_steps, unit="epoch")
         if self._step // self.num_steps == epoch and self._step % self.num_steps:
             return
         if self._step != epoch * self.num_steps:
@@ -191,10 +216,7 @@ class ScheduleIterableDataset(IterableDataset):
     # --------------------------------------------------------- persistence
     def state_dict(self, step: int | None = None) -> dict[str, Any]:
         """The stream position after ``step`` global steps (default: the steps produced so far); JSON-serialisable."""
-        if step is None:
-            step = self._step
-        elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        step = self._step if step is None else check_step("step", step, self.batch_size)
         return {"format": STREAM_STATE_FORMAT, "step": int(step), "seed": self.seed, "batch_size": self.batch_size,
                 "per": self.per, "tasks": list(self.schedule.tasks), "schedule_digest": self._digest}
 
@@ -207,11 +229,8 @@ class ScheduleIterableDataset(IterableDataset):
                           ("batch_size", self.batch_size), ("per", self.per)):
             if state.get(key) != mine:
                 raise ValueError(f"state: {key} is {state.get(key)!r}, but this dataset has {mine!r}")
-        step, seed = state.get("step"), state.get("seed")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"state: step must be a non-negative integer, got {step!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"state: seed must be a non-negative integer, got {seed!r}")
+        step = check_step("state: step", state.get("step"), self.batch_size)
+        seed = check_seed("state: seed", state.get("seed"))
         self.seed, self._step, self._ready = seed, step, False
 
     def __repr__(self) -> str:

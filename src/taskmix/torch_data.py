@@ -57,7 +57,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Sampler
 
-from .sampler import TaskSampler, check_schedule, check_sizes, positive_int
+from .sampler import MAX_BATCH, TaskSampler, check_schedule, check_seed, check_sizes, check_step, positive_int
+from .sampler import max_step as max_step_of
 from .schedule import Schedule
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
 ]
 
 STATE_FORMAT = "taskmix.schedule_sampler/1"
+_CHUNK = 4096  # steps per chunk of the recorded task counts
 
 
 def realised_proportions(task_ids: Sequence[int] | np.ndarray | torch.Tensor, n_tasks: int) -> np.ndarray:
@@ -88,7 +90,12 @@ def realised_proportions(task_ids: Sequence[int] | np.ndarray | torch.Tensor, n_
 def scheduled_proportions(schedule: Schedule, steps: Sequence[int] | np.ndarray | range) -> np.ndarray:
     """Expected task proportions over the given global ``steps``: the mean of their schedule rows."""
     check_schedule(schedule)
-    s = np.asarray(steps, dtype=np.int64).ravel()
+    if isinstance(steps, (str, bytes)):
+        raise TypeError(f"steps must be integers (global steps), got {type(steps).__name__}")
+    s = np.asarray(steps)
+    if s.dtype == bool or not (np.issubdtype(s.dtype, np.integer) or s.size == 0):
+        raise TypeError(f"steps must be integers (global steps), got dtype {s.dtype}")
+    s = s.astype(np.int64).ravel()
     if s.size == 0:
         raise ValueError("steps is empty; expected at least one step")
     if s.min() < 0:
@@ -109,9 +116,7 @@ class _FromDatasets:
     @classmethod
     def from_concat(cls, dataset: ConcatDataset, schedule: Schedule, **kwargs: Any) -> Self:
         """Sampler over a ``ConcatDataset`` whose parts are the tasks, in schedule task order (``sampler.dataset``)."""
-        sampler = cls(schedule, _concat_sizes(dataset, schedule), **kwargs)
-        sampler.dataset = dataset
-        return sampler
+        return cls(schedule, _concat_sizes(dataset, schedule), dataset=dataset, **kwargs)
 
     @classmethod
     def from_dict(cls, datasets: Mapping[str, Dataset], schedule: Schedule, **kwargs: Any) -> Self:
@@ -139,6 +144,15 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
             ranks; default to ``torch.distributed`` if it is initialised, else
             0 and 1.
         record: keep per-step task counts for :meth:`task_counts`.
+        dataset: the dataset the indices address (optional; ``from_dict`` and
+            ``from_concat`` set it): ``sizes`` are checked against it -- a
+            ``ConcatDataset``'s parts must have exactly these sizes, any other
+            dataset's length must be their sum -- so that no task's examples
+            are read as another's.  Kept as ``sampler.dataset``.
+
+    Positions are bounded: ``set_epoch``, ``state_dict(step=...)`` and
+    ``load_state_dict`` take a step below ``2**32 / batch_size`` (see
+    :data:`taskmix.sampler.MAX_POSITION`), since seeking re-draws every earlier step.
     """
 
     def __init__(
@@ -153,6 +167,7 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
         rank: int | None = None,
         world_size: int | None = None,
         record: bool = True,
+        dataset: Any = None,
     ) -> None:
         check_schedule(schedule)
         self.schedule = schedule
@@ -160,15 +175,22 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
         self.num_steps = positive_int("num_steps", num_steps)
         self.batch_size, self.seed, self.per, self.rank, self.world_size = check_replay_args(
             batch_size, seed, per, rank, world_size)
+        if self.num_steps > max_step_of(self.batch_size) + 1:
+            raise ValueError(f"num_steps must be at most {max_step_of(self.batch_size) + 1} (a replay position is below "
+                             f"2^32 samples: step x batch_size {self.batch_size}), got {self.num_steps}")
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        if not isinstance(record, (bool, np.bool_)):
+            raise TypeError(f"record must be True or False, got {type(record).__name__}")
         self.record = bool(record)
-        self.dataset: ConcatDataset | None = None  # set by from_dict / from_concat: the dataset the indices address
+        if dataset is not None:
+            check_dataset_sizes(dataset, self.sizes, schedule)
+        self.dataset = dataset  # the dataset the indices address, when given (from_dict / from_concat give it)
         self._digest = schedule_digest(schedule)
         self._sampler = self._new_task_sampler()
         self._epoch = 0
         self._pos = 0  # steps of the current epoch drawn so far, in [0, num_steps]
-        self._counts = np.zeros((0, schedule.n_tasks), dtype=np.int64)
-        self._drawn = np.zeros(0, dtype=bool)
+        # per-step task counts, in chunks of _CHUNK steps (a seek far ahead does not allocate the steps it skips)
+        self._chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # chunk -> (counts (_CHUNK x n), drawn (_CHUNK,))
 
     # ----------------------------------------------------------- construction
 
@@ -196,11 +218,10 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Move to the start of ``epoch``; a no-op while the sampler is inside that epoch."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        epoch = check_step("epoch", epoch, self.batch_size, per=self.num_steps, unit="epoch")
         if epoch == self._epoch and self._pos < self.num_steps:
             return
-        self._seek(int(epoch) * self.num_steps)
+        self._seek(epoch * self.num_steps)
 
     def _seek(self, step: int) -> None:
         """Position the stream so that the next batch drawn is global step ``step``."""
@@ -224,35 +245,55 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
             yield (self.offsets[tasks[mine]] + examples[mine]).tolist()
 
     def _record(self, step: int, tasks: np.ndarray) -> None:
-        if step >= len(self._drawn):
-            cap = max(step + 1, 2 * len(self._drawn), 64)
-            counts = np.zeros((cap, self.schedule.n_tasks), dtype=np.int64)
-            counts[: len(self._counts)] = self._counts
-            drawn = np.zeros(cap, dtype=bool)
-            drawn[: len(self._drawn)] = self._drawn
-            self._counts, self._drawn = counts, drawn
-        self._counts[step] = np.bincount(tasks, minlength=self.schedule.n_tasks)
-        self._drawn[step] = True
+        c, i = divmod(step, _CHUNK)
+        if c not in self._chunks:
+            self._chunks[c] = (np.zeros((_CHUNK, self.schedule.n_tasks), dtype=np.int64), np.zeros(_CHUNK, dtype=bool))
+        counts, drawn = self._chunks[c]
+        counts[i] = np.bincount(tasks, minlength=self.schedule.n_tasks)
+        drawn[i] = True
+
+    def _recorded(self, start: int, end: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(steps, counts)`` of the recorded steps in ``[start, end)``, chunk by chunk in step order."""
+        if not self.record:
+            raise ValueError("this sampler was built with record=False; it keeps no per-step task counts")
+        for name, v in (("start", start), ("end", end)):
+            if (v is not None or name == "start") and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                raise TypeError(f"{name} must be an integer (a global step), got {type(v).__name__}")
+        out = []
+        for c in sorted(self._chunks):
+            lo, hi = c * _CHUNK, (c + 1) * _CHUNK
+            if (end is not None and lo >= end) or hi <= start:
+                continue
+            counts, drawn = self._chunks[c]
+            keep = drawn.copy()
+            keep[: max(int(start) - lo, 0)] = False
+            if end is not None and end < hi:
+                keep[max(int(end) - lo, 0):] = False
+            idx = np.flatnonzero(keep)
+            out.append((lo + idx, counts[idx]))
+        return out
 
     # ------------------------------------------------------------ accounting
     def steps_drawn(self, start: int = 0, end: int | None = None) -> np.ndarray:
         """Global steps in ``[start, end)`` that this sampler has drawn (and recorded)."""
-        if not self.record:
-            raise ValueError("this sampler was built with record=False; it keeps no per-step task counts")
-        end = len(self._drawn) if end is None else min(int(end), len(self._drawn))
-        start = max(int(start), 0)
-        if end <= start:
-            return np.zeros(0, dtype=np.int64)
-        return start + np.flatnonzero(self._drawn[start:end])
+        parts = [steps for steps, _ in self._recorded(start, end)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def task_counts(self, start: int = 0, end: int | None = None) -> np.ndarray:
         """Samples per task over the drawn global steps in ``[start, end)``, counting the whole global batch."""
-        steps = self.steps_drawn(start, end)
-        return self._counts[steps].sum(axis=0) if steps.size else np.zeros(self.schedule.n_tasks, dtype=np.int64)
+        total = np.zeros(self.schedule.n_tasks, dtype=np.int64)
+        for _, counts in self._recorded(start, end):
+            total += counts.sum(axis=0)
+        return total
 
     def task_of(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Task index of each global index."""
-        idx = np.asarray(indices, dtype=np.int64)
+        if isinstance(indices, (str, bytes)):
+            raise TypeError(f"indices must be integers, got {type(indices).__name__}")
+        idx = np.asarray(indices)
+        if idx.dtype == bool or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
+            raise TypeError(f"indices must be integers (global indices), got dtype {idx.dtype}")
+        idx = idx.astype(np.int64)
         total = int(self.offsets[-1] + self.sizes[-1])
         if idx.size and (idx.min() < 0 or idx.max() >= total):
             raise ValueError(f"indices must lie in [0, {total}), got values in [{idx.min()}, {idx.max()}]")
@@ -266,10 +307,7 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
         ahead of the training loop, so pass the number of steps the loop has
         actually finished.
         """
-        if step is None:
-            step = self.step
-        elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        step = self.step if step is None else check_step("step", step, self.batch_size)
         return {
             "format": STATE_FORMAT,
             "step": int(step),
@@ -300,12 +338,8 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
         ):
             if state.get(key) != mine:
                 raise ValueError(f"state: {key} is {state.get(key)!r}, but this sampler has {mine!r}")
-        step = state.get("step")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"state: step must be a non-negative integer, got {step!r}")
-        seed = state.get("seed")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"state: seed must be a non-negative integer, got {seed!r}")
+        step = check_step("state: step", state.get("step"), self.batch_size)
+        seed = check_seed("state: seed", state.get("seed"))
         if seed != self.seed:
             self.seed = seed
             self._sampler = self._new_task_sampler()
@@ -336,7 +370,7 @@ class ScheduleSampler(_FromDatasets, Sampler[int]):
         # options: seed, per, rank, world_size, record -- exactly as ScheduleBatchSampler takes them
         self.batch_sampler = ScheduleBatchSampler(schedule, sizes, batch_size, num_steps, **options)
         self._pending = 0  # indices of the current step not yet yielded
-        self.dataset: ConcatDataset | None = None  # set by from_dict / from_concat: the dataset the indices address
+        self.dataset = self.batch_sampler.dataset  # the dataset the indices address, when given
 
 
     # Read-only views of the underlying batch sampler.
@@ -414,10 +448,11 @@ def check_replay_args(
     ``batch_size`` is the global batch and must split evenly across the ranks.
     """
     batch_size = positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if batch_size > MAX_BATCH:
+        raise ValueError(f"batch_size must be at most {MAX_BATCH}, got {batch_size}")
+    seed = check_seed("seed", seed)
     if per not in ("sample", "batch"):
-        raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
+        raise ValueError(f"per must be 'sample' or 'batch', got {str(per)[:40]!r}")
     rank, world_size = resolve_rank(rank, world_size)
     if batch_size % world_size:
         raise ValueError(
@@ -447,6 +482,30 @@ def schedule_digest(schedule: Schedule) -> str:
     """A short digest of a schedule (checked when a sampler state is restored)."""
     blob = json.dumps([list(schedule.tasks), schedule.steps_per_meta_step, schedule.weights.tolist()])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_dataset_sizes(dataset: Any, sizes: Sequence[int], schedule: Schedule) -> None:
+    """Refuse (``ValueError`` naming ``sizes``) task sizes that do not lay ``dataset`` out: a ``ConcatDataset``'s
+    parts must have exactly these sizes, any other sized dataset must have their sum as its length."""
+    if isinstance(dataset, ConcatDataset):
+        parts = [len(cast(Sized, d)) for d in dataset.datasets]
+        if parts != list(sizes):
+            raise ValueError(f"sizes {_cut(sizes)} do not match the dataset: its parts have sizes {_cut(parts)}; expected "
+                             f"one part per schedule task {_cut(list(schedule.tasks))}, in that order")
+        return
+    try:
+        total = len(dataset)
+    except TypeError:
+        raise TypeError(f"dataset must be a sized dataset (a map-style dataset with len()), got "
+                        f"{type(dataset).__name__}") from None
+    if total != sum(sizes):
+        raise ValueError(f"sizes {_cut(sizes)} sum to {sum(sizes)}, but the dataset has {total} examples; expected the "
+                         f"task datasets concatenated in schedule task order {_cut(list(schedule.tasks))}")
+
+
+def _cut(items: Sequence[Any], n: int = 8) -> str:
+    shown = ", ".join(str(x)[:40] for x in list(items)[:n])
+    return f"[{shown}{', ...' if len(items) > n else ''}]"
 
 
 def _concat_sizes(dataset: Any, schedule: Schedule) -> list[int]:

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import check_state_matches
+from ..errors import check_state_matches, state_int, state_keys
+from ..sampler import check_generator_state
 
 __all__ = ["FEEDBACK_KINDS", "MetaStepInfo", "Strategy", "softmax"]
 
@@ -40,6 +41,82 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------- argument checks
+# Python API misuse is refused at the call: ``TypeError`` for a value of the wrong kind, ``ValueError`` for one out of
+# range, each naming the argument.  Bools are not numbers here; numpy integer and float scalars are.
+
+MAX_ABS_REWARD = 1e12
+"""The largest reward (or credit, or standard error) magnitude a policy update takes: far beyond any meaningful
+credit, and far enough below the float range that the baseline, the running scale and the update stay finite."""
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def int_arg(name: str, v: Any, lo: int, hi: int | None = None) -> int:
+    """``v`` as an int in ``[lo, hi]`` (not a bool, not a float that would be truncated)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {_shown(v)} ({type(v).__name__})")
+    if v < lo or (hi is not None and v > hi):
+        raise ValueError(f"{name} must be an integer in [{lo}, {'inf' if hi is None else hi}], got {_shown(v)}")
+    return int(v)
+
+
+def real_arg(name: str, v: Any, lo: float = -np.inf, hi: float = np.inf, lo_open: bool = False,
+             hi_open: bool = False) -> float:
+    """``v`` as a finite float in the interval from ``lo`` to ``hi`` (open ends where said); not a bool."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {_shown(v)} ({type(v).__name__})")
+    try:
+        x = float(v)
+    except OverflowError:
+        x = float("inf")
+    below = x <= lo if lo_open else x < lo
+    above = x >= hi if hi_open else x > hi
+    if not np.isfinite(x) or below or above:
+        span = f"{'(' if lo_open or lo == -np.inf else '['}{lo:g}, {hi:g}{')' if hi_open or hi == np.inf else ']'}"
+        raise ValueError(f"{name} must be a finite number in {span}, got {_shown(v)}")
+    return x
+
+
+def reals_arg(name: str, v: Any, n: int, bound: float = MAX_ABS_REWARD, lo: float | None = None) -> np.ndarray:
+    """``v`` as ``n`` finite floats of magnitude at most ``bound`` (and at least ``lo``), e.g. one reward per task."""
+    if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__len__"):
+        raise TypeError(f"{name} must be a sequence of {n} real numbers (one per task), got {type(v).__name__}")
+    try:
+        a = np.asarray(v)
+    except (TypeError, ValueError):  # ragged, or not numbers
+        raise TypeError(f"{name} must be a sequence of {n} real numbers (one per task), got {_shown(v)}") from None
+    if (a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating))
+            or isinstance(v, (list, tuple)) and any(isinstance(x, (bool, np.bool_)) for x in v)):
+        raise TypeError(f"{name} must be real numbers, got {_shown(v)} (dtype {a.dtype})")
+    a = a.astype(np.float64)
+    if a.shape != (n,):
+        raise ValueError(f"{name}: expected {n} values (one per task), got shape {a.shape}")
+    low = -bound if lo is None else lo
+    bad = ~np.isfinite(a) | (a < low) | (a > bound)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{i}] is {a[i]!r}; expected a finite number in [{low:g}, {bound:g}]")
+    return a
+
+
+def bool_arg(name: str, v: Any) -> bool:
+    """``v`` as a bool: ``True``/``False`` (numpy's too), nothing else."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_shown(v)} ({type(v).__name__})")
+    return bool(v)
+
+
+def choice_arg(name: str, v: Any, choices: tuple[str, ...]) -> str:
+    """``v`` if it is one of the strings ``choices``."""
+    if not isinstance(v, str) or v not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {_shown(v)}")
+    return v
 
 
 # ------------------------------------------------------------------ feedback
@@ -102,19 +179,20 @@ class Strategy(ABC):
     """State keys that are draws from the random stream, not learned (:meth:`reseed` redraws them)."""
 
     def __init__(self, n_tasks: int, target: int = 0, seed: int = 0):
-        if n_tasks < 1:
-            raise ValueError(f"need at least one task, got n_tasks={n_tasks}")
+        n_tasks = int_arg("n_tasks", n_tasks, 1, 2**20)
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+            raise TypeError(f"target must be a task index (an integer), got {_shown(target)}")
         if not 0 <= target < n_tasks:
             raise ValueError(f"target index {target} out of range for {n_tasks} tasks")
-        self.n_tasks = int(n_tasks)
+        self.n_tasks = n_tasks
         self.target = int(target)
-        self.seed = int(seed)
+        self.seed = int_arg("seed", seed, 0, 2**64 - 1)
         self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xADA9]))
         self.updates = 0
 
     def reseed(self, seed: int) -> None:
         """Restart the strategy's random stream from ``seed`` (its learned state is kept)."""
-        self.seed = int(seed)
+        self.seed = int_arg("seed", seed, 0, 2**64 - 1)
         self.rng = np.random.Generator(np.random.PCG64([self.seed, 0xADA9]))
 
     @abstractmethod
@@ -159,8 +237,29 @@ class Strategy(ABC):
         """
         return {**self._base_state(), **{key: getattr(self, attr).tolist() for key, attr in self.state_arrays}}
 
+    def check_state_dict(self, state: Any, where: str = "strategy") -> None:
+        """Refuse (``ValueError`` naming the field) a state this strategy cannot continue from sanely: another
+        strategy or task count, a seed or update count that is not an integer in range, a random stream that is not
+        a position of its seed's, an array of :attr:`state_arrays` without this strategy's shape or not finite."""
+        check_state_matches("strategy", state, name=self.name, n_tasks=self.n_tasks)
+        state_keys(state, where, ("name", "n_tasks", "seed", "updates", "rng", *(k for k, _ in self.state_arrays)))
+        seed = state_int(state["seed"], f"{where}.seed", 0, 2**64 - 1)
+        state_int(state["updates"], f"{where}.updates", 0, 2**53)
+        check_generator_state(state["rng"], f"{where}.rng", np.random.Generator(np.random.PCG64([seed, 0xADA9])), window=None)
+        for key, attr in self.state_arrays:
+            want = np.shape(getattr(self, attr))
+            try:
+                a = np.asarray(state[key], dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{where}.{key}: expected numbers of shape {want}") from None
+            if a.shape != want or not np.all(np.isfinite(a)):
+                raise ValueError(f"{where}.{key}: expected finite numbers of shape {want}, got shape {a.shape}")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; afterwards the strategy continues exactly as the saved one would."""
+        """Restore :meth:`state_dict`; afterwards the strategy continues exactly as the saved one would.
+
+        Checked first (:meth:`check_state_dict`): nothing is restored from a state that fails."""
+        self.check_state_dict(state)
         self._load_base(state)
         for key, attr in self.state_arrays:
             setattr(self, attr, np.asarray(state[key], dtype=np.float64))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import MetaStepInfo, Strategy, softmax
+from .base import MetaStepInfo, Strategy, choice_arg, real_arg, softmax
 
 class EXP3(Strategy):
     r"""EXP3 with ODM's loss reward (Albalak et al., 2023, Algorithm 1), updated per meta-step.
@@ -66,18 +66,17 @@ class EXP3(Strategy):
         estimator: str = "odm",
     ):
         super().__init__(n_tasks, target, seed)
-        if lr is not None and not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"exp3: lr must be a non-negative number, got {lr}")
-        if exploration is not None and not 0 <= exploration <= 1.0 / self.n_tasks:
-            raise ValueError(f"exp3: exploration must be in [0, 1/K] = [0, {1.0 / self.n_tasks:.4g}], got {exploration}")
-        if not 0 <= smoothing < 1:
-            raise ValueError(f"exp3: smoothing must be in [0, 1), got {smoothing}")
-        if estimator not in ("odm", "per_sample"):
-            raise ValueError(f"exp3: estimator must be 'odm' or 'per_sample', got {estimator!r}")
+        if lr is not None:
+            lr = real_arg("exp3: lr", lr, 0.0)
+        if exploration is not None:
+            real_arg("exp3: exploration", exploration, 0.0)
+            if not 0 <= exploration <= 1.0 / self.n_tasks:
+                raise ValueError(f"exp3: exploration must be in [0, 1/K] = [0, {1.0 / self.n_tasks:.4g}], got {exploration}")
+            exploration = float(exploration)
         self.lr = lr
         self.exploration = exploration
-        self.smoothing = float(smoothing)
-        self.estimator = estimator
+        self.smoothing = real_arg("exp3: smoothing", smoothing, 0.0, 1.0, hi_open=True)
+        self.estimator = choice_arg("exp3: estimator", estimator, ("odm", "per_sample"))
         self.R = np.zeros(self.n_tasks)
 
     def exploration_rate(self, t: int) -> float:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from .base import MetaStepInfo, Strategy, softmax
+from .base import MetaStepInfo, Strategy, choice_arg, int_arg, real_arg, softmax
 
 class GradientAlignment(Strategy):
     r"""Online gradient-alignment weighting (MultiDDS-like; Wang et al., 2020).
@@ -56,18 +55,10 @@ class GradientAlignment(Strategy):
         floor: float = 0.0,
     ):
         super().__init__(n_tasks, target, seed)
-        if not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"gradient_alignment: lr must be a non-negative number, got {lr}")
-        if similarity not in ("cosine", "dot"):
-            raise ValueError(f"gradient_alignment: similarity must be 'cosine' or 'dot', got {similarity!r}")
-        if probe_batches < 1:
-            raise ValueError(f"gradient_alignment: probe_batches must be >= 1, got {probe_batches}")
-        if not 0 <= floor <= 1:
-            raise ValueError(f"gradient_alignment: floor must be in [0, 1], got {floor}")
-        self.lr = float(lr)
-        self.similarity = similarity
-        self.probe_batches = int(probe_batches)
-        self.floor = float(floor)
+        self.lr = real_arg("gradient_alignment: lr", lr, 0.0)
+        self.similarity = choice_arg("gradient_alignment: similarity", similarity, ("cosine", "dot"))
+        self.probe_batches = int_arg("gradient_alignment: probe_batches", probe_batches, 1, 10**4)
+        self.floor = real_arg("gradient_alignment: floor", floor, 0.0, 1.0)
         self.psi = np.zeros(self.n_tasks)
 
     def weights(self, step: int) -> np.ndarray:

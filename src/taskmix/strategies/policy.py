@@ -42,13 +42,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import NonFiniteRewardError
+from ..errors import NonFiniteRewardError, state_int, state_keys, state_real, state_reals
 from ..schedule import Schedule
-from .base import softmax
+from .base import MAX_ABS_REWARD, bool_arg, choice_arg, int_arg, real_arg, reals_arg, softmax
 
 
 class Policy:
@@ -69,32 +69,44 @@ class Policy:
         entropy: float = 0.0,
         shrink: float = 0.0,
         prior_pull: float = 0.0,
-        prior: np.ndarray | list[float] | None = None,
+        prior: Sequence[float] | np.ndarray | None = None,
     ):
-        if not 0 <= epsilon <= gamma <= 1:
+        # every argument is checked here, at the call (bounds as the config's search.* fields)
+        n_tasks = int_arg("n_tasks", n_tasks, 1, 2**20)
+        target = int_arg("target", target, 0, n_tasks - 1)
+        n_rows = int_arg("n_rows", n_rows, 1, 10**6)
+        if n_rows * n_tasks > 2**27:
+            raise ValueError(f"n_rows x n_tasks must be at most 2^27 logits, got {n_rows} x {n_tasks}")
+        epsilon = real_arg("epsilon", epsilon, 0.0, 1.0)
+        gamma = real_arg("gamma", gamma, 0.0, 1.0)
+        if not epsilon <= gamma:
             raise ValueError(f"need 0 <= epsilon <= gamma <= 1, got epsilon={epsilon}, gamma={gamma}")
-        if not 0 <= target < n_tasks:
-            raise ValueError(f"target index {target} out of range for {n_tasks} tasks")
-        if baseline not in ("none", "moving_average"):
-            raise ValueError(f"baseline must be 'none' or 'moving_average', got {baseline!r}")
-        self.n_tasks = int(n_tasks)
-        self.target = int(target)
-        self.epsilon = float(epsilon)
-        self.gamma = float(gamma)
-        self.lr = float(lr)
-        self.sgd_steps = int(sgd_steps)
-        self.baseline_kind = baseline
-        self.baseline_decay = float(baseline_decay)
-        self.normalize = bool(normalize)
-        self.entropy = float(entropy)
-        self.shrink = float(shrink)
-        self.prior_pull = float(prior_pull)
+        self.n_tasks = n_tasks
+        self.target = target
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.lr = real_arg("lr", lr, 0.0, lo_open=True)
+        self.sgd_steps = int_arg("sgd_steps", sgd_steps, 1, 10**5)
+        self.baseline_kind = choice_arg("baseline", baseline, ("none", "moving_average"))
+        self.baseline_decay = real_arg("baseline_decay", baseline_decay, 0.0, 1.0, hi_open=True)
+        self.normalize = bool_arg("normalize", normalize)
+        self.entropy = real_arg("entropy", entropy, 0.0, 1e6)
+        self.shrink = real_arg("shrink", shrink, 0.0)
+        self.prior_pull = real_arg("prior_pull", prior_pull, 0.0)
         if prior is None:
             self.prior = np.full(self.n_tasks, 1.0 / self.n_tasks)
         else:
-            q = np.asarray(prior, dtype=np.float64)
-            if q.shape != (self.n_tasks,) or not np.all(np.isfinite(q)) or np.any(q <= 0):
-                raise ValueError(f"prior must be {self.n_tasks} finite positive weights (the policy starts from it), got {q.tolist()}")
+            if isinstance(prior, (str, bytes, dict)) or not hasattr(prior, "__len__"):
+                raise TypeError(f"prior must be a sequence of {self.n_tasks} positive weights, got {type(prior).__name__}")
+            try:
+                q = np.asarray(prior, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"prior must be a sequence of {self.n_tasks} positive weights (numbers)") from None
+            with np.errstate(over="ignore"):
+                total = q.sum()
+            if q.shape != (self.n_tasks,) or not np.all(np.isfinite(q)) or np.any(q <= 0) or not np.isfinite(total):
+                raise ValueError(f"prior must be {self.n_tasks} finite positive weights (the policy starts from it), "
+                                 f"got {str(q.tolist())[:80]}")
             self.prior = q / q.sum()
         logq = np.log(self.prior)
         self.theta0 = logq - logq.mean()  # the prior's logits (all zeros for the uniform prior)
@@ -110,7 +122,7 @@ class Policy:
 
     def probs(self, row: int = 0) -> np.ndarray:
         """The policy's task probabilities of ``row`` (before exploration)."""
-        return softmax(self.logits[row])
+        return softmax(self.logits[self._row_arg(row)])
 
     def exploration_mixture(self, row: int = 0) -> np.ndarray:
         """The marginal task distribution of :meth:`sample` (policy mixed with exploration)."""
@@ -125,6 +137,8 @@ class Policy:
         Returns ``(tasks, branch)`` where ``branch`` is 0 for uniform
         exploration, 1 for the primary task, 2 for the policy.
         """
+        row = self._row_arg(row)
+        k = int_arg("k", k, 0, 2**27)
         p = rng.random(k)
         uni = rng.integers(0, self.n_tasks, size=k)
         cdf = np.cumsum(self.probs(row))
@@ -167,16 +181,18 @@ class Policy:
             rewards: one scalar (broadcast to all tasks) or one credit per task.
             se: optional standard error of each task's credit (the variance-aware update uses it).
         """
-        shares = np.asarray(shares, dtype=np.float64)
-        if shares.shape != (self.n_tasks,) or not np.all(np.isfinite(shares)) or shares.sum() <= 0:
+        row = self._row_arg(row)
+        shares = reals_arg("shares", shares, self.n_tasks, bound=1e300, lo=0.0)
+        if not shares.sum() > 0 or not np.isfinite(shares.sum()):
             raise ValueError(f"shares must be {self.n_tasks} finite non-negative numbers with a positive sum")
         shares = shares / shares.sum()
-        r = np.broadcast_to(np.asarray(rewards, dtype=np.float64), (self.n_tasks,))
-        if not np.all(np.isfinite(r)):
-            raise NonFiniteRewardError(f"rewards must be finite, got {r.tolist()}")
+        r = self.rewards_arg(rewards)
+        if se is not None:
+            se = reals_arg("se", se, self.n_tasks, lo=0.0)
+        kept = (self.baseline, self.scale)
         adv = self.advantages(r, shares)
         if self.shrink > 0 and se is not None:
-            adv = self.shrink_advantages(adv, shares, np.asarray(se, dtype=np.float64), r)
+            adv = self.shrink_advantages(adv, shares, se, r)
         before = self.probs(row)
         theta = self.logits[row].copy()
         for _ in range(self.sgd_steps):
@@ -187,7 +203,16 @@ class Policy:
                 g -= self.entropy * p * (logp - np.dot(p, logp))
             if self.prior_pull:
                 g -= self.prior_pull * (theta - self.theta0)
-            theta += self.lr * g
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below: a diverging update is refused
+                theta += self.lr * g
+            if not np.all(np.isfinite(theta)):
+                break
+        if not np.all(np.isfinite(theta)):  # refused before anything changes: the policy stays as it was
+            self.baseline, self.scale = kept
+            raise NonFiniteRewardError(
+                f"the policy update of row {row} diverged (non-finite logits) with lr={self.lr:g}, "
+                f"sgd_steps={self.sgd_steps}, prior_pull={self.prior_pull:g}, entropy={self.entropy:g}; lower lr "
+                "(with prior_pull > 0, keep lr x prior_pull below 1)")
         self.logits[row] = theta
         self.updates += 1
         return {
@@ -197,6 +222,40 @@ class Policy:
             "probs_before": before.tolist(),
             "probs_after": self.probs(row).tolist(),
         }
+
+    def rewards_arg(self, rewards: Any, name: str = "rewards") -> np.ndarray:
+        """``rewards`` (one real number, or one per task) as ``n_tasks`` floats; :class:`TypeError` for anything
+        else, :class:`~taskmix.errors.NonFiniteRewardError` (a ``ValueError``) for a value that is not finite or
+        beyond :data:`~taskmix.strategies.base.MAX_ABS_REWARD` (1e12) in magnitude."""
+        what = f"{name} must be a real number or {self.n_tasks} of them (one per task)"
+        if isinstance(rewards, (bool, np.bool_, str, bytes, dict)):
+            raise TypeError(f"{what}, got {type(rewards).__name__}")
+        if isinstance(rewards, (int, float, np.integer, np.floating)):
+            try:
+                x = float(rewards)
+            except OverflowError:  # an integer beyond the float range
+                x = np.inf if rewards > 0 else -np.inf
+            a = np.full(self.n_tasks, x)
+        elif hasattr(rewards, "__len__"):
+            try:
+                a = np.asarray(rewards)
+            except (TypeError, ValueError):  # ragged, or not numbers
+                raise TypeError(f"{what}, got {str(rewards)[:40]!r}") from None
+        else:
+            raise TypeError(f"{what}, got {type(rewards).__name__}")
+        if (a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating))
+                or isinstance(rewards, (list, tuple)) and any(isinstance(x, (bool, np.bool_)) for x in rewards)):
+            raise TypeError(f"{what}, got {str(rewards)[:40]!r}")
+        if a.shape != (self.n_tasks,):
+            raise ValueError(f"{name}: expected {self.n_tasks} values (one per task), got shape {a.shape}")
+        r = a.astype(np.float64)
+        if not np.all(np.isfinite(r) & (np.abs(r) <= MAX_ABS_REWARD)):
+            raise NonFiniteRewardError(f"{name} must be finite numbers with |r| <= {MAX_ABS_REWARD:g}, got "
+                                       f"{str(r.tolist())[:120]}")
+        return r
+
+    def _row_arg(self, row: Any) -> int:
+        return int_arg("row", row, 0, self.logits.shape[0] - 1)
 
     def shrink_advantages(self, adv: np.ndarray, shares: np.ndarray, se: np.ndarray, rewards: np.ndarray) -> np.ndarray:
         """Soft-threshold each task's centred advantage by ``shrink`` x its standard error (same units)."""
@@ -231,13 +290,34 @@ class Policy:
             "updates": self.updates,
         }
 
+    def check_state_dict(self, state: Any, where: str = "policy") -> None:
+        """Refuse (``ValueError`` naming the field) a state this policy cannot continue from: logits that are not
+        ``n_rows x n_tasks`` finite numbers, another prior, a baseline or scale that is not a finite number (or is
+        missing after an update / present before one), a negative update count."""
+        state_keys(state, where, ("logits", "baseline", "scale", "updates"), ("prior",))
+        rows, n = self.logits.shape
+        logits = state["logits"]
+        if not isinstance(logits, list) or len(logits) != rows:
+            raise ValueError(f"{where}.logits: expected {rows} row(s) of {n} numbers (policy {rows} x {n} tasks)")
+        for i, row in enumerate(logits):
+            state_reals(row, f"{where}.logits[{i}]", n)
+        if "prior" in state:
+            prior = state_reals(state["prior"], f"{where}.prior", n, 0.0, 1.0)
+            if not np.allclose(np.asarray(prior, dtype=np.float64), self.prior, rtol=0, atol=1e-12):
+                raise ValueError(f"{where}.prior: policy state is for the prior {str(prior)[:80]}; this policy's prior is "
+                                 f"{str(self.prior.tolist())[:80]}")
+        updates = state_int(state["updates"], f"{where}.updates", 0, 2**53)
+        state_real(state["baseline"], f"{where}.baseline", none=True)
+        state_real(state["scale"], f"{where}.scale", 0.0, none=True)
+        for key, used in (("baseline", self.baseline_kind == "moving_average"), ("scale", self.normalize)):
+            if (state[key] is not None) != (used and updates > 0):
+                raise ValueError(f"{where}.{key}: {'missing' if state[key] is None else 'set'} after {updates} update(s) "
+                                 f"(baseline {self.baseline_kind}, normalize {self.normalize})")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`."""
+        """Restore a state from :meth:`state_dict` (checked first: :meth:`check_state_dict`)."""
+        self.check_state_dict(state)
         logits = np.asarray(state["logits"], dtype=np.float64)
-        if logits.shape != self.logits.shape:
-            raise ValueError(f"policy state has logits of shape {logits.shape}, expected {self.logits.shape}")
-        if "prior" in state and not np.allclose(np.asarray(state["prior"], dtype=np.float64), self.prior, rtol=0, atol=1e-12):
-            raise ValueError(f"policy state is for the prior {state['prior']}; this policy's prior is {self.prior.tolist()}")
         self.logits = logits
         self.baseline = state["baseline"]
         self.scale = state["scale"]

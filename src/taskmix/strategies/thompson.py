@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import MetaStepInfo, Strategy
+from .base import MetaStepInfo, Strategy, bool_arg, choice_arg, int_arg, real_arg
 
 class ThompsonSampling(Strategy):
     r"""Beta-Bernoulli Thompson sampling over tasks (AutoSeM stage 1, Guo et al., 2019).
@@ -66,20 +66,14 @@ class ThompsonSampling(Strategy):
         mc_samples: int = 2000,
     ):
         super().__init__(n_tasks, target, seed)
-        a0, b0 = (float(v) for v in prior)
-        if not (a0 > 0 and b0 > 0):
-            raise ValueError(f"thompson: prior parameters must be positive, got {prior}")
-        if not 0 <= decay <= 1:
-            raise ValueError(f"thompson: decay must be in [0, 1], got {decay}")
-        if mode not in ("argmax", "mix"):
-            raise ValueError(f"thompson: mode must be 'argmax' or 'mix', got {mode!r}")
-        if mc_samples < 1:
-            raise ValueError(f"thompson: mc_samples must be >= 1, got {mc_samples}")
+        if isinstance(prior, (str, bytes)) or not isinstance(prior, (tuple, list, np.ndarray)) or len(prior) != 2:
+            raise TypeError(f"thompson: prior must be a pair (a0, b0) of positive numbers, got {str(prior)[:40]}")
+        a0, b0 = (real_arg(f"thompson: prior[{i}]", v, 0.0, 1e12, lo_open=True) for i, v in enumerate(prior))
         self.prior = (a0, b0)
-        self.decay = float(decay)
-        self.mode = mode
-        self.strict = bool(strict)
-        self.mc_samples = int(mc_samples)
+        self.decay = real_arg("thompson: decay", decay, 0.0, 1.0)
+        self.mode = choice_arg("thompson: mode", mode, ("argmax", "mix"))
+        self.strict = bool_arg("thompson: strict", strict)
+        self.mc_samples = int_arg("thompson: mc_samples", mc_samples, 1, max(1, 2**24 // self.n_tasks))
         self.alpha = np.full(self.n_tasks, a0)
         self.beta = np.full(self.n_tasks, b0)
         self.successes = np.zeros(self.n_tasks)
