@@ -273,3 +273,67 @@ def test_tensorboard_hparams_and_final_metric_for_every_method_without_duplicate
         infos = [plugin_data_pb2.HParamsPluginData.FromString(v) for v in content.values()]
         start = next(i.session_start_info for i in infos if i.HasField("session_start_info"))
         assert start.hparams["method"].string_value == r["method"] and start.hparams["seed"].number_value == r["seed"]
+
+
+# ------------------------------------------- few seeds and identical plots (issue 23)
+def test_report_with_one_seed_has_no_interval_and_says_why(tmp_path):
+    rows = [r for r in report_rows() if r["seed"] == 0]
+    results = {"target": "target", "metric": "accuracy", "report_split": "test", "seeds": [0],
+               "plain_run_seconds": 1.0, "summary": summarize(rows)}
+    write_report(tmp_path, results, rows)
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    for text in (md, page):
+        assert "one seed, so no spread can be estimated" in text and "Run 3 or more seeds" in text
+        assert "± —" in text and "[—]" in text
+        assert "one seed, so the value alone (no interval)" in text  # the headline's caption
+    results_table = md.split("## Results", 1)[1].split("\n- ", 1)[0]
+    assert "≈" not in results_table and "p=" not in results_table
+    assert "≈" not in re.sub(r"<li>.*?</li>", "", page)  # only the notes' explanation of the mark
+
+
+def test_report_with_two_seeds_marks_its_intervals(tmp_path):
+    rows = [r for r in report_rows() if r["seed"] < 2]
+    results = {"target": "target", "metric": "accuracy", "seeds": [0, 1], "summary": summarize(rows)}
+    write_report(tmp_path, results, rows)
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    for text in (md, page):
+        assert "]†" in text and "fewer than 3 seeds" in text and "use 3 or more seeds" in text
+        assert "one seed, so no spread" not in text
+    for s in results["summary"]:
+        assert 0.0 <= s["ci_low"] <= s["ci_high"] <= 1.0
+
+
+def _learned_pair_rows(same: bool):
+    rows = [r for r in report_rows() if r["method"] in ("uniform", "single_task", "learned_time_variant")]
+    for r in [r for r in rows if r["method"] == "learned_time_variant"]:
+        twin = dict(r, method="learned_time_invariant", log=_log() if same else _log(2))
+        rows.append(twin)
+    return rows
+
+
+@pytest.mark.parametrize("flag", [True, None])
+def test_identical_learned_schedules_are_shown_once(tmp_path, flag):
+    rows = _learned_pair_rows(same=True)
+    results = {"target": "target", "metric": "accuracy", "seeds": [0, 1, 2], "summary": summarize(rows)}
+    if flag:
+        results |= {"schedule_plots_identical": True, "time_variant_init": "previous"}
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "schedule-learned_time_invariant.png").write_bytes(b"stale")  # from an earlier report
+    write_report(tmp_path, results, rows)
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    schedules = md.split("## Schedules", 1)[1].split("\n## ", 1)[0]
+    assert schedules.count("![") == 1 and "(plots/schedule-learned_time_variant.png)" in schedules
+    assert "learned_time_variant and learned_time_invariant" in schedules and "one plot stands for both" in schedules
+    assert not (tmp_path / "plots" / "schedule-learned_time_invariant.png").exists()
+    rewards = md.split("## Rewards per meta-step", 1)[1].split("\n## ", 1)[0]
+    assert "(plots/rewards-learned_time_variant.png)" in rewards and "rewards-learned_time_invariant" not in rewards
+    assert "one plot stands for both" in page
+    images = re.findall(r'src="data:image/png;base64,', page)
+    assert len(images) == len(list((tmp_path / "plots").glob("*.png")))
+
+
+def test_different_learned_schedules_keep_their_own_plots(tmp_path):
+    rows = _learned_pair_rows(same=False)
+    write_report(tmp_path, {"target": "target", "metric": "accuracy", "summary": summarize(rows)}, rows)
+    schedules = (tmp_path / "report.md").read_text().split("## Schedules", 1)[1].split("\n## ", 1)[0]
+    assert schedules.count("![") == 2 and "stands for both" not in schedules

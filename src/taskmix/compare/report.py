@@ -18,7 +18,7 @@ from ..errors import atomic_write_text
 from ..runs.runlog import RunLogger, clear_events, write_hparams
 from ..schedule import Schedule
 from .plots import plot_headline, report_plots
-from .stats import method_kind, ratio_cell, summarize, table_cells
+from .stats import FEW_SEEDS, interval_notes, method_kind, ratio_cell, summarize, table_cells
 
 __all__ = ["per_seed_cells", "provenance_lines", "write_logs", "write_report"]
 
@@ -120,10 +120,11 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
     n = summary[0]["n"] if summary else 0
     vs = next((s["vs"] for s in summary if "vs" in s), None)
     notes.append(
-        f"{n} paired seeds: every method of a seed shares the reward split, the initialisation and the sampler seed. "
+        f"{n} paired seed{'' if n == 1 else 's'}: every method of a seed shares the reward split, the initialisation and the sampler seed. "
         "mean ± std over seeds; 95% CI: Student t interval of the mean (t with n - 1 degrees of freedom; "
         "with this few seeds a percentile bootstrap would be too narrow)."
     )
+    notes += interval_notes(summary)  # one seed: no intervals; two: marked; clipped to the metric's range
     if vs:
         notes.append(
             f"Δ: paired difference to the best baseline ({vs}) over the shared seeds: its mean, 95% paired t "
@@ -149,7 +150,8 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
         )
     if results.get("schedule_plots_identical"):
         notes.append(
-            "schedule.png and schedule_time_variant.png are identical: with search.time_variant_init: "
+            "schedule.png and schedule_time_variant.png are identical (so the Schedules section shows one plot for "
+            "learned_time_invariant and learned_time_variant): with search.time_variant_init: "
             f"{results.get('time_variant_init', 'previous')} each meta-step of the time-variant search starts from the "
             "previous meta-step's logits, so with the same seed it draws the same tasks, gets the same rewards and "
             "follows the same policy trajectory as the time-invariant search. The schedules differ in what is "
@@ -161,6 +163,14 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
             "online run's average weights as a static schedule (cost = online run + replay)."
         )
     return notes
+
+
+def _headline_caption(summary: Sequence[dict[str, Any]], metric: str) -> str:
+    ns = [s["n"] for s in summary if isinstance(s.get("n"), int)]
+    if ns and max(ns) < 2:
+        return f"test {metric} per method: one seed, so the value alone (no interval)"
+    few = f"; † fewer than {FEW_SEEDS} seeds: a wide interval" if ns and min(ns) < FEW_SEEDS else ""
+    return f"test {metric} per method: mean and 95% t interval, one dot per seed{few}"
 
 
 def per_seed_cells(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -241,9 +251,9 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     import html
 
     out = Path(out_dir)
-    summary = results.get("summary") or summarize(rows)
     target = results.get("target", "target")
     metric = results.get("metric", "metric")
+    summary = results.get("summary") or summarize(rows, metric=metric)
     split = results.get("report_split", "test")
     title = f"taskmix comparison: {target} ({metric} on {split})"
     head, cells = table_cells(summary)
@@ -252,7 +262,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     shead, scells = per_seed_cells(summary, rows)
     stamp = provenance_lines(results)
     headline = plot_headline(summary, rows, out / "plots" / "headline.png", metric=metric) if rows else None
-    plots = report_plots(out, rows)
+    plots = report_plots(out, rows, identical=bool(results.get("schedule_plots_identical")))
     logs = write_logs(out, rows, tensorboard=tensorboard, metric=metric)
 
     sections = [("schedules", "Schedules"), ("weights", "Average task weights"), ("rewards", "Rewards per meta-step")]
@@ -262,7 +272,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
         md.append("")
     md += ["## Results", ""]
     if headline is not None:
-        cap = f"test {metric} per method: mean and 95% t interval, one dot per seed"
+        cap = _headline_caption(summary, metric)
         md += [f"![{cap}]({headline.relative_to(out).as_posix()})", "", f"*{cap}*", ""]
     md += [_md_table(head, cells), ""]
     md += [f"- {n}" for n in notes]
@@ -292,7 +302,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
         body.append(f"<p>Seeds: {html.escape(str(results['seeds']))}. Rows: {len(rows)}.</p>")
     body.append("<h2>Results</h2>")
     if headline is not None:
-        cap = f"test {metric} per method: mean and 95% t interval, one dot per seed"
+        cap = _headline_caption(summary, metric)
         data = base64.b64encode(headline.read_bytes()).decode("ascii")
         body.append(f'<figure><img alt="{html.escape(cap)}" src="data:image/png;base64,{data}">'
                     f"<figcaption>{html.escape(cap)}</figcaption></figure>")

@@ -17,6 +17,12 @@ uncertainty in the spread -- so the intervals are t intervals; the bootstrap
   often larger than the seeds' (``diff_ci_examples_*``, :func:`example_se`);
 * cost: training steps, evaluations and wall time per run and in total, and
   their ratio to one plain training run (the ``uniform`` rows).
+
+Few seeds: with one seed there is no spread to estimate, so a summary has no interval, standard deviation, p
+value or within-noise mark (``None``; the table shows "—"); with two, the t interval (1 degree of freedom,
+12.7 standard errors on each side) is shown but marked "†".  Intervals of a metric with a range
+(:data:`METRIC_RANGES`: accuracy and macro-F1 lie in [0, 1]) are clipped to it, differences to
+[-1, 1], and marked "‡" where that happened (:func:`interval_notes` words the marks).
 """
 
 from __future__ import annotations
@@ -29,12 +35,48 @@ import numpy as np
 from .methods import METHODS
 from .predictions import decode_labels
 
-__all__ = ["CI_METHOD", "CONSTANT_SPREAD", "ratio_cell", "bootstrap_ci", "by_method", "combined_ci", "describe", "example_se",
-           "examples_interval", "format_table", "method_kind", "nearly_constant", "paired", "paired_t", "summarize", "t_ci",
-           "table_cells"]
+__all__ = ["CI_METHOD", "CLIPPED_MARK", "CONSTANT_SPREAD", "FEW_SEEDS", "FEW_SEEDS_MARK", "METRIC_RANGES", "NO_INTERVAL",
+           "ratio_cell", "bootstrap_ci", "by_method", "clip_interval", "combined_ci", "describe", "diff_range", "example_se",
+           "examples_interval", "format_table", "interval_notes", "method_kind", "metric_range", "nearly_constant", "paired",
+           "paired_t", "summarize", "t_ci", "table_cells"]
 
 CI_METHOD = "t"
 """How ``ci_low`` / ``ci_high`` and the paired ``diff_ci_*`` are computed: Student t intervals."""
+
+
+METRIC_RANGES: dict[str, tuple[float, float]] = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}
+"""The range of each reported metric (``target.metric``); intervals of its values are clipped to it."""
+
+FEW_SEEDS = 3
+"""Fewer seeds than this get their intervals marked (:data:`FEW_SEEDS_MARK`); one seed gets none at all."""
+
+NO_INTERVAL = "—"
+"""The table's cell for an interval that cannot be computed (one seed)."""
+
+FEW_SEEDS_MARK = "†"
+"""Marks an interval from fewer than :data:`FEW_SEEDS` seeds (two: a t interval with 1 degree of freedom)."""
+
+CLIPPED_MARK = "‡"
+"""Marks an interval clipped to the metric's range (:data:`METRIC_RANGES`)."""
+
+
+def metric_range(metric: str | None) -> tuple[float, float] | None:
+    """The range of ``metric``'s values (``(0, 1)`` for accuracy and macro-F1); None when unknown (nothing is clipped)."""
+    return METRIC_RANGES.get(metric) if metric else None
+
+
+def diff_range(metric: str | None) -> tuple[float, float] | None:
+    """The range of a difference of two ``metric`` values (``(-1, 1)`` for a metric in [0, 1]); None when unknown."""
+    r = metric_range(metric)
+    return None if r is None else (r[0] - r[1], r[1] - r[0])
+
+
+def clip_interval(low: float | None, high: float | None, bounds: tuple[float, float] | None) -> tuple[float | None, float | None, bool]:
+    """``(low, high, clipped)``: the interval clipped to ``bounds`` (unchanged when None), and whether it reached past them."""
+    if low is None or high is None or bounds is None:
+        return low, high, False
+    lo, hi = max(float(low), bounds[0]), min(float(high), bounds[1])
+    return lo, hi, bool(lo != low or hi != high)
 
 
 CONSTANT_SPREAD = 1e-12
@@ -181,14 +223,23 @@ def combined_ci(differences: Sequence[float] | np.ndarray, se_examples: float, n
     return m - half, m + half
 
 
-def describe(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
-    """Mean, std, standard error and a 95% interval of the values."""
+def describe(values: Sequence[float] | np.ndarray, metric: str | None = None) -> dict[str, Any]:
+    """Mean, std, standard error and a 95% t interval of the values.
+
+    With one value ``std``, ``sem``, ``ci_low`` and ``ci_high`` are ``None`` (no spread can be estimated; never a
+    zero-width interval).  With ``metric`` of a known range (:func:`metric_range`) the interval is clipped to it
+    (``ci_clipped``).  ``few_seeds``: fewer than :data:`FEW_SEEDS` values.
+    """
     v = np.asarray(values, dtype=np.float64)
     n = len(v)
-    std = float(v.std(ddof=1)) if n > 1 else 0.0
-    lo, hi = t_ci(v)
-    return {"n": n, "mean": float(v.mean()), "std": std, "sem": std / math.sqrt(n) if n else float("nan"), "ci_low": lo, "ci_high": hi,
-            "ci_method": CI_METHOD}
+    out: dict[str, Any] = {"n": n, "mean": float(v.mean()) if n else float("nan"), "std": None, "sem": None,
+                           "ci_low": None, "ci_high": None, "ci_method": CI_METHOD, "ci_clipped": False,
+                           "few_seeds": n < FEW_SEEDS}
+    if n > 1:
+        std = float(v.std(ddof=1))
+        lo, hi, clipped = clip_interval(*t_ci(v), metric_range(metric))
+        out.update(std=std, sem=std / math.sqrt(n), ci_low=lo, ci_high=hi, ci_clipped=clipped)
+    return out
 
 
 def by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -241,15 +292,19 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
               labels: np.ndarray | None = None, metric: str = "accuracy", num_labels: int | None = None) -> list[dict[str, Any]]:
     """One summary per method: statistics, paired difference to the best baseline, cost.
 
-    Statistics of the per-seed ``test`` values: ``n``, ``mean``, ``std``
+    Statistics of the per-seed ``test`` values (:func:`describe`): ``n``, ``mean``, ``std``
     (``ddof=1``), ``sem``, and the 95% Student t interval of the mean
-    (``ci_low``, ``ci_high``; ``ci_method: "t"``).  The *best baseline* is the rule-based method
+    (``ci_low``, ``ci_high``; ``ci_method: "t"``), clipped to ``metric``'s range (``ci_clipped``);
+    ``few_seeds`` marks ``n < 3``.  The *best baseline* is the rule-based method
     (``single_task``, ``uniform``, ``proportional``, ``temperature_*``,
     ``examples_proportional``) with the highest mean; every other method gets
     the paired difference ``d_s = test(method, s) - test(best, s)`` over the
     seeds both have (``diff_mean``, ``diff_sem``, the 95% paired t interval
     ``diff_ci_low``, ``diff_ci_high``, the paired t-test's two-sided ``diff_p``)
-    and ``within_noise = diff_ci_low <= 0 <= diff_ci_high`` (i.e. ``diff_p >= 0.05``).
+    and ``within_noise = diff_ci_low <= 0 <= diff_ci_high`` (i.e. ``diff_p >= 0.05``); the interval is
+    clipped to the difference's range (``diff_ci_clipped``: [-1, 1] for a metric in [0, 1]).  Over one
+    shared seed there is no interval, p value or within-noise call: ``diff_sem``, ``diff_ci_low``,
+    ``diff_ci_high``, ``diff_p`` and ``within_noise`` are ``None``.
 
     Cost per run (median over seeds): ``train_steps`` (every optimiser step,
     searches / online runs / probes / replays included), ``evaluations`` and
@@ -262,7 +317,9 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
     With the report split's ``labels`` (and its ``metric``, ``num_labels``), a method whose rows and the
     best baseline's rows on the shared seeds all hold ``predictions`` also gets the report split's part of
     the noise: ``diff_se_examples`` (:func:`example_se`), the interval ``diff_ci_examples_low`` /
-    ``diff_ci_examples_high`` (:func:`combined_ci`: seeds and examples) and ``within_noise_examples``.
+    ``diff_ci_examples_high`` (:func:`combined_ci`: seeds and examples; clipped as above,
+    ``diff_ci_examples_clipped``) and ``within_noise_examples`` -- over one shared seed the interval and the
+    mark are ``None`` (the seeds' part of the noise is unknown).
     """
     groups = by_method(rows)
     uniform = list(groups.get("uniform", {}).values())
@@ -272,7 +329,8 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
         steps_median = _median([r.get("train_steps") for r in uniform])
         plain_steps = int(steps_median) if steps_median is not None else None
     plain_evals = _median([r.get("evaluations") for r in uniform]) or 1.0
-    stats = {m: describe([r["test"] for r in g.values()]) for m, g in groups.items()}
+    stats = {m: describe([r["test"] for r in g.values()], metric) for m, g in groups.items()}
+    drange = diff_range(metric)
     baselines = [m for m in groups if method_kind(m) == "baseline"]
     best_base = max(baselines, key=lambda m: stats[m]["mean"]) if baselines else None
     out = []
@@ -299,32 +357,55 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
             d = paired(g, groups[best_base])
             if len(d):
                 dd = paired_t(d)
+                one = len(d) < 2  # one shared seed: no spread, so no interval, p value or within-noise call
+                lo, hi, clipped = clip_interval(dd["ci_low"], dd["ci_high"], drange) if not one else (None, None, False)
                 s["vs"] = best_base
                 s["diff_n"] = int(len(d))
                 s["diff_mean"] = dd["mean"]
-                s["diff_sem"] = dd["sem"]
-                s["diff_ci_low"] = dd["ci_low"]
-                s["diff_ci_high"] = dd["ci_high"]
+                s["diff_sem"] = None if one else dd["sem"]
+                s["diff_ci_low"] = lo
+                s["diff_ci_high"] = hi
+                s["diff_ci_clipped"] = clipped
                 s["diff_p"] = dd["p"]
-                lo, hi = dd["ci_low"], dd["ci_high"]
-                s["within_noise"] = lo is None or hi is None or bool(lo <= 0.0 <= hi)
+                s["within_noise"] = None if lo is None or hi is None else bool(lo <= 0.0 <= hi)
                 ex = examples_interval(g, groups[best_base], labels, metric, num_labels) if labels is not None else None
                 if ex is not None:
-                    s["diff_se_examples"], lo2, hi2 = ex
+                    s["diff_se_examples"], raw_lo, raw_hi = ex
+                    lo2, hi2, clipped2 = clip_interval(raw_lo, raw_hi, drange) if not one else (None, None, False)
                     s["diff_ci_examples_low"], s["diff_ci_examples_high"] = lo2, hi2
-                    s["within_noise_examples"] = bool(lo2 <= 0.0 <= hi2)
+                    s["diff_ci_examples_clipped"] = clipped2
+                    s["within_noise_examples"] = None if lo2 is None or hi2 is None else bool(lo2 <= 0.0 <= hi2)
         out.append(s)
     out.sort(key=lambda s: -s["mean"])
     return out
 
 
+def _has_interval(n: Any, low: Any, high: Any) -> bool:
+    return isinstance(n, int) and n >= 2 and low is not None and high is not None
+
+
+def _marks(n: int, clipped: Any) -> str:
+    return (FEW_SEEDS_MARK if n < FEW_SEEDS else "") + (CLIPPED_MARK if clipped else "")
+
+
+def _interval_cell(n: Any, low: Any, high: Any, clipped: Any, fmt: str) -> str:
+    """``[low, high]`` with its marks, or :data:`NO_INTERVAL` (one seed, or none computed)."""
+    if not _has_interval(n, low, high):
+        return NO_INTERVAL
+    return f"[{low:{fmt}}, {high:{fmt}}]{_marks(n, clipped)}"
+
+
 def _diff_cell(s: dict[str, Any]) -> str:
     if "diff_mean" not in s:
         return "(best baseline)" if s.get("best_baseline") else ""
-    mark = " ≈" if s["within_noise"] else ""
+    n = s.get("diff_n", s.get("n"))
+    if not _has_interval(n, s.get("diff_ci_low"), s.get("diff_ci_high")):  # one seed: no interval, p or ≈
+        return f"{s['diff_mean']:+.4f} [{NO_INTERVAL}]"
+    mark = " ≈" if s.get("within_noise") is True else ""
     p = s.get("diff_p")
     pv = "" if p is None else (f", p={p:.3f}" if p >= 0.001 else ", p<0.001")
-    return f"{s['diff_mean']:+.4f} [{s['diff_ci_low']:+.4f}, {s['diff_ci_high']:+.4f}]{pv}{mark}"
+    ci = _interval_cell(n, s["diff_ci_low"], s["diff_ci_high"], s.get("diff_ci_clipped"), "+.4f")
+    return f"{s['diff_mean']:+.4f} {ci}{pv}{mark}"
 
 
 def ratio_cell(s: dict[str, Any], key: str) -> str:
@@ -335,14 +416,57 @@ def ratio_cell(s: dict[str, Any], key: str) -> str:
 def _examples_cell(s: dict[str, Any]) -> str:
     if "diff_ci_examples_low" not in s:
         return "(best baseline)" if s.get("best_baseline") else ""
-    mark = " ≈" if s["within_noise_examples"] else ""
-    return f"[{s['diff_ci_examples_low']:+.4f}, {s['diff_ci_examples_high']:+.4f}]{mark}"
+    n = s.get("diff_n", s.get("n"))
+    lo, hi = s.get("diff_ci_examples_low"), s.get("diff_ci_examples_high")
+    if not _has_interval(n, lo, hi):
+        return NO_INTERVAL
+    mark = " ≈" if s.get("within_noise_examples") is True else ""
+    return _interval_cell(n, lo, hi, s.get("diff_ci_examples_clipped"), "+.4f") + mark
+
+
+def _mean_cell(s: dict[str, Any]) -> str:
+    if not isinstance(s.get("n"), int) or s["n"] < 2 or s.get("std") is None:
+        return f"{s['mean']:.4f} ± {NO_INTERVAL}"
+    return f"{s['mean']:.4f} ± {s['std']:.4f}"
+
+
+def interval_notes(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """The notes that go with the table's marks: one seed ("—"), two seeds ("†"), clipped intervals ("‡").
+
+    Empty when every method has 3 or more seeds and no interval was clipped.
+    """
+    def seeds(s: dict[str, Any]) -> list[int]:
+        return [int(k) for k in (s.get("n"), s.get("diff_n") if "diff_mean" in s else None) if isinstance(k, int)]
+
+    notes = []
+    one = [s["method"] for s in summary if any(k < 2 for k in seeds(s))]
+    two = [s["method"] for s in summary if any(k == 2 for k in seeds(s))]
+    if one:
+        who = "" if len(one) == len(summary) else f" ({', '.join(one)})"
+        notes.append(
+            f"{NO_INTERVAL}: one seed{who}, so no spread can be estimated: no interval, standard deviation, p value "
+            "or within-noise mark, and a difference is one seed's difference, not a finding. Run 3 or more seeds."
+        )
+    if two:
+        who = "" if len(two) == len(summary) else f" ({', '.join(two)})"
+        notes.append(
+            f"{FEW_SEEDS_MARK}: fewer than 3 seeds{who}: a 95% t interval from 2 seeds has 1 degree of freedom and "
+            "spans ±12.7 standard errors, so intervals are wide and themselves unreliable; use 3 or more seeds."
+        )
+    if any(s.get(k) for s in summary for k in ("ci_clipped", "diff_ci_clipped", "diff_ci_examples_clipped")):
+        notes.append(
+            f"{CLIPPED_MARK}: clipped to the metric's range ([0, 1] for accuracy and macro-F1, differences to "
+            "[−1, 1]); the t interval reaches past it."
+        )
+    return notes
 
 
 def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by :func:`format_table` and the reports).
 
-    The column of intervals over seeds *and* report-split examples is there when a summary has them.
+    The column of intervals over seeds *and* report-split examples is there when a summary has them.  An
+    interval that cannot be computed (one seed) is "—"; one from two seeds is marked "†", a clipped one "‡"
+    (:func:`interval_notes`).
     """
     examples = any("diff_ci_examples_low" in s for s in summary)
     head = ["method", "mean ± std", "95% CI (t)", "Δ vs best baseline (95% paired t CI, p)",
@@ -352,8 +476,8 @@ def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
     for s in summary:
         cells.append([
             s["method"],
-            f"{s['mean']:.4f} ± {s['std']:.4f}",
-            f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]",
+            _mean_cell(s),
+            _interval_cell(s.get("n"), s.get("ci_low"), s.get("ci_high"), s.get("ci_clipped"), ".4f"),
             _diff_cell(s),
             *([_examples_cell(s)] if examples else []),
             f"{s.get('train_steps', 0):.0f}",
@@ -372,8 +496,9 @@ def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     lines.append("")
     vs = next((s["vs"] for s in summary if "vs" in s), None)
+    n0 = summary[0]["n"] if summary else 0
     lines.append(
-        f"n = {summary[0]['n'] if summary else 0} paired seeds; Δ is paired, against the best baseline"
+        f"n = {n0} paired seed{'' if n0 == 1 else 's'}; Δ is paired, against the best baseline"
         + (f" ({vs})" if vs else "")
         + "; 95% CIs are Student t intervals (paired t for Δ, with the paired t-test's p value); "
         "≈ marks a difference whose CI covers 0 (within noise). "
@@ -382,4 +507,5 @@ def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str
            if any("diff_ci_examples_low" in s for s in summary) else "")
         + "Cost per run (median over seeds); × plain: ratio to one plain training run (the uniform rows)."
     )
+    lines += [f"\n{note}" for note in interval_notes(summary)]
     return "\n".join(lines)
