@@ -250,7 +250,7 @@ class ExampleStreams:
         state_keys(state, where, ("seed", "sizes", "passes", "cursors"))
         if state["sizes"] != self.sizes:
             raise ValueError(f"{where}.sizes: example-stream state is for task sizes {str(state['sizes'])[:80]}, not {self.sizes}")
-        state_int(state["seed"], f"{where}.seed", 0, 2**64 - 1)
+        state_int(state["seed"], f"{where}.seed", -(2**63), 2**64 - 1)
         for key, his in (("passes", [2**32 - 1] * len(self.sizes)), ("cursors", [n - 1 for n in self.sizes])):
             v = state[key]
             if not isinstance(v, list) or len(v) != len(self.sizes):

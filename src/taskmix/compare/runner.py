@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,112 +23,32 @@ from ..config import Config
 from ..data.tasks import Task
 from ..engine.trainer import train_with_schedule
 from ..errors import (
-    MAX_DATA_INPUT_BYTES,
     ConfigError,
     OutputError,
     OutputLock,
     TrainingError,
     atomic_write_text,
     read_input_bytes,
-    unique_keys,
 )
 from ..runs.checkpoint import check_compatible
+from ..runs.inputs import check_inputs, input_digests
 from ..runs.job import prepare_job
 from ..runs.stamp import package_versions, write_run_stamp
 from ..runs.tracking import check_tracking, track_compare
-from ..schedule import RULES, Schedule
+from ..schedule import RULES, Schedule, jsonable
 from .methods import run_method, select_methods
 from .plots import plot_schedule
-from .predictions import decode_labels, encode_labels
+from .predictions import encode_labels
 from .ray_backend import run_cells_ray
 from .report import write_report
+from .rows import ROW_DIGEST, RowContext, read_rows, row_digest
 from .stats import format_table, method_kind, summarize
 
 __all__ = ["read_rows", "row_digest", "run_cells", "run_compare", "schedule_title", "warm_up"]
 
-ROW_DIGEST = "sha256"
-"""The field of every ``rows.jsonl`` row holding the sha256 of the rest of the row (see :func:`row_digest`)."""
-
-
-def row_digest(row: dict[str, Any]) -> str:
-    """sha256 of a results row without its digest field: canonical JSON (sorted keys, no spaces)."""
-    body = {k: v for k, v in row.items() if k != ROW_DIGEST}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
-
-
-def _number(row: dict[str, Any], key: str, where: str, integer: bool = False, required: bool = True) -> None:
-    if key not in row:
-        if required:
-            raise ConfigError(f"{where}: no {key!r}; expected a results row with method, seed, test and seconds")
-        return
-    v = row[key]
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if not ok or isinstance(v, bool) or not math.isfinite(v) or (key != "test" and v < 0):
-        want = "a non-negative integer" if integer else ("a finite number" if key == "test" else "a finite non-negative number")
-        raise ConfigError(f"{where}: {key!r} is {json.dumps(v)[:40]}, expected {want}")
-
-
-def _check_row(row: Any, where: str) -> dict[str, Any]:
-    if not isinstance(row, dict):
-        raise ConfigError(f"{where}: not a results row (expected a JSON object with method, seed, test and seconds)")
-    if not isinstance(row.get("method"), str):
-        raise ConfigError(f"{where}: 'method' is missing or not a string")
-    _number(row, "seed", where, integer=True)
-    _number(row, "test", where)
-    _number(row, "seconds", where)
-    for key in ("train_steps", "evaluations"):
-        _number(row, key, where, integer=True, required=False)
-    if row.get("schedule") is not None and not isinstance(row["schedule"], dict):
-        raise ConfigError(f"{where}: 'schedule' is not a JSON object")
-    if not isinstance(row.get("log", []), list):
-        raise ConfigError(f"{where}: 'log' is not a list")
-    if "predictions" in row:
-        try:
-            decode_labels(row["predictions"])
-        except ValueError as e:
-            raise ConfigError(f"{where}: 'predictions': {e}") from None
-    digest = row.get(ROW_DIGEST)
-    if not isinstance(digest, str):
-        raise ConfigError(f"{where}: no {ROW_DIGEST!r} checksum (written by an older taskmix, or edited); cannot trust it")
-    if digest != row_digest(row):
-        raise ConfigError(f"{where}: the row does not match its {ROW_DIGEST} checksum (edited or damaged)")
-    return row
-
-
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``rows.jsonl``, each checked (fields, types, finite numbers, checksum); duplicates dropped.
-
-    A row seen twice for one (method, seed) with different content is refused;
-    any bad row is a :class:`ConfigError` naming the file and line.  The file
-    must be a regular file (a symbolic link is refused) and is never unpickled.
-    """
-    path = Path(path)
-    try:
-        data = read_input_bytes(path, "results rows file", MAX_DATA_INPUT_BYTES, ConfigError, follow_symlinks=False)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
-    rows: list[dict[str, Any]] = []
-    seen: dict[tuple[str, int], tuple[int, str]] = {}
-    for i, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue
-        where = f"{path}:{i}"
-        try:
-            row = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
-        except (ValueError, RecursionError):  # bad JSON, not UTF-8 (a pickle), a duplicate key
-            raise ConfigError(f"{where}: not a results row (expected JSON with method, seed, test and seconds)") from None
-        row = _check_row(row, where)
-        key = (row["method"], row["seed"])
-        if key in seen:
-            line, digest = seen[key]
-            if digest != row[ROW_DIGEST]:
-                raise ConfigError(f"{where}: a second, different row for method {key[0][:60]!r} seed {key[1]} (first at line {line})")
-            continue
-        seen[key] = (i, row[ROW_DIGEST])
-        rows.append(row)
-    return rows
+def strict_json(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as strict JSON (RFC 8259): a value that is not finite (a ratio to a zero-second run) is written as ``null``."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
 
 
 def schedule_title(method: str, seed: int, target: str) -> str:
@@ -166,11 +84,20 @@ def run_compare(
     resume: bool = False,
     progress: Any = None,
     command: str = "compare",
+    allow_changed_data: bool = False,
 ) -> dict[str, Any]:
     """Run every method on ``seeds`` paired seeds; write results, schedules, logs and the table under ``out``.
 
     ``out`` also keeps ``config.resolved.yaml`` and ``versions.json``
-    (:func:`taskmix.runs.stamp.write_run_stamp`, naming ``command``).
+    (:func:`taskmix.runs.stamp.write_run_stamp`, naming ``command``), and ``compare.json`` the digests of
+    the data the rows were scored on (:mod:`taskmix.runs.inputs`): ``resume`` on changed data is refused
+    unless ``allow_changed_data``.
+
+    With ``resume``, every row of ``rows.jsonl`` is checked before it is used
+    (:func:`taskmix.compare.rows.check_row`: fields, types, ranges, labels, and ``test`` recomputed
+    from the row's predictions).  Every JSON file written (``results.json``, ``compare.json``,
+    ``rows.jsonl``, ``logs/*.jsonl``) is strict JSON: a value that is not finite (a cost ratio to a
+    plain run of ~0 seconds, a NaN in a method's log or ``extra``) is written as ``null``.
     """
     out = Path(out)
     methods = select_methods(cfg, oracle)
@@ -183,14 +110,17 @@ def run_compare(
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
     check_tracking(cfg)  # a tracker's missing package is refused now, not after the work
     with OutputLock(out):  # a second comparison on ``out`` is refused
-        return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress, command)
+        return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress, command,
+                               allow_changed_data)
 
 
 def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list[str], seed_list: list[int], oracle: bool,
-                    backend: str, address: str | None, resume: bool, progress: Any, command: str) -> dict[str, Any]:
+                    backend: str, address: str | None, resume: bool, progress: Any, command: str,
+                    allow_changed_data: bool = False) -> dict[str, Any]:
     rows_path = out / "rows.jsonl"
     meta_path = out / "compare.json"
     fingerprint = cfg.fingerprint()
+    inputs = input_digests(tasks)  # what the rows are scored on; kept in compare.json
     rows: list[dict[str, Any]] = []
     if resume and (rows_path.exists() or rows_path.is_symlink()):
         try:
@@ -200,15 +130,8 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         except (OSError, ValueError):
             raise ConfigError(f"{meta_path}: missing or unreadable; cannot check that --resume uses the same config") from None
         check_compatible(saved, fingerprint, saved.get("seed"), str(out))  # type: ignore[arg-type]  # seeds are per row
-        rows = read_rows(rows_path)
-        n_report = len(tasks[[t.name for t in tasks].index(cfg.target)].report_split.y)
-        for r in rows:
-            held = len(decode_labels(r["predictions"])) if "predictions" in r else n_report
-            if held != n_report:
-                raise ConfigError(
-                    f"{rows_path}: the row of method {r['method'][:60]!r} seed {r['seed']}: 'predictions' holds {held} labels "
-                    f"but the target's report split has {n_report} rows; the data changed since these rows were written: "
-                    "use a new --out")
+        check_inputs(saved.get("inputs"), inputs, str(meta_path), allow_changed_data, cfg)  # before the rows are read
+        rows = read_rows(rows_path, RowContext.of(tasks, cfg.target))  # every field checked, `test` against its predictions
     elif (out / "results.json").exists() or rows_path.exists() or rows_path.is_symlink():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}
@@ -220,12 +143,12 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
 
         def on_row(row: dict[str, Any]) -> None:
             if not meta_path.exists():  # written with the first row: a run refused before any work leaves nothing
-                atomic_write_text(meta_path, json.dumps({"config": fingerprint, "seed": cfg.seed, "command": command}, indent=2) + "\n")
+                atomic_write_text(meta_path, strict_json({"config": fingerprint, "seed": cfg.seed, "command": command, "inputs": inputs}, indent=2) + "\n")
                 write_run_stamp(out, cfg, command)
-            row = {**{k: v for k, v in row.items() if k != ROW_DIGEST}}
+            row = jsonable({k: v for k, v in row.items() if k != ROW_DIGEST})  # a non-finite value in a log or extra: null
             row[ROW_DIGEST] = row_digest(row)
             rows.append(row)
-            atomic_write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
+            atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
             if bar is not None:
                 progress.advance(bar)
 
@@ -247,7 +170,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             sched_rel = f"schedules/{tag}.json"
             sched.save(out / sched_rel)
         if r.get("log"):
-            atomic_write_text(out / "logs" / f"{tag}.jsonl", "".join(json.dumps(e) + "\n" for e in r["log"]))
+            atomic_write_text(out / "logs" / f"{tag}.jsonl", "".join(strict_json(e) + "\n" for e in r["log"]))
         public_rows.append({k: v for k, v in r.items() if k not in ("log", "schedule", "predictions", ROW_DIGEST)}
                            | {"schedule": sched_rel})
     uniform_secs = [r["seconds"] for r in rows if r["method"] == "uniform"]
@@ -287,7 +210,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         a, b = drawn.values()
         results["schedule_plots_identical"] = bool(a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-12))
         results["time_variant_init"] = cfg.search.time_variant_init
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "results.json", strict_json(results, indent=2) + "\n")
     write_report(out, results, rows)
     track_compare(cfg, out, rows, target.metric, method_kind)  # MLflow / W&B, when the config's logging section asks
     return {"results": results, "table": table, "summary": summary}

@@ -21,7 +21,7 @@ from ..config import Config
 from ..data.tasks import Split, Task
 from ..devices import resolve_device
 from ..encoders.trunk import TransformerTrunk
-from ..errors import TrainingError
+from ..errors import TrainingError, state_int, state_keys
 from ..sampler import TaskSampler
 from ..schedule import Schedule
 from .models import MultiTaskModel, build_model, build_optimizer
@@ -78,6 +78,7 @@ class Trainer:
         self.total_steps = int(total_steps or cfg.train.steps)  # the run's length, for model.lr_decay
         self.device = torch.device(resolve_device(cfg.train.device))
         torch.manual_seed(seed)
+        self._mlp_trunk = trunk is None and cfg.model.regime != "finetune"  # every step updates all its weights
         if trunk is None and cfg.model.regime == "finetune":  # a transformer trained end to end
             trunk = TransformerTrunk.from_config(cfg.encoder, cfg)
         dims = {t.dim for t in self.tasks}
@@ -197,11 +198,112 @@ class Trainer:
         """The complete state, for checkpoints; :meth:`load_state_dict` restores it exactly."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
 
+    def check_state_dict(self, state: Any, where: str = "trainer") -> None:
+        """Refuse (``ValueError`` naming the field) a state this trainer cannot continue from sanely.
+
+        The model's tensors must have the names, shapes and dtypes of this model's and be finite; the optimiser's
+        hyper-parameters must be the config's (``model.lr``, its decay at the saved step, betas, weight decay, ...:
+        a checkpoint cannot change them), its moments shaped and typed like their parameters, finite (second
+        moments non-negative), and its step counts whole numbers within the saved step (equal to it for the
+        parameters every step updates).
+        """
+        state_keys(state, where, ("model", "optimizer", "step"))
+        step = state_int(state["step"], f"{where}.step", 0, max(self.total_steps, self.step))
+        _check_tensors(state["model"], self.model.state_dict(), f"{where}.model")
+        fresh = self.optimizer.state_dict()
+        opt = state_keys(state["optimizer"], f"{where}.optimizer", ("state", "param_groups"))
+        groups = opt["param_groups"]
+        if not isinstance(groups, list) or len(groups) != len(fresh["param_groups"]):
+            raise ValueError(f"{where}.optimizer.param_groups: expected {len(fresh['param_groups'])} group(s)")
+        decayed = self.cfg.model.lr_decay != "none" and step > 0
+        for g, (got, want) in enumerate(zip(groups, fresh["param_groups"])):
+            at = f"{where}.optimizer.param_groups[{g}]"
+            state_keys(got, at, tuple(want))
+            for key, value in want.items():
+                if key == "lr" and decayed:
+                    value = self.cfg.model.lr * self.lr_factor(step - 1)
+                if not _same_value(got[key], value):
+                    raise ValueError(f"{at}.{key}: {repr(got[key])[:40]} in the checkpoint, but this config gives "
+                                     f"{repr(value)[:40]}")
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        # the parameters every step updates: the MLP trunk (and a shared head); a transformer may leave some unused
+        shared = {id(p) for p in self.model.shared_parameters()} if self._mlp_trunk else set()
+        moments = opt["state"]
+        if not isinstance(moments, dict) or not all(type(k) is int and 0 <= k < len(params) for k in moments):
+            raise ValueError(f"{where}.optimizer.state: expected a mapping from parameter indices 0..{len(params) - 1}")
+        if step == 0 and moments:
+            raise ValueError(f"{where}.optimizer.state: optimiser moments before the first step")
+        missing = [i for i, p in enumerate(params) if id(p) in shared and i not in moments]
+        if step > 0 and missing:  # every step updates the shared parameters
+            raise ValueError(f"{where}.optimizer.state: no moments for parameter {missing[0]}, which every step updates")
+        adam = isinstance(self.optimizer, (torch.optim.Adam, torch.optim.AdamW))
+        for i, entry in moments.items():
+            at = f"{where}.optimizer.state[{i}]"
+            p = params[i]
+            if adam:
+                keys = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if fresh["param_groups"][0].get("amsgrad") else ())
+            else:
+                keys = ("momentum_buffer",)
+            state_keys(entry, at, keys)
+            for key in keys:
+                t = entry[key]
+                if key == "momentum_buffer" and t is None:
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    raise ValueError(f"{at}.{key}: expected a tensor, got {type(t).__name__}")
+                if key == "step":
+                    v = float(t) if t.dim() == 0 and t.is_floating_point() else math.nan
+                    if not (math.isfinite(v) and v == int(v) and 1 <= v <= step and (id(p) not in shared or v == step)):
+                        raise ValueError(f"{at}.step: expected the number of updates of this parameter "
+                                         f"({step if id(p) in shared else f'1..{step}'}), got {repr(t.tolist())[:40]}")
+                    continue
+                if t.shape != p.shape or t.dtype != p.dtype:
+                    raise ValueError(f"{at}.{key}: a {t.dtype} tensor of shape {tuple(t.shape)}, expected {p.dtype} {tuple(p.shape)}")
+                square = key.endswith("exp_avg_sq")
+                _check_values(t, f"{at}.{key}", _MAX_SQUARE if square else _MAX_VALUE)
+                if square and bool((t < 0).any()):
+                    raise ValueError(f"{at}.{key}: negative (a second moment is not)")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`."""
+        """Restore a state from :meth:`state_dict` (checked first: :meth:`check_state_dict`)."""
+        self.check_state_dict(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, and of the same types (``1`` is not ``True``, a list is not a tuple), recursively."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _check_tensors(got: Any, want: dict[str, torch.Tensor], where: str) -> None:
+    """``got`` holds exactly ``want``'s tensor names, each with its shape and dtype, and finite values."""
+    if not isinstance(got, dict) or list(got) != list(want):
+        names = list(got)[:3] if isinstance(got, dict) else type(got).__name__
+        raise ValueError(f"{where}: expected the tensors {list(want)[:3]}... of this model, got {str(names)[:80]}")
+    for name, ref in want.items():
+        t = got[name]
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{where}.{name}: expected a tensor, got {type(t).__name__}")
+        if t.shape != ref.shape or t.dtype != ref.dtype:
+            raise ValueError(f"{where}.{name}: a {t.dtype} tensor of shape {tuple(t.shape)}, expected {ref.dtype} {tuple(ref.shape)}")
+        _check_values(t, f"{where}.{name}", _MAX_VALUE)
+
+
+_MAX_VALUE = 1e18  # no weight or first moment of a run that trains finitely is this large
+_MAX_SQUARE = _MAX_VALUE**2  # nor a second moment
+
+
+def _check_values(t: torch.Tensor, where: str, bound: float) -> None:
+    if t.is_floating_point() and t.numel():
+        big = float(t.detach().abs().max())  # NaN propagates
+        if not big <= bound:
+            raise ValueError(f"{where}: {'not finite' if not math.isfinite(big) else f'holds {big:.3g}, beyond {bound:.0e}'}")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Checkpoints: atomic, keep-last-K, checksummed, code-free, refused when the config changed.
 
-A checkpoint is ``{"config": <fingerprint>, "seed": S, "data": <task sizes>, "state": SearchRun.state_dict()}``
-written as ``ckpt-<index>.ckpt`` to a temporary file, fsynced and renamed
+A checkpoint is ``{"config": <fingerprint>, "seed": S, "data": <task sizes>, "inputs": <data digests>,
+"state": SearchRun.state_dict()}`` (the digests: :mod:`taskmix.runs.inputs`) written as ``ckpt-<index>.ckpt`` to a temporary file, fsynced and renamed
 (:func:`taskmix.errors.atomic_write_bytes`); only the last ``keep`` are kept.
 A crash at any point leaves the previous complete checkpoint readable.
 
@@ -21,24 +21,36 @@ exactly, so a state round-trips bit for bit.
 :func:`load_latest` verifies the checksum of the newest checkpoint and, when
 it is damaged (a flipped byte, a torn write, a planted file), falls back to
 the previous one, naming the one it skipped.  Pickled ``ckpt-*.pt`` files of
-older versions are never loaded.
+older versions are never loaded.  A file's size is read first (a file larger
+than its run's checkpoints can be is refused unread) and its checksum is
+computed streaming, in bounded memory, before it is read whole
+(:func:`read_checkpoint_bytes`).
+
+A checksum proves a file intact, not sane: anyone can recompute it.  What a
+verified checkpoint holds is checked by its owners before anything is restored
+(``validate`` of :func:`load_latest`; :meth:`taskmix.runs.SearchRun.check_state_dict`
+and the ``check_state_dict`` of the mixer, policy, trainer and streams it
+holds), and a checkpoint that fails is passed over like a damaged one.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, TaskmixError, atomic_write_bytes, read_input_bytes, unique_keys
+from ..errors import ConfigError, TaskmixError, atomic_write_bytes, unique_keys
 
 __all__ = [
     "CheckpointError",
@@ -50,6 +62,7 @@ __all__ = [
     "legacy_checkpoints",
     "load_checkpoint",
     "load_latest",
+    "read_checkpoint_bytes",
     "save_checkpoint",
 ]
 
@@ -279,34 +292,84 @@ def save_checkpoint(directory: str | Path, index: int, payload: dict[str, Any], 
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+_CHUNK = 1 << 20
+
+
+def read_checkpoint_bytes(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> bytes:
+    """The bytes of a checkpoint file whose checksum verifies, read in bounded memory until it does.
+
+    The file must be a regular file (not a symbolic link, FIFO or device) of at most ``max_bytes`` (its size is
+    read first); its checksum is computed streaming, 1 MiB at a time, and only a file that matches is read
+    whole (and checked again by :func:`decode_checkpoint`).  :class:`CheckpointError` otherwise.
+    """
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:  # vanished, unreadable, a symbolic link
+        why = "a symbolic link, never followed inside a run directory" if e.errno == errno.ELOOP else (e.strerror or str(e))
+        raise CheckpointError(f"{path}: cannot be read ({why})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            m = st.st_mode
+            kind = ("a directory" if stat.S_ISDIR(m) else "a FIFO" if stat.S_ISFIFO(m) else "a socket" if stat.S_ISSOCK(m)
+                    else "a device" if stat.S_ISCHR(m) or stat.S_ISBLK(m) else "not a regular file")
+            raise CheckpointError(f"{path}: is {kind}, expected a regular file (checkpoint)")
+        if st.st_size > max_bytes:
+            raise CheckpointError(f"{path}: {st.st_size} bytes, more than the {max_bytes} bytes a checkpoint of this run can hold")
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            head = f.read(len(MAGIC) + 65)
+            if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 65:
+                return head  # decode_checkpoint names what it is (not a checkpoint, a pickle, a torn header)
+            digest, total = hashlib.sha256(), len(head)
+            while chunk := f.read(_CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise CheckpointError(f"{path}: more than the {max_bytes} bytes a checkpoint of this run can hold")
+                digest.update(chunk)
+            if digest.hexdigest().encode("ascii") != head[len(MAGIC) : len(MAGIC) + 64]:
+                raise CheckpointError(f"{path}: damaged checkpoint (sha256 mismatch)")
+            f.seek(0)
+            data = f.read(total)  # as much as was hashed (checked again when decoded); never a larger buffer
+            if len(data) != total or f.read(1):
+                raise CheckpointError(f"{path}: changed while it was read")
+        return data
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> dict[str, Any]:
     """One checkpoint file's payload, checksum verified; :class:`CheckpointError` when it is unusable.
 
     The file must be a regular file (not a symbolic link, FIFO or device) of at
-    most :data:`MAX_CHECKPOINT_BYTES`.
+    most ``max_bytes``; see :func:`read_checkpoint_bytes`.
     """
     path = Path(path)
-    try:
-        data = read_input_bytes(path, "checkpoint", MAX_CHECKPOINT_BYTES, follow_symlinks=False)
-    except TaskmixError as e:
-        raise CheckpointError(str(e)) from None
-    except OSError as e:  # vanished, unreadable, a directory
-        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
-    payload = decode_checkpoint(data, str(path))
+    payload = decode_checkpoint(read_checkpoint_bytes(path, max_bytes), str(path))
     if not (isinstance(payload, dict) and isinstance(payload.get("state"), dict)):
         raise CheckpointError(f"{path}: malformed checkpoint (no 'state' mapping)")
     return payload
 
 
-def load_latest(directory: str | Path, skipped: list[str] | None = None) -> dict[str, Any] | None:
+def load_latest(
+    directory: str | Path, skipped: list[str] | None = None,
+    validate: Callable[[dict[str, Any], Path], None] | None = None, max_bytes: int = MAX_CHECKPOINT_BYTES,
+) -> dict[str, Any] | None:
     """The newest checkpoint that verifies (a damaged newest one falls back to the previous).
 
-    The reason each damaged checkpoint was passed over (one line naming the
-    file) is appended to ``skipped``; ``None`` when no checkpoint verifies.
+    ``validate(payload, path)`` checks what a verified checkpoint holds (that its state is sane and fits the
+    run): a :class:`CheckpointError` from it passes the checkpoint over like a damaged one, any other error
+    propagates.  The reason each checkpoint was passed over (one line naming the file) is appended to
+    ``skipped``; ``None`` when no checkpoint verifies.
     """
     for path in reversed(checkpoints(directory)):
         try:
-            payload = load_checkpoint(path)
+            payload = load_checkpoint(path, max_bytes)
+            if validate is not None:
+                validate(payload, path)
         except CheckpointError as e:
             if skipped is not None:
                 skipped.append(str(e))

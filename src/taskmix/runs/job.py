@@ -18,9 +18,11 @@ import torch
 from ..config import Config
 from ..data.tasks import Split, Task, carve_reward_split
 from ..engine.trainer import train_with_schedule
+from ..errors import state_int, state_real
 from ..schedule import Schedule
 
-__all__ = ["Job", "MetaStepLoop", "MethodResult", "RunResult", "global_rng_state", "prepare_job", "replay", "restore_global_rng"]
+__all__ = ["Job", "MetaStepLoop", "MethodResult", "RunResult", "check_global_rng_state", "global_rng_state", "prepare_job", "replay",
+           "restore_global_rng"]
 
 
 @dataclass
@@ -52,6 +54,38 @@ def global_rng_state() -> dict[str, Any]:
         "numpy_rng": np.random.get_state(),
         "python_rng": random.getstate(),
     }
+
+
+GLOBAL_RNG_KEYS = ("torch_rng", "cuda_rng", "numpy_rng", "python_rng")
+
+
+def check_global_rng_state(state: dict[str, Any], where: str = "state") -> None:
+    """Refuse (``ValueError`` naming the field) :func:`global_rng_state` parts that are not of the generators' form:
+    torch's byte state of its length, CUDA's (or none), NumPy's ``('MT19937', 624 uint32 words, position,
+    has_gauss, gaussian)``, Python's ``(3, 624 words + position, gaussian)``."""
+    t = state["torch_rng"]
+    ref = torch.get_rng_state()
+    if not (isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.shape == ref.shape):
+        raise ValueError(f"{where}.torch_rng: expected torch's RNG state, a uint8 tensor of shape {tuple(ref.shape)}")
+    cuda = state["cuda_rng"]
+    if cuda is not None and not (isinstance(cuda, list) and all(
+            isinstance(c, torch.Tensor) and c.dtype == torch.uint8 and c.dim() == 1 for c in cuda)):
+        raise ValueError(f"{where}.cuda_rng: expected none or a list of uint8 tensors (one per CUDA device)")
+    npr = state["numpy_rng"]
+    if not (isinstance(npr, tuple) and len(npr) == 5 and npr[0] == "MT19937" and isinstance(npr[1], np.ndarray)
+            and npr[1].dtype == np.uint32 and npr[1].shape == (624,)):
+        raise ValueError(f"{where}.numpy_rng: expected ('MT19937', 624 uint32 words, position, has_gauss, gaussian)")
+    state_int(npr[2], f"{where}.numpy_rng[2]", 0, 624)
+    state_int(npr[3], f"{where}.numpy_rng[3]", 0, 1)
+    state_real(npr[4], f"{where}.numpy_rng[4]")
+    pyr = state["python_rng"]
+    if not (isinstance(pyr, tuple) and len(pyr) == 3 and pyr[0] == 3 and type(pyr[0]) is int
+            and isinstance(pyr[1], tuple) and len(pyr[1]) == 625):
+        raise ValueError(f"{where}.python_rng: expected (3, 624 words and a position, gaussian)")
+    if not all(type(w) is int and 0 <= w < 2**32 for w in pyr[1][:624]):
+        raise ValueError(f"{where}.python_rng[1]: expected 624 integers in 0..2^32-1")
+    state_int(pyr[1][624], f"{where}.python_rng[1][624]", 0, 624)
+    state_real(pyr[2], f"{where}.python_rng[2]", none=True)
 
 
 def restore_global_rng(state: dict[str, Any]) -> None:

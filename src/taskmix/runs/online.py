@@ -29,10 +29,11 @@ import torch
 from ..config import Config
 from ..data.tasks import Split, Task
 from ..engine.trainer import Trainer
-from ..sampler import ExampleStreams, categorical
+from ..errors import state_int, state_keys, state_real, state_reals
+from ..sampler import ExampleStreams, categorical, check_generator_state
 from ..schedule import Schedule
 from ..strategies import FEEDBACK_KINDS, MetaStepInfo, Strategy, make_strategy, strategy_kwargs
-from .job import Job, MetaStepLoop, RunResult, global_rng_state, restore_global_rng
+from .job import GLOBAL_RNG_KEYS, Job, MetaStepLoop, RunResult, check_global_rng_state, global_rng_state, restore_global_rng
 from .rewards import GradientAlignmentReward, RewardContext
 
 __all__ = ["AdaptiveResult", "AdaptiveRun", "run_online"]
@@ -256,8 +257,61 @@ class AdaptiveRun(MetaStepLoop):
             **global_rng_state(),
         }
 
+    _STATE_KEYS = ("meta_step", "step", "seconds", "evaluations", "previous_metric", "log", "used", "strategy", "trainer",
+                   "draw_rng", "probe_rng", "streams", *GLOBAL_RNG_KEYS)
+
+    def check_state_dict(self, state: Any, where: str = "state") -> None:
+        """Refuse (``ValueError`` naming the field) a state this run cannot continue from sanely.
+
+        The counters agree with each other and the budget (``step`` is the training steps of ``meta_step``
+        meta-steps, ``evaluations`` what the strategy's feedback costs over them), the log and the weights used
+        have one entry per meta-step (one finite non-negative weight per task), the strategy, the model and the
+        optimiser pass their own checks, the draw stream is where ``step`` steps of draws leave it, the other
+        random states have their form.
+        """
+        state_keys(state, where, self._STATE_KEYS)
+        n = len(self.tasks)
+        meta_step = state_int(state["meta_step"], f"{where}.meta_step", 0, self.meta_steps)
+        step = min(meta_step * self.spm, self.total_budget)
+        if state_int(state["step"], f"{where}.step", 0, self.total_budget) != step:
+            raise ValueError(f"{where}.step: {state['step']}, but {meta_step} meta-step(s) of {self.spm} steps give {step}")
+        fb = self.strategy.feedback
+        per_meta_step = ("reward_metric" in fb) + (self.alignment is not None)
+        evaluations = ("reward_metric" in fb) + meta_step * per_meta_step
+        if state_int(state["evaluations"], f"{where}.evaluations", 0, 2**53) != evaluations:
+            raise ValueError(f"{where}.evaluations: {state['evaluations']}, but {meta_step} meta-step(s) cost {evaluations}")
+        state_real(state["seconds"], f"{where}.seconds", 0.0)
+        previous = state_real(state["previous_metric"], f"{where}.previous_metric", 0.0, 1.0, none=True)
+        if (previous is None) != ("reward_metric" not in fb):
+            raise ValueError(f"{where}.previous_metric: {'missing' if previous is None else 'set'} for strategy "
+                             f"{self.strategy.name!r}")
+        for key in ("log", "used"):
+            if not isinstance(state[key], list) or len(state[key]) != meta_step:
+                raise ValueError(f"{where}.{key}: expected {meta_step} entries (one per meta-step)")
+        for i, (w, e) in enumerate(zip(state["used"], state["log"])):
+            used = state_reals(w, f"{where}.used[{i}]", n, 0.0, 1.0)
+            if not isinstance(e, dict) or e.get("meta_step") != i or e.get("probs_before") != used:
+                raise ValueError(f"{where}.log[{i}]: not the log entry of meta-step {i} with the weights used")
+        if meta_step and "reward_metric" in fb and state["log"][-1].get("reward_split_metric") != previous:
+            raise ValueError(f"{where}.previous_metric: not the last logged reward-split metric")
+        self.strategy.check_state_dict(state["strategy"], f"{where}.strategy")
+        self.trainer.check_state_dict(state["trainer"], f"{where}.trainer")
+        if state["trainer"]["step"] != step:
+            raise ValueError(f"{where}.trainer.step: {state['trainer']['step']}, expected {step}")
+        draws = step if self.cfg.train.per == "batch" else step * self.cfg.train.batch_size
+        start = np.random.Generator(np.random.PCG64([self.seed, 0x7A5C]))
+        if check_generator_state(state["draw_rng"], f"{where}.draw_rng", start, window=None) != draws:
+            raise ValueError(f"{where}.draw_rng: not where {step} steps of task draws leave it")
+        check_generator_state(state["probe_rng"], f"{where}.probe_rng", np.random.Generator(np.random.PCG64([self.seed, 0x960B])))
+        self.streams.check_state_dict(state["streams"], f"{where}.streams")
+        if state["streams"]["seed"] != self.seed:
+            raise ValueError(f"{where}.streams.seed: {state['streams']['seed']}, but this run's streams are seeded with {self.seed}")
+        check_global_rng_state(state, where)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`."""
+        """Restore a state from :meth:`state_dict` (checked first: :meth:`check_state_dict`; a state that fails is
+        refused with a ``ValueError`` naming the field, and nothing is restored)."""
+        self.check_state_dict(state)
         self.meta_step = int(state["meta_step"])
         self.step = int(state["step"])
         self.seconds = float(state["seconds"])

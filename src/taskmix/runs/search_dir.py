@@ -15,8 +15,17 @@ from typing import Any, Sequence
 from ..config import Config
 from ..data.tasks import Task
 from ..engine.parallel import DataParallel, connect
-from ..errors import ConfigError, OutputError, OutputLock, TrainingError, remove_stale_temps, warn
-from .checkpoint import check_compatible, checkpoints, legacy_checkpoints, load_latest, save_checkpoint
+from ..errors import ConfigError, OutputError, OutputLock, TrainingError, first_line, remove_stale_temps, warn
+from .checkpoint import (
+    MAX_CHECKPOINT_BYTES,
+    CheckpointError,
+    check_compatible,
+    checkpoints,
+    legacy_checkpoints,
+    load_latest,
+    save_checkpoint,
+)
+from .inputs import check_inputs, input_digests
 from .job import prepare_job
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
@@ -34,12 +43,18 @@ def run_search_dir(
     keep: int = 2,
     progress: Any = None,
     dist: Any = None,
+    allow_changed_data: bool = False,
 ) -> SearchResult:
     """``taskmix search``: run a search with a checkpoint at every meta-step, logs and the schedule under ``out``.
 
     With ``resume`` the run continues from the last complete checkpoint (and
     ends with the same schedule, bit for bit on CPU, as an uninterrupted run);
-    a changed config is refused, naming the differing keys.  Nothing is
+    a changed config is refused, naming the differing keys, and so is changed
+    data (the checkpoints keep a digest of every task's splits,
+    :mod:`taskmix.runs.inputs`) unless ``allow_changed_data``.  A checkpoint
+    is used only when its checksum verifies *and* its state is sane and fits
+    this run (:meth:`SearchRun.check_state_dict`); one that is not is passed
+    over like a damaged one, with a warning naming why.  Nothing is
     written under ``out`` before the run is validated and its first meta-step
     is done; every file is written atomically, so a failure (or SIGKILL) at any
     point leaves only complete files, and the last complete checkpoint.
@@ -51,10 +66,19 @@ def run_search_dir(
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
     check_tracking(cfg)  # a tracker's missing package is refused now, not after the search
     with OutputLock(out):  # a second run on ``out`` is refused; removed again (with ``out``) if nothing was written
-        return _run_locked(cfg, tasks, out, resume, keep, progress, dist)
+        return _run_locked(cfg, tasks, out, resume, keep, progress, dist, allow_changed_data)
 
 
-def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, keep: int, progress: Any, dist: Any) -> SearchResult:
+def checkpoint_limit(run: SearchRun) -> int:
+    """The most bytes a checkpoint of ``run`` can hold: its tensors (model, optimiser moments) and a log that
+    grows with the meta-steps, with room to spare; a larger file is refused before it is read."""
+    tensors = sum(t.numel() * t.element_size() for t in run.trainer.model.state_dict().values())
+    entries = run.cfg.search.rounds * run.meta_steps
+    return min(MAX_CHECKPOINT_BYTES, 2**26 + 4 * tensors + entries * (2**14 + 2**12 * len(run.tasks)))
+
+
+def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, keep: int, progress: Any, dist: Any,
+                allow_changed_data: bool = False) -> SearchResult:
     ckdir = out / "checkpoints"
     if ckdir.is_symlink():
         raise OutputError(f"{ckdir}: is a symbolic link inside the output directory; taskmix does not write through links")
@@ -74,10 +98,24 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
     data = {
         t.name: {"n_train": t.n_train, "dim": t.dim, "num_labels": t.num_labels} for t in job.tasks
     } | {"reward_split": len(job.reward_split)}
+    inputs = input_digests(tasks)  # hashed once; kept in every checkpoint
     last_ckpt = None
     if resume:
         skipped: list[str] = []
-        payload = load_latest(ckdir, skipped)
+
+        def validate(payload: dict[str, Any], path: Path) -> None:
+            check_compatible(payload, fingerprint, cfg.seed, str(ckdir), data)  # another config: refused
+            try:  # a state that is not sane, or does not fit this run: passed over like a damaged file
+                state = payload["state"]
+                index = int(path.stem.split("-")[1])
+                if not isinstance(state.get("log"), list) or len(state["log"]) != index:
+                    raise ValueError(f"state.log: holds {len(state['log']) if isinstance(state.get('log'), list) else 'no'} "
+                                     f"entries, but the file is checkpoint {index}")
+                run.check_state_dict(state)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError) as e:
+                raise CheckpointError(f"{path}: malformed state ({first_line(e)[:300]})") from None
+
+        payload = load_latest(ckdir, skipped, validate, checkpoint_limit(run))
         if payload is None and checkpoints(ckdir):
             first = skipped[0] if skipped else ""
             raise OutputError(
@@ -88,7 +126,7 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
             last_ckpt = payload.get("path")
             for reason in skipped:
                 warn(f"{reason}; resuming from {last_ckpt}")
-            check_compatible(payload, fingerprint, cfg.seed, str(ckdir), data)
+            check_inputs(payload.get("inputs"), inputs, str(ckdir), allow_changed_data, cfg)
             try:
                 run.load_state_dict(payload["state"])
             except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as e:
@@ -123,7 +161,7 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
                 if not stamped:  # with the first finished meta-step: config.resolved.yaml, versions.json
                     write_run_stamp(out, cfg, "search")
                     stamped = True
-                payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "state": run.state_dict()}
+                payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "inputs": inputs, "state": run.state_dict()}
                 last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
                 if bar is not None:
                     progress.advance(bar)
@@ -143,6 +181,7 @@ def run_search(
     resume: bool = False,
     keep: int = 2,
     progress: Any = None,
+    allow_changed_data: bool = False,
 ) -> SearchResult:
     """``taskmix search`` on one process or on every rank of a data-parallel job.
 
@@ -154,7 +193,7 @@ def run_search(
     """
     dist = connect(cfg.train.device)
     if not dist.active:
-        return run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress)
+        return run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress, allow_changed_data=allow_changed_data)
     try:
         bs = cfg.train.batch_size
         if bs % dist.world_size:
@@ -164,7 +203,8 @@ def run_search(
             )
         try:
             if dist.is_main:
-                res = run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress, dist=dist)
+                res = run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress, dist=dist,
+                                     allow_changed_data=allow_changed_data)
             else:
                 assert isinstance(dist, DataParallel)  # active hooks are always DataParallel
                 res = follow(cfg, tasks, dist)

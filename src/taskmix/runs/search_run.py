@@ -15,6 +15,7 @@ bit for bit (:mod:`taskmix.runs.checkpoint`).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -27,12 +28,12 @@ from ..config import Config
 from ..data.tasks import Split, Task, stratified_folds
 from ..engine.parallel import LOCAL
 from ..engine.trainer import Trainer
-from ..errors import NonFiniteRewardError
-from ..sampler import ExampleStreams
+from ..errors import NonFiniteRewardError, state_int, state_keys, state_real, state_reals
+from ..sampler import ExampleStreams, check_generator_state
 from ..schedule import Schedule
 from ..strategies.mixer import Mixer
 from ..strategies.policy import Policy
-from .job import MetaStepLoop, RunResult, global_rng_state, restore_global_rng
+from .job import GLOBAL_RNG_KEYS, MetaStepLoop, RunResult, check_global_rng_state, global_rng_state, restore_global_rng
 from .rewards import RewardContext, make_reward
 
 
@@ -333,8 +334,123 @@ class SearchRun(MetaStepLoop):
             **global_rng_state(),
         }
 
+    _STATE_KEYS = ("round", "meta_step", "seconds", "total_steps", "reward_evals", "log", "mixer", "trainer", "probe_rng",
+                   "streams", "last_losses", *GLOBAL_RNG_KEYS)
+    _ENTRY_KEYS = ("round", "meta_step", "step", "row", "realised", "rewards", "advantages", "baseline", "probs_before",
+                   "probs_after", "reward_split_accuracy", "reward_split_loss", "train_loss", "task_train_loss", "seconds")
+    _SHARED = ("realised", "rewards", "advantages", "baseline", "probs_before", "probs_after", "row")  # also in the mixer's log
+
+    def check_state_dict(self, state: Any, where: str = "state") -> None:
+        """Refuse (``ValueError`` naming the field) a state this search cannot continue from exactly.
+
+        A checkpoint's checksum proves it is intact, not that it is sane: every piece is checked against the
+        config and against the rest of the state before anything is restored.  Counters, steps and the log's
+        length agree with each other and with the search's length; every log entry has its fields, finite and
+        in range, and agrees with the mixer's log; the policy, its baseline and scale agree with the logged
+        updates (:meth:`taskmix.strategies.Mixer.check_state_dict`); the model and optimiser have this model's
+        shapes, dtypes and the config's hyper-parameters (:meth:`taskmix.engine.Trainer.check_state_dict`); the
+        task and example streams are where the logged draws leave them; the global RNG states have their form.
+        """
+        state_keys(state, where, self._STATE_KEYS, ("fold_streams",) if self.folds is not None else ())
+        if self.folds is not None and "fold_streams" not in state:
+            raise ValueError(f"{where}: missing fold_streams (cross-fitting, search.reward_folds {self.reward_folds})")
+        s, n, ms, spm = self.cfg.search, len(self.tasks), self.meta_steps, self.spm
+        rnd = state_int(state["round"], f"{where}.round", 0, s.rounds)
+        meta_step = state_int(state["meta_step"], f"{where}.meta_step", 0, 0 if rnd == s.rounds else ms - 1)
+        done = rnd * ms + meta_step  # meta-steps finished
+        log = state["log"]
+        if not isinstance(log, list) or len(log) != done:
+            got = f"{len(log)} entries" if isinstance(log, list) else type(log).__name__
+            raise ValueError(f"{where}.log: expected {done} entries (round {rnd}, meta-step {meta_step}), got {got}")
+        for key, want in (("total_steps", done * spm), ("reward_evals", done)):
+            if state_int(state[key], f"{where}.{key}", 0, 2**53) != want:
+                raise ValueError(f"{where}.{key}: {state[key]}, but {done} finished meta-step(s) give {want}")
+        state_real(state["seconds"], f"{where}.seconds", 0.0)
+        state_reals(state["last_losses"], f"{where}.last_losses", n, 0.0, nan=True)
+        check_global_rng_state(state, where)
+        # the round in progress (the last one when the search is done)
+        cur = min(rnd, s.rounds - 1)
+        in_round = done - cur * ms
+        seed = self.seed + 1000 * cur
+        self.mixer.check_state_dict(state["mixer"], f"{where}.mixer", per_task=self.reward.per_task)
+        mixer = state["mixer"]
+        if (mixer.get("round", 0), mixer["meta_step"], mixer["step"]) != (cur, in_round, 0):
+            raise ValueError(f"{where}.mixer: at round {mixer.get('round', 0)}, meta-step {mixer['meta_step']}, step "
+                             f"{mixer['step']}; the search is at round {cur}, meta-step {in_round}, step 0")
+        self.trainer.check_state_dict(state["trainer"], f"{where}.trainer")
+        if state["trainer"]["step"] != in_round * spm:
+            raise ValueError(f"{where}.trainer.step: {state['trainer']['step']}, but {in_round} meta-step(s) of this "
+                             f"round give {in_round * spm}")
+        # the draws of each meta-step, from the realised shares; where they leave the example streams
+        draws = spm * self.cfg.train.batch_size
+        taken = np.zeros(n, dtype=np.int64)
+        by_fold = np.zeros(len(self._fold_rows), dtype=np.int64)
+        keys = set(self._ENTRY_KEYS) | ({"reward_fold"} if self.folds is not None else set())
+        for i, e in enumerate(log):
+            at = f"{where}.log[{i}]"
+            optional = ("reward_se", "reward_se_probe", "reward_se_split")
+            state_keys(e, at, keys, optional)
+            r, m = divmod(i, ms)
+            pos = tuple(state_int(e[k], f"{at}.{k}", 0, 2**53) for k in ("round", "meta_step", "step"))
+            if pos != (r, m, (m + 1) * spm):
+                raise ValueError(f"{at}: round/meta_step/step {pos}, expected {(r, m, (m + 1) * spm)}")
+            state_int(e["row"], f"{at}.row", 0, ms)
+            state_real(e["baseline"], f"{at}.baseline", none=True)
+            for key in ("realised", "rewards", "advantages", "probs_before", "probs_after"):
+                state_reals(e[key], f"{at}.{key}", n)
+            mixed = mixer["log"][i]
+            if mixed["steps"] != spm:
+                raise ValueError(f"{where}.mixer.log[{i}].steps: {mixed['steps']}, but a meta-step is {spm} steps")
+            for key in self._SHARED:
+                if e[key] != mixed[key]:
+                    raise ValueError(f"{at}.{key}: differs from the mixer's log")
+            if self.folds is not None:
+                fold = (r * ms + m) % len(self._fold_rows) if s.rotate_folds else 0
+                if state_int(e["reward_fold"], f"{at}.reward_fold", 0, 2**31) != fold:
+                    raise ValueError(f"{at}.reward_fold: {e['reward_fold']}, expected {fold}")
+            counts = np.asarray(e["realised"], dtype=np.float64) * draws
+            whole = np.rint(counts)
+            if np.any(np.abs(counts - whole) > 1e-6 * max(draws, 1)) or int(whole.sum()) != draws:
+                raise ValueError(f"{at}.realised: not the shares of {draws} draws")
+            if r == cur:
+                taken += whole.astype(np.int64)
+                if self.folds is not None:
+                    by_fold[e["reward_fold"]] += int(whole[self.target])
+            state_real(e["reward_split_accuracy"], f"{at}.reward_split_accuracy", 0.0, 1.0)
+            state_real(e["reward_split_loss"], f"{at}.reward_split_loss", 0.0)
+            state_real(e["train_loss"], f"{at}.train_loss", 0.0)
+            state_real(e["seconds"], f"{at}.seconds", 0.0)
+            state_reals(e["task_train_loss"], f"{at}.task_train_loss", n, 0.0, none=True)
+            se = {k: state_reals(e[k], f"{at}.{k}", n, 0.0) for k in optional if k in e}
+            if len(se) == 2 or (se and "reward_se" not in se) or (se and not self.reward.per_task):
+                raise ValueError(f"{at}: reward standard errors {sorted(se)} do not go together")
+            if len(se) == 3:  # se = sqrt(probe^2 + split^2) on one process; a mean of such over data-parallel ranks
+                for j, (a, b, c) in enumerate(zip(se["reward_se"], se["reward_se_probe"], se["reward_se_split"])):
+                    if not math.hypot(b, c) * (1 - 1e-9) <= a <= (b + c) * (1 + 1e-9) + 1e-300:
+                        raise ValueError(f"{at}.reward_se[{j}]: {a!r} does not combine its parts {b!r} and {c!r}")
+        # the streams: reseeded every round, then advanced by every draw of the round
+        rng_start = np.random.Generator(np.random.PCG64([seed, 0xD4A7]))
+        k = spm if self.cfg.train.per == "batch" else draws
+        for _ in range(in_round):
+            for fn in ("random", "integers", "random"):
+                for lo in range(0, k, 2**20):
+                    c = min(2**20, k - lo)
+                    rng_start.random(c) if fn == "random" else rng_start.integers(0, n, size=c)
+        if mixer["rng"] != rng_start.bit_generator.state:
+            raise ValueError(f"{where}.mixer.rng: not where this round's {in_round} meta-step(s) of task draws leave it")
+        check_generator_state(state["probe_rng"], f"{where}.probe_rng", np.random.Generator(np.random.PCG64([seed, 0x960B])))
+        _check_streams(self.streams, state["streams"], f"{where}.streams", seed, taken)
+        if self.folds is not None:
+            _check_streams(ExampleStreams([len(f) for f in self._fold_rows], seed=seed ^ 0xF01D), state["fold_streams"],
+                           f"{where}.fold_streams", seed ^ 0xF01D, by_fold)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`; the search then continues bit for bit."""
+        """Restore a state from :meth:`state_dict`; the search then continues bit for bit.
+
+        The whole state is checked first (:meth:`check_state_dict`); a state that fails is refused with a
+        ``ValueError`` naming the field, and nothing is restored.
+        """
+        self.check_state_dict(state)
         self.round = int(state["round"])
         if self.round != 0 and not self.done:
             self._new_round(restoring=True)
@@ -352,6 +468,16 @@ class SearchRun(MetaStepLoop):
         if "last_losses" in state:
             self.trainer.last_losses[:] = np.asarray(state["last_losses"], dtype=np.float64)
         restore_global_rng(state)
+
+
+def _check_streams(streams: ExampleStreams, state: Any, where: str, seed: int, taken: np.ndarray) -> None:
+    """``state`` is ``streams``' after ``taken[i]`` draws of task ``i`` from seed ``seed``."""
+    streams.check_state_dict(state, where)
+    if state["seed"] != seed:
+        raise ValueError(f"{where}.seed: {state['seed']}, but this round's streams are seeded with {seed}")
+    sizes = np.asarray(streams.sizes, dtype=np.int64)
+    if state["passes"] != (taken // sizes).tolist() or state["cursors"] != (taken % sizes).tolist():
+        raise ValueError(f"{where}: passes and cursors are not where the logged draws leave them")
 
 
 def shares_trajectory(cfg: Config) -> bool:
