@@ -150,6 +150,34 @@ def _resign(row: dict) -> dict:
     return {**row, ROW_DIGEST: row_digest(row)}
 
 
+def _edit_learned_rows(d: Path, edit: Callable[[dict], dict]) -> list[str]:
+    """As :func:`_edit_rows`, for a one-cell comparison of ``learned_time_invariant`` (a row with a search log);
+    ``edit`` changes its row, which is then re-signed (:func:`_resign`)."""
+    from typer.testing import CliRunner
+
+    from taskmix.cli import app
+
+    args = _compare_args("--methods", "learned_time_invariant")  # the last --methods counts
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+    finally:
+        os.chdir(cwd)
+    rows_path = d / OUT / "rows.jsonl"
+    (row,) = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    rows_path.write_text(json.dumps(_resign(edit(row))) + "\n")
+    return [*args, "--resume"]
+
+
+def _all_labels(label: int, n: int = 60) -> str:
+    """``predictions`` of ``label`` for each of the ``n`` rows of the built-in target's test split (``SMALL``)."""
+    from taskmix.compare.predictions import encode_labels
+
+    return encode_labels(np.full(n, label))
+
+
 def _npz_config(d: Path, aux_train: str = "a.npz", target_test: str = "t_test.npz", extra: str = "") -> str:
     """A two-task npz config: target ``t`` (t.npz, t_test.npz) and auxiliary ``a``."""
     for name, seed in (("t.npz", 0), ("t_test.npz", 1), ("a.npz", 2)):
@@ -183,22 +211,29 @@ tasks:
     )
 
 
-def _outside_config(d: Path) -> list[str]:
-    """A config in ``d/cfg`` whose target's train file lies outside its folder and holds a 'secret' line."""
-    (d / "secret.csv").write_text("root:x:0:0:root:/root:/bin/bash\nsecret,line,here\n")
+def _outside_config(d: Path, name: str = "secret.csv",
+                    content: bytes = b"root:x:0:0:root:/root:/bin/bash\nsecret,line,here\n") -> list[str]:
+    """A config in ``d/cfg`` whose target's train file ``d/elsewhere/NAME`` lies outside its folder (a 'secret' by default)."""
+    (d / "elsewhere").mkdir()
+    (d / "elsewhere" / name).write_bytes(content)
     (d / "cfg").mkdir()
     (d / "cfg" / "good.jsonl").write_text('{"text": "a", "label": "no"}\n{"text": "b", "label": "yes"}\n')
-    cfg = _yaml(d / "cfg" / "c.yaml", """
+    cfg = _yaml(d / "cfg" / "c.yaml", f"""
 target: t
-model: {regime: finetune}
+model: {{regime: finetune}}
 tasks:
-  t: {train: ../secret.csv, test: good.jsonl, labels: ["no", "yes"]}
+  t: {{train: ../elsewhere/{name}, test: good.jsonl, labels: ["no", "yes"]}}
 """)
     return _search(cfg)
 
 
 def _write(d: Path, name: str, text: str) -> str:
     (d / name).write_text(text, encoding="utf-8")
+    return name
+
+
+def _write_bytes(d: Path, name: str, data: bytes) -> str:
+    (d / name).write_bytes(data)
     return name
 
 
@@ -242,6 +277,142 @@ def _prior_search(d: Path) -> None:
 def _prepopulated(d: Path, *args: str) -> list[str]:
     _prior_search(d)
     return list(args)
+
+
+# ---- the output directory as someone else left it (lock file, links, FIFOs); tests/runs/test_out_links.py
+# also checks that no file outside --out is created, changed or deleted in these cases
+
+def _planted_lock(d: Path, kind: str) -> list[str]:
+    """``out/.taskmix.lock`` planted as a hard link to, or a symbolic link to, ``d/victim.txt``; a FIFO; a directory."""
+    (d / OUT).mkdir()
+    victim = d / "victim.txt"
+    victim.write_text("precious")
+    lock = d / OUT / ".taskmix.lock"
+    {"hardlink": lambda: os.link(victim, lock), "symlink": lambda: os.symlink(victim, lock),
+     "fifo": lambda: os.mkfifo(lock), "dir": lambda: lock.mkdir()}[kind]()
+    return _builtin_search()
+
+
+def _compare_with_linked(d: Path, rel: str) -> list[str]:
+    """A finished comparison whose directory ``rel`` is then replaced by a link to ``d/V``, outside ``--out``."""
+    import shutil
+
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        _prior_compare(d)
+    finally:
+        os.chdir(cwd)
+    v = d / "V"
+    v.mkdir()
+    (v / "events.out.tfevents.1.victim").write_bytes(b"precious")
+    shutil.rmtree(d / OUT / rel)
+    os.symlink(v, d / OUT / rel)
+    return _compare_args("--resume")
+
+
+def _search_with_linked_tb(d: Path) -> list[str]:
+    """A finished search whose TensorBoard directory ``tb/log`` is then replaced by a link to ``d/V``."""
+    import shutil
+
+    _prior_search(d)
+    v = d / "V"
+    v.mkdir()
+    (v / "events.out.tfevents.1.victim").write_bytes(b"precious")
+    shutil.rmtree(d / OUT / "tb" / "log")
+    os.symlink(v, d / OUT / "tb" / "log")
+    return [*_builtin_search(), "--resume"]
+
+
+# ---- restored state and inputs: checkpoints forged with their checksum recomputed, data changed between a run
+# and its resume (tests/runs/test_restored_state.py has the property test)
+
+def _interrupted_search(d: Path, edit: Callable[[dict], None] | None = None, *more: str) -> list[str]:
+    """A small search stopped after meta-step 3 (only ``ckpt-000003.ckpt`` and the logs remain), its checkpoint
+    then edited by ``edit`` and written back with a valid checksum (a careful forger); the resume that reads it."""
+    from taskmix.runs.checkpoint import checkpoints, encode_checkpoint, load_checkpoint
+
+    _prior_search(d)
+    ckdir = d / OUT / "checkpoints"
+    *_, third, last = checkpoints(ckdir)
+    last.unlink()
+    (d / OUT / "schedule.json").unlink()
+    if edit is not None:
+        payload = load_checkpoint(third)
+        edit(payload)
+        third.write_bytes(encode_checkpoint(payload))
+    return [*_builtin_search(), "--resume", *more]
+
+
+def _set(path: str, value: object) -> Callable[[dict], None]:
+    """An edit of the checkpoint payload: the value at a dotted path (list indices as numbers)."""
+    def edit(payload: dict) -> None:
+        *parents, leaf = [int(k) if k.isdigit() else k for k in path.split(".")]
+        node = payload
+        for k in parents:
+            node = node[k]
+        node[leaf] = value(node[leaf]) if callable(value) else value
+    return edit
+
+
+def _relabel_i32(d: Path) -> list[str]:
+    """The checkpoint's safetensors header relabels its first F32 tensor as I32 (same bytes), checksum recomputed."""
+    import hashlib
+    import struct
+
+    from taskmix.runs.checkpoint import MAGIC, checkpoints
+
+    args = _interrupted_search(d)
+    path = checkpoints(d / OUT / "checkpoints")[-1]
+    body = path.read_bytes()[len(MAGIC) + 65 :]
+    (n,) = struct.unpack("<Q", body[:8])
+    js, st = body[: 8 + n], bytearray(body[8 + n :])
+    (h,) = struct.unpack("<Q", st[:8])
+    header = bytes(st[8 : 8 + h])
+    assert b'"dtype":"F32"' in header
+    st[8 : 8 + h] = header.replace(b'"dtype":"F32"', b'"dtype":"I32"', 1)
+    body = js + bytes(st)
+    path.write_bytes(MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    return args
+
+
+def _huge_checkpoint(d: Path) -> list[str]:
+    """The checkpoint grown to 128 MiB (sparse: no disk used), twice what this config's checkpoints can hold; the
+    resume must refuse it by its size, unread (tests/runs/test_restored_state.py: 4 GiB through the API)."""
+    from taskmix.runs.checkpoint import checkpoints
+
+    args = _interrupted_search(d)
+    with open(checkpoints(d / OUT / "checkpoints")[-1], "r+b") as f:
+        f.truncate(2**27)
+    return args
+
+
+def _npz_search_changed(d: Path) -> list[str]:
+    """A finished npz search whose ``a.npz`` is then regenerated with the same shapes (other values)."""
+    from typer.testing import CliRunner
+
+    from taskmix.cli import app
+
+    cfg = _npz_config(d)
+    r = CliRunner().invoke(app, ["search", cfg, "--out", str(d / OUT)])
+    assert r.exit_code == 0, r.output
+    _npz(d / "a.npz", seed=12)
+    return _search(cfg, "--resume")
+
+
+def _compare_labels_flipped(d: Path) -> list[str]:
+    """A one-seed npz comparison whose target test file's labels are then flipped; the resume with a second seed."""
+    from typer.testing import CliRunner
+
+    from taskmix.cli import app
+
+    cfg = _npz_config(d)
+    r = CliRunner().invoke(app, ["compare", cfg, "--seeds", "1", "--methods", "uniform", "--out", str(d / OUT)])
+    assert r.exit_code == 0, r.output
+    with np.load(d / "t_test.npz") as z:
+        x, y = z["x"], z["y"]
+    np.savez(d / "t_test.npz", x=x, y=1 - y)
+    return ["compare", cfg, "--seeds", "2", "--methods", "uniform", "--out", OUT, "--resume"]
 
 
 # ------------------------------------------------------------------ cases
@@ -441,7 +612,61 @@ CASES: list[Case] = [
          lambda d: _search(_text_config(d, _write(d, "no_only.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": "no"}\n'))),
          ("good.jsonl: label(s) [1] not among the training labels of tasks.t ([0])",), text=True),
     Case("csv-outside-config-folder", "data (text)", "a data file outside the config's folder (its content is not echoed)",
-         _outside_config, ("secret.csv:2: not valid data for tasks.t (details withheld",), text=True),
+         _outside_config, ("elsewhere/secret.csv:2: not valid data for tasks.t (details withheld",
+                           "set data_dir to its folder, --data-dir elsewhere)"), text=True),
+    Case("csv-outside-config-folder-not-utf8", "data (text)",
+         "a data file outside the config's folder, not UTF-8 (a message that quotes no content is shown)",
+         lambda d: _outside_config(d, "latin.csv", "text,label\nsecret,no\ncaf\u00e9,yes\n".encode("latin-1")),
+         ("elsewhere/latin.csv:3: not UTF-8 text (invalid continuation byte at byte 4 of the line",),
+         text=True),
+    Case("text-data-fifo", "files", "a FIFO as a JSONL data file (would block)",
+         lambda d: _search(_text_config(d, _fifo(d / "f.jsonl"))),
+         ("f.jsonl: is a FIFO, expected a regular file (text data file)",), text=True),
+    Case("text-data-dev-zero", "files", "`/dev/zero` as a text data file (never ends)",
+         lambda d: _search(_text_config(d, "/dev/zero")),
+         ("/dev/zero: is a character device, expected a regular file (text data file)",), text=True),
+    Case("text-data-dev-zero-link", "files", "a `.jsonl` link to `/dev/zero`",
+         lambda d: (os.symlink("/dev/zero", d / "z.jsonl"), _search(_text_config(d, "z.jsonl")))[1],
+         ("z.jsonl: is a character device, expected a regular file (text data file)",), text=True),
+    Case("jsonl-line-50mb", "data (text)", "a 50 MB text on one JSONL line (refused before any tokenizer sees it)",
+         lambda d: _search(_text_config(d, _write_bytes(d, "long.jsonl", b'{"text": "' + b"a" * 50_000_000
+                                                        + b'", "label": "no"}\n'))),
+         ("long.jsonl:1: column 'text' holds 50000000 characters, more than the 1000000 allowed per field",), text=True),
+    Case("csv-field-2m", "data (text)", "a CSV field of 2 million characters",
+         lambda d: _search(_text_config(d, _write(d, "long.csv", "text,label\na,no\n" + "b" * 2_000_000 + ",yes\n"))),
+         ("long.csv:3: a field of more than 1000000 characters",), text=True),
+    Case("jsonl-label-superscript", "data (text)", "a label `²` (a digit to Python's `str.isdigit`, not to `int`)",
+         lambda d: _search(_text_config(d, _write(d, "l.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": "\u00b2"}\n'))),
+         ("l.jsonl:2: unknown label '\u00b2' in column 'label'; expected one of ['no', 'yes'] or an integer in 0..1",),
+         text=True),
+    Case("jsonl-label-double-minus", "data (text)", "a label `--5`",
+         lambda d: _search(_text_config(d, _write(d, "l.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": "--5"}\n'))),
+         ("l.jsonl:2: unknown label '--5' in column 'label'",), text=True),
+    Case("csv-label-5000-digits", "data (text)", "a label of 5,000 digits in a CSV (echoed cut short)",
+         lambda d: _search(_text_config(d, _write(d, "l.csv", "text,label\na,no\nb," + "9" * 5000 + "\n"))),
+         ("l.csv:3: label '99999", "...' in column 'label' is out of range (5000 digits); expected one of ['no', 'yes']"),
+         text=True),
+    Case("jsonl-label-5000-digit-number", "data (text)", "a JSON number of 5,000 digits as a label",
+         lambda d: _search(_text_config(d, _write(d, "l.jsonl", '{"text": "a", "label": "no"}\n{"text": "b", "label": '
+                                              + "9" * 5000 + "}\n"))),
+         ("l.jsonl:2: not valid JSON (a number of more than 4300 digits)",), text=True),
+    Case("csv-bom-header", "data (text)", "a CSV that starts with a UTF-8 byte order mark (accepted: here a later line is bad)",
+         lambda d: _search(_text_config(d, _write_bytes(d, "bom.csv", b"\xef\xbb\xbftext,label\na,no\nb,maybe\n"))),
+         ("bom.csv:3: unknown label 'maybe' in column 'label'",), text=True),
+    Case("csv-unclosed-quote", "data (text)", "an unclosed quote on line 6 of a 42-line CSV (the line where it opens is named)",
+         lambda d: _search(_text_config(d, _write(d, "q.csv", "text,label\n" + "a,no\n" * 4 + '"unclosed,no\n' + "b,yes\n" * 36))),
+         ("q.csv:6: a quoted field starts on this line and is not closed", "stopped at line 42"), text=True),
+    Case("csv-latin-1", "data (text)", "a Latin-1 (not UTF-8) CSV",
+         lambda d: _search(_text_config(d, _write_bytes(d, "l.csv", "text,label\na,no\ncaf\u00e9,yes\n".encode("latin-1")))),
+         ("l.csv:3: not UTF-8 text (invalid continuation byte at byte 4 of the line, offset 19 in the file); "
+          "data files must be UTF-8",), text=True),
+    Case("csv-semicolon-separated", "data (text)", "a `;`-separated CSV",
+         lambda d: _search(_text_config(d, _write(d, "s.csv", "text;label\na;no\nb;yes\n"))),
+         ("s.csv:1: the header is one field 'text;label' that looks semicolon-separated; "
+          "taskmix reads .csv as comma-separated values",), text=True),
+    Case("csv-tab-separated", "data (text)", "a tab-separated file named `.csv`",
+         lambda d: _search(_text_config(d, _write(d, "s.csv", "text\tlabel\na\tno\nb\tyes\n"))),
+         ("s.csv:1: the header is one field 'text\\tlabel' that looks tab-separated", "set format: tsv"), text=True),
     # ---- training
     Case("search-non-finite-loss", "training",
          "one feature row at the float32 maximum: the loss (or a reward probe) overflows mid-search (step and task named)",
@@ -486,6 +711,11 @@ CASES: list[Case] = [
     Case("schedule-duplicate-key", "schedule", "a key given twice in the schedule JSON",
          lambda d: _schedule(d, json.dumps(_sched_doc())[:-1] + ', "tasks": ["a"]}'),
          ("s.json: duplicate key 'tasks'",)),
+    Case("export-prefix-control-char", "schedule",
+         "`schedule export -f megatron --prefix` with a line break in the prefix (spaces are quoted, not refused)",
+         lambda d: ["schedule", "export", _write(d, "s.json", json.dumps(_sched_doc())), "-f", "megatron",
+                    "--prefix", "target=/data/t\n--evil x"],
+         ("prefix of task 'target': '/data/t\\n--evil x' has a control character", "expected a data path on one line")),
     # ---- output directory and resume
     Case("out-is-a-file", "output", "`--out` names an existing file",
          lambda d: (_write(d, OUT, "x"), _builtin_search())[1],
@@ -509,11 +739,11 @@ CASES: list[Case] = [
          lambda d: _edit_rows(d, lambda rows: [{**rows[0], "test": 0.99}]),
          ("out/rows.jsonl:1: the row does not match its sha256 checksum",)),
     Case("rows-conflicting-duplicate", "output", "`compare --resume` with two different rows for one (method, seed)",
-         lambda d: _edit_rows(d, lambda rows: [rows[0], _resign({**rows[0], "test": 0.01})]),
+         lambda d: _edit_rows(d, lambda rows: [rows[0], _resign({**rows[0], "seconds": 123.0})]),
          ("out/rows.jsonl:2: a second, different row for method 'uniform' seed 0",)),
     Case("rows-test-nan", "output", "`compare --resume` with `test: \"NaN\"` in rows.jsonl",
          lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "test": "NaN"})]),
-         ("out/rows.jsonl:1: 'test' is \"NaN\", expected a finite number",)),
+         ("out/rows.jsonl:1: 'test' is \"NaN\", expected a number in [0, 1] (accuracy)",)),
     Case("rows-predictions-damaged", "output", "`compare --resume` with a row whose `predictions` are not the u8 base64 form",
          lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "predictions": "u8:not base64!"})]),
          ("out/rows.jsonl:1: 'predictions': not valid base64 after 'u8:'",)),
@@ -523,6 +753,36 @@ CASES: list[Case] = [
     Case("rows-missing-seconds", "output", "`compare --resume` with a row without `seconds`",
          lambda d: _edit_rows(d, lambda rows: [_resign({k: v for k, v in rows[0].items() if k != "seconds"})]),
          ("out/rows.jsonl:1: no 'seconds'",)),
+    # rows re-signed after the edit (`_resign`): a matching checksum is not trusted, every field is checked
+    Case("rows-test-huge", "output", "`compare --resume` with a re-signed row whose `test` is 1e308",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "test": 1e308})]),
+         ("out/rows.jsonl:1: 'test' is 1e+308, expected a number in [0, 1] (accuracy)",)),
+    Case("rows-test-negative", "output", "`compare --resume` with a re-signed row whose `test` is -5",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "test": -5})]),
+         ("out/rows.jsonl:1: 'test' is -5, expected a number in [0, 1] (accuracy)",)),
+    Case("rows-test-contradicts-predictions", "output",
+         "`compare --resume` with a re-signed row whose `test` (0.99) is not the accuracy of its own `predictions`",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "test": 0.99})]),
+         ("out/rows.jsonl:1: 'test' is 0.99 but the row's predictions score", "(accuracy on the test split)")),
+    Case("rows-predictions-unknown-label", "output", "`compare --resume` with a re-signed row predicting label 7 of a 2-label target",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "predictions": _all_labels(7), "test": 0.0})]),
+         ("out/rows.jsonl:1: 'predictions' holds label 7, expected labels below 2 (the target's labels)",)),
+    Case("rows-seed-huge", "output", "`compare --resume` with a re-signed row whose `seed` is 10^400",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "seed": 10**400})]),
+         ("out/rows.jsonl:1: 'seed' is 1000000000", "expected an integer in [0, 2^32)")),
+    Case("rows-unknown-method", "output", "`compare --resume` with a re-signed row of an unknown method",
+         lambda d: _edit_rows(d, lambda rows: [_resign({**rows[0], "method": "uniform2"})]),
+         ("out/rows.jsonl:1: 'method' is \"uniform2\", expected the name of a comparison method",)),
+    Case("rows-log-not-entries", "output", "`compare --resume` with a re-signed row whose `log` is `[1, 2, 3]`",
+         lambda d: _edit_learned_rows(d, lambda row: {**row, "log": [1, 2, 3]}),
+         ("out/rows.jsonl:1: 'log[0]' is 1, expected an object (one meta-step of the run)",)),
+    Case("rows-log-nan-weights", "output", "`compare --resume` with a re-signed row whose search log has NaN `probs_after`",
+         lambda d: _edit_learned_rows(d, lambda row: {**row, "log": [{**e, "probs_after": [float("nan")] * 4} for e in row["log"]]}),
+         ("out/rows.jsonl:1: 'log[0].probs_after[0]' is NaN, expected a finite number",)),
+    Case("rows-task-effects-damaged", "output", "`compare --resume` with a re-signed row whose `extra.task_effects` hold a string",
+         lambda d: _edit_learned_rows(d, lambda row: {**row, "extra": {**row["extra"], "task_effects": {"target": {
+             "effect": "big", "se": 0.1, "ci_low": 0, "ci_high": 1, "verdict": "helps"}}}}),
+         ("out/rows.jsonl:1: 'extra.task_effects.target.effect' is \"big\", expected a finite number",)),
     Case("rows-pickle", "output", "`compare --resume` with a pickle planted as rows.jsonl (never unpickled)",
          lambda d: (_edit_rows(d, lambda rows: rows), (d / OUT / "rows.jsonl").write_bytes(malicious_pickle(d / "PWNED")),
                     _compare_args("--resume"))[-1],
@@ -533,6 +793,71 @@ CASES: list[Case] = [
     Case("demo-into-a-foreign-dir", "output", "`demo --out` names a non-empty directory that holds no earlier demo",
          lambda d: ((d / OUT).mkdir(), _write(d, f"{OUT}/notes.txt", "mine"), ["demo", "--out", OUT, "--seeds", "1", *SMALL])[2],
          ("out: exists, is not empty and holds no earlier demo (demo.json); choose another --out",)),
+    Case("lock-hard-link", "output", "`out/.taskmix.lock` is a hard link to a file outside `--out` (never written)",
+         lambda d: _planted_lock(d, "hardlink"),
+         ("out/.taskmix.lock: has 2 hard links", "expected taskmix's lock file (a regular file)")),
+    Case("lock-symlink", "output", "`out/.taskmix.lock` is a symbolic link (never followed)",
+         lambda d: _planted_lock(d, "symlink"),
+         ("out/.taskmix.lock: is a symbolic link; expected taskmix's lock file",)),
+    Case("lock-fifo", "output", "`out/.taskmix.lock` is a FIFO",
+         lambda d: _planted_lock(d, "fifo"),
+         ("out/.taskmix.lock: is a FIFO, expected taskmix's lock file",)),
+    Case("lock-directory", "output", "`out/.taskmix.lock` is a directory",
+         lambda d: _planted_lock(d, "dir"),
+         ("out/.taskmix.lock: is a directory, expected taskmix's lock file",)),
+    Case("demo-compare-json-fifo", "output", "`demo --out` names a directory whose `compare.json` is a FIFO (never opened for reading)",
+         lambda d: ((d / OUT).mkdir(), os.mkfifo(d / OUT / "compare.json"), ["demo", "--out", OUT, "--seeds", "1", *SMALL])[2],
+         ("out/compare.json: is a FIFO, expected a regular file (compare.json)",)),
+    Case("compare-resume-linked-tb-run", "output", "`compare --resume` where `logs/tb/<run>` is a link to a directory outside `--out`",
+         lambda d: _compare_with_linked(d, "logs/tb/uniform-seed0"),
+         ("out/logs/tb/uniform-seed0: is a symbolic link inside the output directory, to a directory outside it (V)",)),
+    Case("compare-resume-linked-tb", "output", "`compare --resume` where `logs/tb` is a link to a directory outside `--out`",
+         lambda d: _compare_with_linked(d, "logs/tb"),
+         ("out/logs/tb: is a symbolic link inside the output directory, to a directory outside it (V)",)),
+    Case("search-resume-linked-tb", "output", "`search --resume` where `tb/log` is a link to a directory outside `--out`",
+         _search_with_linked_tb,
+         ("out/tb/log: is a symbolic link inside the output directory, to a directory outside it (V)",)),
+    # ---- restored state: a checkpoint edited with its checksum recomputed is checked field by field
+    Case("resume-forged-meta-step", "output", "`--resume` from a checkpoint forged (checksum recomputed) with `meta_step: -5`",
+         lambda d: _interrupted_search(d, _set("state.meta_step", -5)),
+         ("no readable checkpoint among 1 file(s)", "out/checkpoints/ckpt-000003.ckpt: malformed state",
+          "state.meta_step: -5 is out of range (expected 0..3)")),
+    Case("resume-forged-meta-step-huge", "output", "`--resume` from a checkpoint forged with `meta_step: 1000000`",
+         lambda d: _interrupted_search(d, _set("state.meta_step", 10**6)),
+         ("ckpt-000003.ckpt: malformed state (state.meta_step: 1000000 is out of range (expected 0..3))",)),
+    Case("resume-forged-round", "output", "`--resume` from a checkpoint forged with `round: 7` (the schedule after 3 of 4 updates)",
+         lambda d: _interrupted_search(d, _set("state.round", 7)),
+         ("ckpt-000003.ckpt: malformed state (state.round: 7 is out of range (expected 0..1))",)),
+    Case("resume-forged-lr", "output", "`--resume` from a checkpoint whose optimiser says `lr: 1e6` (the config's wins or it is refused)",
+         lambda d: _interrupted_search(d, _set("state.trainer.optimizer.param_groups.0.lr", 1e6)),
+         ("state.trainer.optimizer.param_groups[0].lr: 1000000.0 in the checkpoint, but this config gives 0.003",)),
+    Case("resume-forged-nan-logits", "output", "`--resume` from a checkpoint whose policy logits are NaN",
+         lambda d: _interrupted_search(d, _set("state.mixer.policy.logits.0.0", float("nan"))),
+         ("state.mixer.policy.logits[0][0]: nan is not a finite number",)),
+    Case("resume-forged-huge-logits", "output", "`--resume` from a checkpoint whose policy logits are ±1e308",
+         lambda d: _interrupted_search(d, _set("state.mixer.policy.logits.0", [1e308, -1e308, 1e308, -1e308])),
+         ("state.mixer.policy.logits[0]: not the logits the logged updates leave",)),
+    Case("resume-forged-i32-tensor", "output", "`--resume` from a checkpoint whose safetensors header relabels a float tensor I32",
+         _relabel_i32,
+         ("ckpt-000003.ckpt: malformed state (state.trainer.", "a torch.int32 tensor of shape", "expected torch.float32")),
+    Case("resume-forged-counts", "output", "`--resume` from a checkpoint whose per-task counts have 3 entries for 4 tasks",
+         lambda d: _interrupted_search(d, _set("state.mixer.counts", [0.0, 0.0, 0.0])),
+         ("state.mixer.counts: expected a list of 4 numbers, got 3 items",)),
+    Case("resume-forged-cursor", "output", "`--resume` from a checkpoint whose example-stream cursor is 10^9",
+         lambda d: _interrupted_search(d, _set("state.streams.cursors.0", 10**9)),
+         ("state.streams.cursors[0]: 1000000000 is out of range (expected 0..59)",)),
+    Case("resume-huge-checkpoint", "output", "`--resume` from a checkpoint larger than its config's model and log can make (refused unread)",
+         _huge_checkpoint,
+         ("ckpt-000003.ckpt: 134217728 bytes, more than the", "bytes a checkpoint of this run can hold")),
+    # ---- inputs changed between a run and its resume
+    Case("resume-changed-npz", "output", "`search --resume` after an npz task was regenerated with the same shapes",
+         _npz_search_changed,
+         ("out/checkpoints: cannot resume, the data changed since the run started: task 'a' train split (a.npz)",
+          "--allow-changed-data")),
+    Case("compare-resume-flipped-labels", "output", "`compare --resume` after the target's test labels were flipped between seeds",
+         _compare_labels_flipped,
+         ("out/compare.json: cannot resume, the data changed since the run started: task 't' test split (t_test.npz)",
+          "--allow-changed-data")),
 ]
 
 

@@ -37,7 +37,7 @@ def files(tmp_path):
 def test_describe_lists_rows_layout_provenance_and_the_mean():
     text = describe(TV)
     assert "3 tasks, time-variant, 3 rows, 10 steps per meta-step" in text
-    assert "method=learned_time_variant" in text and "[20, end)" in text
+    assert "provenance:\n  method: learned_time_variant\n" in text and "[20, end)" in text
     assert "mean over 30 steps" in text and "0.3667" in text  # b: (0.5 + 0.3 + 0.3) / 3
 
 

@@ -9,10 +9,12 @@ Commands (names and outputs are a contract):
 * ``taskmix schedule show|diff|export``: inspect, compare, export a schedule (interleave stages, seqio rates, Megatron weights)
 * ``taskmix config show CONFIG`` / ``taskmix config schema``: the resolved config (YAML); the config's JSON schema
 * ``taskmix demo --out DIR [--resume]``: ``compare`` on the built-in benchmark (replaces an earlier demo in DIR)
+* ``taskmix --version``: ``taskmix X.Y.Z``
 
 ``CONFIG`` is a YAML file, or ``builtin`` for the built-in benchmark.  Every
 command takes ``-o KEY=VALUE`` overrides (``-o search.epsilon=0.05``) and
-``--data-dir`` (text presets).  Bad input exits with code 2 and a one-line
+``--data-dir`` (text presets).  On/off options are plain flags (``--resume``,
+not ``--resume yes``).  Bad input exits with code 2 and a one-line
 message (see ``docs/errors.md``), an I/O failure (disk full, permission
 denied) with code 1; nothing half-written is left behind.  Ctrl-C (code 130)
 and SIGTERM (code 143) end a command with one line, its output directory's
@@ -24,16 +26,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
-from typer.core import TyperGroup
 
-from .cli_tools import DataDirOpt, OverrideOpt, config_app, handle_errors, schedule_app
+from .cli_tools import DataDirOpt, FlagCommand, FlagGroup, OverrideOpt, config_app, handle_errors, schedule_app
 from .errors import (
     LOCK_NAME,
     MAX_TEXT_INPUT_BYTES,
@@ -49,10 +51,35 @@ from .errors import (
 _UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
-class _OneLineErrors(TyperGroup):
+def _flag_given_a_value(e: Any, msg: str, argv: Sequence[str]) -> str:
+    """``--resume yes``: the hint that names the flag, for click's "unexpected extra argument" message."""
+    m = re.match(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)$", msg)
+    cmd = e.ctx.command if e.ctx is not None else None
+    if m is None or cmd is None:
+        return ""
+    extra = set(m.group(1).split())
+    flags = {o for p in cmd.params if getattr(p, "is_flag", False) for o in p.opts}
+    for flag, value in zip(argv, argv[1:]):
+        if flag in flags and value in extra:
+            return f"; {flag} is a flag and takes no value"
+    return ""
+
+
+def _command_path(ctx: Any) -> str | None:
+    """``schedule show`` for a usage error in ``taskmix schedule show`` (``None`` for ``taskmix`` itself)."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.command.name)
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or None
+
+
+class _OneLineErrors(FlagGroup):
     """Usage errors (an unknown option, a missing or out-of-range value) as one ``error:`` line, exit code 2."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        argv = kwargs.get("args", args[0] if args else None)
+        argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except _UsageError as e:
@@ -62,8 +89,9 @@ class _OneLineErrors(TyperGroup):
                 e.show()
                 sys.exit(e.exit_code)
             msg = " ".join(e.format_message().split())
+            msg += _flag_given_a_value(e, msg, argv)
             msg = msg if len(msg) <= 300 else msg[:297] + "..."
-            cmd = e.ctx.command.name if e.ctx is not None and e.ctx.parent is not None else None
+            cmd = _command_path(e.ctx)
             typer.echo(f"error: {msg}" + (f" (see taskmix {cmd} --help)" if cmd else ""), err=True)
             sys.exit(2)
         except typer.Abort:
@@ -93,8 +121,37 @@ app = typer.Typer(
     cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
-    help="Learn how to mix tasks in multi-task training: search a task-sampling schedule, replay it, compare strategies.",
+    help="Learn how to mix tasks in multi-task training: search a task-sampling schedule, replay it, compare strategies.\n\n"
+         "Start with `taskmix demo` (the built-in benchmark, about a minute), then "
+         "`taskmix compare mix.yaml --out DIR` on your own tasks. CONFIG is a YAML file or 'builtin'; "
+         "every command takes -o KEY=VALUE overrides and --help.",
+    epilog="Documentation: docs/index.md (commands: docs/cli.md; error messages: docs/errors.md).",
 )
+
+
+def _package_version() -> str:
+    """The installed distribution's version; the package's own ``__version__`` when not installed (a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("taskmix")
+    except PackageNotFoundError:  # the package itself is imported already (it holds this module); no import edge to it
+        return str(getattr(sys.modules.get(__package__ or "taskmix"), "__version__", "unknown"))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"taskmix {_package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print taskmix's version and exit"),
+) -> None:
+    """Learn how to mix tasks in multi-task training."""
+
 
 # ----------------------------------------------------------------- helpers
 
@@ -152,23 +209,25 @@ def _write_json(path: Path, obj: Any) -> None:
 # ----------------------------------------------------------------- search
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 @handle_errors
 def search(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Output directory"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed, 0 <= S < 2^32 (default: the config's seed)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint in DIR"),
+    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: continue although the data changed since the run started"),
     keep: int = typer.Option(2, "--keep-checkpoints", min=1, help="Checkpoints to keep"),
     overrides: Optional[list[str]] = OverrideOpt,
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
-    """Learn a task-sampling schedule: DIR/schedule.json and the per-meta-step log."""
+    """Learn a task-sampling schedule; writes DIR/schedule.json, DIR/log.jsonl and checkpoints (--resume continues)."""
     from .runs.search_dir import run_search
 
     _check_out(out)
     cfg, tasks = load(config, overrides, data_dir, seed)
-    res = run_search(cfg, tasks, out, resume=resume, keep=keep, progress=_progress())  # also under torchrun
+    res = run_search(cfg, tasks, out, resume=resume, keep=keep, progress=_progress(),  # also under torchrun
+                     allow_changed_data=allow_changed_data)
     if res.extra.get("rank", 0):  # data parallel: rank 0 wrote the files and reports
         return
     w = res.schedule.mean_weights()
@@ -179,19 +238,19 @@ def search(
 # ------------------------------------------------------------------ train
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 @handle_errors
 def train(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    schedule: Path = typer.Option(..., "--schedule", help="Schedule JSON to replay"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Output directory"),
+    schedule: Path = typer.Option(..., "--schedule", metavar="FILE", help="Schedule JSON to replay"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed, 0 <= S < 2^32"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing DIR/metrics.json"),
     allow_missing_tasks: bool = typer.Option(False, "--allow-missing-tasks", help="Give the tasks the schedule does not name weight 0"),
     overrides: Optional[list[str]] = OverrideOpt,
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
-    """Retrain a fresh model with a static schedule: DIR/metrics.json."""
+    """Train a fresh model on a fixed schedule; writes DIR/metrics.json."""
     from .engine.trainer import train_with_schedule
     from .runs.job import prepare_job
     from .runs.stamp import write_run_stamp
@@ -215,21 +274,74 @@ def train(
 # ---------------------------------------------------------------- compare
 
 
-@app.command()
+_KIND_NOTES = {
+    "baseline": "fixed rules, replayed as static schedules",
+    "learned": "a search, then a fresh model on the learned schedule",
+    "oracle": "grid search over static mixtures; also --oracle",
+    "adaptive": "online strategies, the online run's own model",
+    "adaptive-replay": "an online strategy's average weights, retrained",
+}
+
+
+def methods_help(width: int = 78) -> str:
+    """The methods ``compare --methods`` accepts, grouped by kind, and the default set: from the registry.
+
+    Lines are wrapped to ``width`` columns with a hanging indent (the help's epilog keeps line breaks).
+    """
+    import textwrap
+
+    from .compare.methods import DEFAULT_METHODS, METHODS
+
+    by_kind: dict[str, list[str]] = {}
+    for name in METHODS.names():
+        if name in METHODS:
+            kind = str(METHODS.meta(name, "kind", "other"))
+        else:  # a family, e.g. temperature_<T> (any positive T): the kind of a default member, else "other"
+            prefix, _, placeholder = name.partition("<")
+            member = next((m for m in DEFAULT_METHODS if m.startswith(prefix) and m in METHODS), None)
+            kind = str(METHODS.meta(member, "kind", "other")) if member else "other"
+            name += f" (any {placeholder.rstrip('>')} > 0" + (f", e.g. {member})" if member else ")")
+        by_kind.setdefault(kind, []).append(name)
+
+    def wrap(first: str, rest: str, indent: str) -> list[str]:
+        return textwrap.wrap(first + rest, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+    lines = ["Methods (--methods NAME,NAME,...; also compare.methods in the config):"]
+    for kind, names in by_kind.items():
+        note = _KIND_NOTES.get(kind)
+        lines += wrap(f"  {kind}" + (f" ({note})" if note else "") + ": ", "", "      ")
+        lines += wrap("      ", ", ".join(names), "      ")
+    lines += wrap("Default set: ", ", ".join(DEFAULT_METHODS), "  ")
+    return "\n".join(lines)
+
+
+class _CompareCommand(FlagCommand):
+    """``taskmix compare``: its help ends with the registered methods and the default set."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The help, with the method list generated from the registry when asked for (not at import)."""
+        self.epilog = methods_help()
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_CompareCommand)
 @handle_errors
 def compare(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Output directory"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
     seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS, help="Number of paired seeds"),
     oracle: bool = typer.Option(False, "--oracle", help="Add a grid search over static mixtures"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: the config's or the standard set)"),
+    methods: Optional[str] = typer.Option(None, "--methods", metavar="NAME,...",
+                                          help="Comma-separated methods (listed below; default: the config's compare.methods, "
+                                               "else the default set below)"),
     backend: str = typer.Option("sequential", "--backend", help="sequential | ray"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (backend ray)"),
     resume: bool = typer.Option(False, "--resume", help="Skip (method, seed) cells already in DIR/rows.jsonl"),
+    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: keep the rows although the data changed since they were scored"),
     overrides: Optional[list[str]] = OverrideOpt,
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
-    """Every strategy on the same tasks and paired seeds: DIR/results.json and a table."""
+    """Compare mixing strategies on paired seeds; prints a table, writes DIR/results.json, DIR/report.html and report.md."""
     from .compare.runner import run_compare
 
     ov = list(overrides or [])
@@ -241,23 +353,36 @@ def compare(
     _check_out(out)
     cfg, tasks = load(config, ov, data_dir)
     res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, backend=backend, address=address, resume=resume,
-                      progress=_progress())
+                      progress=_progress(), allow_changed_data=allow_changed_data)
     typer.echo(res["table"])
+    _echo_outputs(out)
+
+
+def _echo_outputs(out: Path) -> None:
+    """The last lines of ``compare`` and ``demo``: where the results, the report and the learned schedule are."""
     typer.echo(f"results: {out / 'results.json'}")
+    reports = [out / name for name in ("report.html", "report.md") if (out / name).exists()]
+    if reports:
+        typer.echo("report: " + ", ".join(str(p) for p in reports))
+    schedules = [out / name for name in ("schedule.json", "schedule_time_variant.json") if (out / name).exists()]
+    if schedules:
+        plot = out / "schedule.png"
+        typer.echo("schedule: " + ", ".join(str(p) for p in schedules) + (f" (plot: {plot})" if plot.exists() else ""))
 
 
 # ------------------------------------------------------------------- plot
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 @handle_errors
 def plot(
     schedule: Path = typer.Argument(..., help="Schedule JSON"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, help="Figure file; its suffix picks the format (.png, .pdf, .svg)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="FILE",
+                             help="Figure file; its suffix picks the format (.png, .pdf, .svg)"),
     log: Optional[Path] = typer.Option(None, "--log", help="Search log.jsonl: draw the policy after each update"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
-    """Plot a schedule's task weights over meta-steps (the paper's Figure 1)."""
+    """Plot a schedule's task weights over meta-steps (the paper's Figure 1); writes FILE (.png, .pdf or .svg)."""
     from .compare.plots import plot_schedule
     from .schedule import Schedule
 
@@ -302,18 +427,20 @@ def _check_log(entries: list[Any], n_tasks: int, where: str) -> None:
 # ------------------------------------------------------------------- demo
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", parser=_out_dir, help="Output directory"),
+    out: Path = typer.Option(Path("demo"), "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
     seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS),
     oracle: bool = typer.Option(False, "--oracle", help="Add the oracle grid (slower)"),
     resume: bool = typer.Option(False, "--resume", help="Continue the demo in DIR instead of replacing it"),
+    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: keep the rows although the data changed since they were scored"),
     overrides: Optional[list[str]] = OverrideOpt,
 ) -> None:
-    """`compare` on the built-in benchmark; writes results.json, the learned schedule.json and its plot.
+    """`compare` on the built-in benchmark; writes DIR (demo/): results.json, report.html, report.md, schedule.json.
 
-    A DIR that holds an earlier demo is replaced (or continued, with --resume); any other non-empty DIR is refused.
+    Also the learned schedule's plot (schedule.png).  A DIR that holds an earlier demo is replaced (or
+    continued, with --resume); any other non-empty DIR is refused.
     """
     from .compare.runner import run_compare
 
@@ -323,11 +450,12 @@ def demo(
     # the lock first: a demo refused because DIR is in use never touches the running demo's files
     with OutputLock(out, nested=True):  # run_compare's own lock on DIR joins this one
         resume = _prepare_demo_dir(out, resume)
-        res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo")
+        res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo",
+                          allow_changed_data=allow_changed_data)
         _write_json(out / DEMO_MARKER, {"command": "demo", "seeds": seeds, "oracle": oracle, "overrides": list(overrides or [])})
     typer.echo(res["table"])
-    typer.echo(f"results: {out / 'results.json'}   schedule: {out / 'schedule.json'}   plot: {out / 'schedule.png'}")
     typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
+    _echo_outputs(out)
 
 
 

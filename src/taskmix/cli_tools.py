@@ -16,11 +16,41 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import OutputError, TaskmixError, atomic_write_text
 
-OverrideOpt = typer.Option(None, "--override", "-o", help="KEY=VALUE config override (repeatable), e.g. -o search.epsilon=0.05")
+OverrideOpt = typer.Option(None, "--override", "-o", metavar="KEY=VALUE",
+                           help="Config override (repeatable), e.g. -o search.epsilon=0.05 -o train.steps=2000")
 DataDirOpt = typer.Option(None, "--data-dir", help="Directory of local data files for presets (overrides data_dir)")
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Show every on/off option (``--resume``, ``--json``, ``--help``, ...) as a plain flag: no value in the help.
+
+    typer's rich help prints a type (``<bool>``) after each option, flags included, which reads as if
+    the flag took a value (``--resume yes``); an empty metavar leaves the flag alone.
+    """
+    for p in params:
+        if getattr(p, "is_flag", False) and not getattr(p, "count", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class FlagCommand(TyperCommand):
+    """A command whose boolean options show as plain flags in ``--help`` (every taskmix command uses it)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The command's parameters, the help option included, with flags shown without a value."""
+        return _plain_flags(super().get_params(ctx))
+
+
+class FlagGroup(TyperGroup):
+    """A command group whose boolean options show as plain flags in ``--help`` (see :class:`FlagCommand`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The group's parameters, the help option included, with flags shown without a value."""
+        return _plain_flags(super().get_params(ctx))
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -104,10 +134,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # ------------------------------------------------------- schedule / config tooling
 
-schedule_app = typer.Typer(no_args_is_help=True, help="Inspect, compare and export schedule files.")
-config_app = typer.Typer(no_args_is_help=True, help="The resolved config and the config file's JSON schema.")
+schedule_app = typer.Typer(cls=FlagGroup, no_args_is_help=True,
+                           help="Show, diff or export a schedule file (prints; export --out FILE writes the export).")
+config_app = typer.Typer(cls=FlagGroup, no_args_is_help=True,
+                         help="Print the resolved config (YAML) or the config file's JSON schema.")
 
-TotalStepsOpt = typer.Option(None, "--total-steps", help="Run length in steps (default: the schedule's search_steps)")
+TotalStepsOpt = typer.Option(None, "--total-steps", help="Run length in steps (default: the one in the schedule's provenance, else one pass over its rows)")
 
 
 def _emit(text: str, out: Optional[Path]) -> None:
@@ -130,22 +162,29 @@ def _value_errors(fn: Callable[[], Any]) -> Any:
         raise TaskmixError(str(e).splitlines()[0]) from None
 
 
-@schedule_app.command("show")
+@schedule_app.command("show", cls=FlagCommand)
 @handle_errors
 def schedule_show(
     schedule: Path = typer.Argument(..., help="Schedule JSON"),
     total_steps: Optional[int] = TotalStepsOpt,
-    as_json: bool = typer.Option(False, "--json", help="The schedule file, validated and normalised, as JSON"),
+    as_json: bool = typer.Option(False, "--json", help="The schedule file, validated and normalised, as JSON (exact values)"),
 ) -> None:
-    """Tasks, step layout, provenance and the weights of each row and on average."""
+    """Tasks, step layout, provenance and the weights of each row and on average.
+
+    Provenance is shown as indented ``key: value`` lines, numbers to 4 significant digits and long lists
+    shortened; --json prints every value exactly.
+    """
     from .schedule import Schedule
     from .schedule_tools import describe
 
     sched = Schedule.load(schedule)
-    typer.echo(sched.to_json() if as_json else _value_errors(lambda: describe(sched, total_steps)), nl=as_json)
+    if as_json:
+        typer.echo(sched.to_json())
+        return
+    typer.echo(_value_errors(lambda: describe(sched, total_steps)), nl=False)
 
 
-@schedule_app.command("diff")
+@schedule_app.command("diff", cls=FlagCommand)
 @handle_errors
 def schedule_diff(
     a: Path = typer.Argument(..., help="Schedule JSON"),
@@ -161,7 +200,7 @@ def schedule_diff(
     typer.echo(json.dumps(d, indent=2) if as_json else format_diff(d, a.name, b.name if b.name != a.name else str(b)), nl=as_json)
 
 
-@schedule_app.command("export")
+@schedule_app.command("export", cls=FlagCommand)
 @handle_errors
 def schedule_export(
     schedule: Path = typer.Argument(..., help="Schedule JSON"),
@@ -199,7 +238,7 @@ def schedule_export(
     _emit(text, out)
 
 
-@config_app.command("show")
+@config_app.command("show", cls=FlagCommand)
 @handle_errors
 def config_show(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
@@ -219,7 +258,7 @@ def config_show(
     typer.echo(json.dumps(resolved_dict(cfg), indent=2) if as_json else resolved_yaml(cfg), nl=as_json)
 
 
-@config_app.command("schema")
+@config_app.command("schema", cls=FlagCommand)
 @handle_errors
 def config_schema_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout"),
@@ -228,8 +267,3 @@ def config_schema_cmd(
     from .config import config_schema
 
     _emit(json.dumps(config_schema(), indent=2) + "\n", out)
-
-
-"""What ``taskmix demo`` writes (and removes when it replaces an earlier demo)."""
-
-

@@ -24,7 +24,8 @@ import numpy as np
 from .sampler import check_schedule, positive_int
 from .schedule import MAX_STEPS, Schedule
 
-__all__ = ["describe", "diff", "format_diff", "megatron_data_path", "parse_mapping", "seqio_mixtures", "to_stages",
+__all__ = ["describe", "diff", "format_diff", "megatron_data_path", "parse_mapping", "provenance_lines", "seqio_mixtures",
+           "to_stages",
            "total_steps_of"]
 
 
@@ -174,6 +175,75 @@ def megatron_data_path(schedule: Schedule, prefixes: Mapping[str, str] | None = 
     return "\n".join(lines) + "\n"
 
 
+PROVENANCE_LIST_ITEMS = 8
+"""Lists longer than this are shown by their first and last items and their length."""
+PROVENANCE_KEYS = 40
+"""Keys shown per level of the provenance; the rest are counted (``schedule show --json`` shows them)."""
+PROVENANCE_WIDTH = 100
+"""A nested dict of plain values that fits in this many characters is shown on one line."""
+_PROVENANCE_DEPTH = 6
+
+
+def _scalar(v: Any) -> str:
+    """One plain value: floats to 4 significant digits, JSON's true/false/null, text without control characters."""
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "null"}[v]
+    if isinstance(v, float):
+        s = format(v, ".4g")
+        return s if any(c in s for c in ".ena") else s + ".0"  # 2.0 stays a float: "2.0", not "2"
+    if isinstance(v, int):
+        return str(v)
+    s = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(v))
+    return s if len(s) <= PROVENANCE_WIDTH else s[: PROVENANCE_WIDTH - 3] + "..."
+
+
+def _inline(v: Any, depth: int = 0) -> str:
+    """A value on one line: ``[a, b, ..., z] (N items)`` for long lists, ``{k: v, ...}`` for dicts."""
+    if isinstance(v, dict):
+        if depth >= _PROVENANCE_DEPTH:
+            return "{...}"
+        items = list(v.items())
+        parts = [f"{_scalar(k)}: {_inline(x, depth + 1)}" for k, x in items[:PROVENANCE_LIST_ITEMS]]
+        more = len(items) - PROVENANCE_LIST_ITEMS
+        return "{" + ", ".join(parts + ([f"... {more} more"] if more > 0 else [])) + "}"
+    if isinstance(v, (list, tuple)):
+        if depth >= _PROVENANCE_DEPTH:
+            return "[...]"
+        n = len(v)
+        shown = list(v) if n <= PROVENANCE_LIST_ITEMS else [*v[:3], ..., *v[-2:]]
+        text = "[" + ", ".join("..." if x is ... else _inline(x, depth + 1) for x in shown) + "]"
+        return text + (f" ({n} items)" if n > PROVENANCE_LIST_ITEMS else "")
+    return _scalar(v)
+
+
+def provenance_lines(prov: dict[str, Any], indent: int = 2, depth: int = 0) -> list[str]:
+    """A schedule's provenance as readable ``key: value`` lines (``provenance:`` first, when at the top).
+
+    Nested dicts are indented below their key, or on one line (``{k: v, ...}``) when they hold only plain
+    values and fit; floats have 4 significant digits; long lists and long texts are shortened.
+    """
+    if not prov:
+        return []
+    pad = " " * indent
+    lines = ["provenance:"] if depth == 0 else []
+    items = list(prov.items())
+    for k, v in items[:PROVENANCE_KEYS]:
+        key = _scalar(k)
+        if isinstance(v, dict) and v:
+            flat = not any(isinstance(x, (dict, list, tuple)) for x in v.values())
+            one_line = f"{pad}{key}: {_inline(v)}"
+            if (flat and len(one_line) <= PROVENANCE_WIDTH) or depth + 1 >= _PROVENANCE_DEPTH:
+                lines.append(one_line)
+            else:
+                lines.append(f"{pad}{key}:")
+                lines += provenance_lines(v, indent + 2, depth + 1)
+        else:
+            lines.append(f"{pad}{key}: {_inline(v)}")
+    if len(items) > PROVENANCE_KEYS:
+        lines.append(f"{pad}... {len(items) - PROVENANCE_KEYS} more keys (schedule show --json shows them all)")
+    return lines
+
+
 def describe(schedule: Schedule, total_steps: int | None = None, max_rows: int = 20) -> str:
     """A readable summary: tasks, rows, step layout, provenance, the weights per row and their average."""
     check_schedule(schedule)
@@ -183,9 +253,7 @@ def describe(schedule: Schedule, total_steps: int | None = None, max_rows: int =
     names = [_label(t) for t in schedule.tasks]
     width = max(8, *(len(t) for t in names))
     out = [f"schedule: {schedule.n_tasks} tasks, {kind}, {schedule.steps_per_meta_step} steps per meta-step"]
-    prov = {k: v for k, v in schedule.provenance.items()}
-    if prov:
-        out.append("provenance: " + ", ".join(f"{_label(k)}={_label(v)}" for k, v in prov.items()))
+    out += provenance_lines(schedule.provenance)
     head = "row  steps".ljust(22) + "".join(t.rjust(width + 2) for t in names)
     out += ["", head]
     n = schedule.steps_per_meta_step
