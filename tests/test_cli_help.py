@@ -158,11 +158,13 @@ def test_a_tiny_compare_ends_naming_results_and_report(tmp_path, monkeypatch):
     code, out, err = _run("compare", "builtin", "--seeds", "1", "--methods", "uniform,learned_time_invariant",
                           "--out", "c", *SMALL)
     assert code == 0, err
-    last = out.rstrip("\n").splitlines()[-3:]
+    assert out.startswith("verdict: ")  # the answer first
+    last = out.rstrip("\n").splitlines()[-4:]
     assert last[0] == "results: c/results.json"
-    assert last[1] == "report: c/report.html, c/report.md"
-    assert last[2].startswith("schedule: c/schedule.json")
-    for name in ("results.json", "report.html", "report.md", "schedule.json"):
+    assert last[1] == "recommended: c/recommended.json"
+    assert last[2] == "report: c/report.html, c/report.md"
+    assert last[3].startswith("learned schedule of the first seed: c/schedule.json")
+    for name in ("results.json", "recommended.json", "report.html", "report.md", "schedule.json"):
         assert (tmp_path / "c" / name).is_file(), name
 
     # the learned schedule's provenance (16-digit floats in the file) reads at 4 significant digits
@@ -178,10 +180,10 @@ def test_a_tiny_demo_ends_naming_results_report_and_schedule(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     code, out, err = _run("demo", "--seeds", "1", "--out", "d", "-o", "compare.methods=[uniform,learned_time_invariant]", *SMALL)
     assert code == 0, err
-    last = out.rstrip("\n").splitlines()[-4:]
+    last = out.rstrip("\n").splitlines()[-5:]
     assert last[0].startswith("demo finished in ")
-    assert last[1:] == ["results: d/results.json", "report: d/report.html, d/report.md",
-                        "schedule: d/schedule.json (plot: d/schedule.png)"]
+    assert last[1:] == ["results: d/results.json", "recommended: d/recommended.json", "report: d/report.html, d/report.md",
+                        "learned schedule of the first seed: d/schedule.json (plot: d/schedule.png)"]
 
 
 # ------------------------------------------------------------------ schedule show

@@ -354,20 +354,30 @@ def compare(
     cfg, tasks = load(config, ov, data_dir)
     res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, backend=backend, address=address, resume=resume,
                       progress=_progress(), allow_changed_data=allow_changed_data)
+    _echo_verdict(res)
     typer.echo(res["table"])
     _echo_outputs(out)
+
+
+def _echo_verdict(res: dict) -> None:
+    """The comparison's answer, first: the recommended mixture and its evidence, in plain words."""
+    if res.get("verdict"):
+        typer.echo(f"verdict: {res['verdict']}\n")
 
 
 def _echo_outputs(out: Path) -> None:
     """The last lines of ``compare`` and ``demo``: where the results, the report and the learned schedule are."""
     typer.echo(f"results: {out / 'results.json'}")
+    if (out / "recommended.json").exists():
+        typer.echo(f"recommended: {out / 'recommended.json'}")
     reports = [out / name for name in ("report.html", "report.md") if (out / name).exists()]
     if reports:
         typer.echo("report: " + ", ".join(str(p) for p in reports))
     schedules = [out / name for name in ("schedule.json", "schedule_time_variant.json") if (out / name).exists()]
     if schedules:
         plot = out / "schedule.png"
-        typer.echo("schedule: " + ", ".join(str(p) for p in schedules) + (f" (plot: {plot})" if plot.exists() else ""))
+        typer.echo("learned schedule of the first seed: " + ", ".join(str(p) for p in schedules)
+                   + (f" (plot: {plot})" if plot.exists() else ""))
 
 
 # ------------------------------------------------------------------- plot
@@ -453,6 +463,7 @@ def demo(
         res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo",
                           allow_changed_data=allow_changed_data)
         _write_json(out / DEMO_MARKER, {"command": "demo", "seeds": seeds, "oracle": oracle, "overrides": list(overrides or [])})
+    _echo_verdict(res)
     typer.echo(res["table"])
     typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
     _echo_outputs(out)

@@ -227,9 +227,9 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     rng = np.random.default_rng(0)
     agree = 0
     draws = bootstrap if len(seeds) > 1 else 0
-    for _ in range(draws):  # resample the seeds; a seed drawn twice counts once (its rows are paired evidence)
-        subset = sorted(set(rng.choice(seeds, size=len(seeds), replace=True).tolist()))
-        agree += _choose(cands, kinds, subset, labels, metric)[0] == chosen
+    for _ in range(draws):  # resample the seeds with replacement (a seed drawn twice counts twice)
+        sample = sorted(rng.choice(seeds, size=len(seeds), replace=True).tolist())
+        agree += _choose(cands, kinds, sample, labels, metric)[0] == chosen
     agreement = agree / draws if draws else 1.0
     stable = spread <= UNSTABLE_TV
     if kinds.get(chosen) != "baseline":

@@ -267,6 +267,10 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
 
     sections = [("schedules", "Schedules"), ("weights", "Average task weights"), ("rewards", "Rewards per meta-step")]
     md = [f"# {title}", ""]
+    answer = results.get("recommendation")
+    if answer:
+        md += ["## Verdict", "", str(answer["text"]), "", "The recommended schedule: `recommended.json` "
+               "(its rows are the `recommended` method below).", ""]
     if results.get("seeds") is not None:
         md.append(f"Seeds: {results['seeds']}.  Rows: {len(rows)}.")
         md.append("")
@@ -298,6 +302,10 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
 
     hl = [bool(s.get("best_baseline")) for s in summary]
     body = [f"<h1>{html.escape(title)}</h1>"]
+    if answer:
+        body += ["<h2>Verdict</h2>", f"<p><strong>{html.escape(str(answer['text']))}</strong></p>",
+                 "<p>The recommended schedule: <code>recommended.json</code> (its rows are the <code>recommended</code> "
+                 "method below).</p>"]
     if results.get("seeds") is not None:
         body.append(f"<p>Seeds: {html.escape(str(results['seeds']))}. Rows: {len(rows)}.</p>")
     body.append("<h2>Results</h2>")

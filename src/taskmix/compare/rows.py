@@ -127,6 +127,20 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _held_out(extra: dict[str, Any], where: str, context: "RowContext | None") -> None:
+    """The retrained model's reward-split metric and predicted labels, when a row has them (the recommendation reads them)."""
+    if "reward_split" in extra:
+        _number(extra["reward_split"], where, "extra.reward_split", 0, 1, "a number in [0, 1]")
+    if "reward_predictions" in extra:
+        try:
+            pred = decode_labels(extra["reward_predictions"])
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{where}: 'extra.reward_predictions': {e}") from None
+        if context is not None and len(pred) and int(pred.max()) >= context.num_labels:
+            raise ConfigError(f"{where}: 'extra.reward_predictions' holds label {int(pred.max())}, expected labels below "
+                              f"{context.num_labels} (the target's labels)")
+
+
 def _number(v: Any, where: str, field: str, lo: float, hi: float, want: str, integer: bool = False,
             hi_open: bool = False) -> Any:
     """``v`` if a finite number (an integer with ``integer``) in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``)."""
@@ -283,6 +297,7 @@ def check_row(row: Any, where: str, context: RowContext | None = None) -> dict[s
     if not isinstance(row["extra"], dict):
         raise _bad(where, "extra", row["extra"], "an object")
     _effects(row["extra"].get("task_effects"), where, "extra.task_effects", tasks)
+    _held_out(row["extra"], where, context)
     for key in ("schedule", "log", "extra"):
         _json_values(row[key], where, key)
     try:

@@ -32,17 +32,18 @@ from ..errors import (
 )
 from ..runs.checkpoint import check_compatible
 from ..runs.inputs import check_inputs, input_digests
-from ..runs.job import prepare_job
+from ..runs.job import prepare_job, replay
 from ..runs.stamp import package_versions, write_run_stamp
 from ..runs.tracking import check_tracking, track_compare
 from ..schedule import RULES, Schedule, jsonable
-from .methods import run_method, select_methods
+from .methods import METHODS, method_row, run_method, select_methods
 from .plots import plot_schedule
 from .predictions import encode_labels
 from .ray_backend import run_cells_ray
+from .recommend import RECOMMENDED, Recommendation, recommend
 from .report import write_report
 from .rows import ROW_DIGEST, RowContext, read_rows, row_digest
-from .stats import format_table, method_kind, summarize
+from .stats import format_table, method_kind, paired, paired_t, summarize
 
 __all__ = ["read_rows", "row_digest", "run_cells", "run_compare", "schedule_title", "warm_up"]
 
@@ -157,6 +158,19 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         else:
             run_cells(cfg, tasks, cells, on_row)
 
+    rec = None
+    if cfg.compare.recommend:
+        rec = recommendation(cfg, tasks, rows, seed_list)
+        stale = [r for r in rows if r["method"] == RECOMMENDED and (rec is None or not _same_mixture(r, rec))]
+        if stale:  # written for another recommendation (other seeds): replaced
+            rows[:] = [r for r in rows if not any(r is s for s in stale)]
+            atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
+        have = {int(r["seed"]) for r in rows if r["method"] == RECOMMENDED}
+        for s in seed_list:
+            if rec is not None and s not in have:
+                on_row(recommended_row(cfg, tasks, rec, s, rows))
+        methods = methods + ([RECOMMENDED] if rec is not None else [])
+
     order = {(m, s): i for i, (m, s) in enumerate((m, s) for s in seed_list for m in methods)}
     rows = sorted((r for r in rows if (r["method"], int(r["seed"])) in order), key=lambda r: order[(r["method"], int(r["seed"]))])
     names = [t.name for t in tasks]
@@ -192,6 +206,10 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         "config": cfg.model_dump(mode="json"),
         "versions": package_versions(command),
     }
+    answer = _with_report_split(rec, summary, rows) if rec is not None else None
+    if answer is not None:
+        results["recommendation"] = answer
+        atomic_write_text(out / "recommended.json", strict_json(answer, indent=2) + "\n")
     write_run_stamp(out, cfg, command)
     atomic_write_text(out / "table.md", table + "\n")
     # the learned schedules of the first seed, with plots (the paper's Figure 1)
@@ -213,4 +231,85 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
     atomic_write_text(out / "results.json", strict_json(results, indent=2) + "\n")
     write_report(out, results, rows)
     track_compare(cfg, out, rows, target.metric, method_kind)  # MLflow / W&B, when the config's logging section asks
-    return {"results": results, "table": table, "summary": summary}
+    return {"results": results, "table": table, "summary": summary, "verdict": answer["text"] if answer else None}
+
+
+def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, Any]], seeds: Sequence[int]) -> Recommendation | None:
+    """The comparison's recommended mixture (:func:`taskmix.compare.recommend.recommend`) from its rows of ``seeds``.
+
+    The held-out evidence is pooled over the reward-split rows of every seed: their labels come from the
+    seed's job (the reward split is carved from the target's training data per seed, as every method's is).
+    """
+    wanted = set(seeds)
+    base = [r for r in rows if r["method"] != RECOMMENDED and int(r["seed"]) in wanted]
+    kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in base}
+    labels = {s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y) for s in seeds}
+    target = tasks[[t.name for t in tasks].index(cfg.target)]
+    return recommend(base, kinds, labels, target.metric)
+
+
+def _same_mixture(row: dict[str, Any], rec: Recommendation) -> bool:
+    sched = row.get("schedule")
+    if not isinstance(sched, dict):
+        return False
+    w = np.asarray(sched.get("weights"), dtype=np.float64)
+    return tuple(sched.get("tasks", ())) == rec.schedule.tasks and w.shape == rec.schedule.weights.shape and bool(
+        np.allclose(w, rec.schedule.weights, rtol=0, atol=1e-12))
+
+
+def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, seed: int,
+                    rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ``recommended`` row of ``seed``: the recommendation trained on the seed's job and scored on the report split.
+
+    A rule's recommendation is that rule's own row of the seed (the same schedule on the same job: nothing
+    to retrain); a learned one (the seeds' consensus) is retrained.  Its cost is what producing it took on
+    this seed: every candidate's run plus the retrain.
+    """
+    same = [r for r in rows if int(r["seed"]) == seed and r["method"] in rec.held_out]
+    cost = {k: sum(float(r[k]) for r in same) for k in ("seconds", "train_steps", "evaluations")}
+    src = next((r for r in same if r["method"] == rec.source), None)
+    if rec.verdict != "learned" and src is not None:
+        kept = ("reward_split", "reward_predictions", "realised")
+        row: dict[str, Any] = {**{k: src[k] for k in ("test", "predictions") if k in src},
+                               "extra": {k: v for k, v in (src.get("extra") or {}).items() if k in kept}}
+    else:
+        res = replay(prepare_job(cfg, tasks, seed), rec.schedule)
+        row = method_row(RECOMMENDED, seed, res)
+        cost = {"seconds": cost["seconds"] + res.seconds, "train_steps": cost["train_steps"] + res.train_steps,
+                "evaluations": cost["evaluations"] + res.evaluations}
+    return {**row, "method": RECOMMENDED, "kind": METHODS.meta(RECOMMENDED, "kind"), "seed": seed,
+            "seconds": cost["seconds"], "train_steps": int(cost["train_steps"]), "evaluations": int(cost["evaluations"]),
+            "schedule": rec.schedule.to_dict(), "log": [],
+            "extra": {**row.get("extra", {}), "source": rec.source, "verdict": rec.verdict}}
+
+
+def _with_report_split(rec: Recommendation, summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The recommendation's record, with what its rows score on the report split (which the choice never saw)."""
+    out = rec.to_dict()
+    mine = next((s for s in summary if s["method"] == RECOMMENDED), None)
+    if mine is None:
+        return out
+    groups: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["method"], {})[int(r["seed"])] = r
+    report: dict[str, Any] = {"mean": mine["mean"], "ci_low": mine.get("ci_low"), "ci_high": mine.get("ci_high")}
+    versus = {"single_task": "single_task"}
+    if rec.best_rule is not None:
+        versus["best_rule"] = rec.best_rule  # the rule chosen on held-out rows, not on the report split
+    for key, method in versus.items():
+        if method in groups and method != RECOMMENDED:
+            d = paired(groups[RECOMMENDED], groups[method])
+            if len(d):
+                pt = paired_t(d)
+                report[f"vs_{key}"] = {"method": method, "mean": pt["mean"], "ci_low": pt["ci_low"], "ci_high": pt["ci_high"],
+                                       "p": pt["p"]}
+    out["report_split"] = report
+    words = [f"On the report split (never used to choose) it scores {report['mean']:.4f}"]
+    for key, label in (("vs_single_task", "target-only"), ("vs_best_rule", "the best rule")):
+        v = report.get(key)
+        if v:
+            ci = f" [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]" if v.get("ci_low") is not None else ""
+            name = f" ({v['method']})" if key == "vs_best_rule" else ""
+            words.append(f"{v['mean']:+.4f}{ci} against {label}{name}")
+    out["text"] = rec.text + " " + ", ".join(words) + "."
+    return out

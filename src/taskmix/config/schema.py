@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from ..devices import DEVICE_PATTERN
 
@@ -254,6 +254,9 @@ class CompareConfig(_Strict):
     """oracle: grid step on the simplex (1/step must be an integer)"""
     oracle_samples: StrictInt = Field(64, gt=0, le=MAX_ORACLE_POINTS)
     """oracle with more than 4 tasks: random mixtures tried"""
+    recommend: StrictBool = True
+    """end with one recommended mixture (recommended.json, the verdict atop the report) and its 'recommended' rows: the
+    recommendation retrained on every seed and scored on the report split like every other method"""
     strategies: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="hyper-parameters of the online strategies, one section each: {exp3: {lr: 0.5}} "

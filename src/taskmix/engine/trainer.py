@@ -343,7 +343,8 @@ def train_with_schedule(
     ``tasks`` must be in ``schedule.tasks`` order; the target's report split
     (test, else validation) is evaluated once, at the end.  ``eval_splits``:
     more of the target's splits to score the final model on (their metrics
-    land in ``extra``, e.g. the reward split, which model selection may use).
+    land in ``extra``, e.g. the reward split, which model selection may use; with each split's predicted
+    labels as ``extra["<name>_predictions"]``).
     """
     if tuple(t.name for t in tasks) != schedule.tasks:
         schedule = schedule.restrict_to([t.name for t in tasks])
@@ -360,7 +361,9 @@ def train_with_schedule(
             on_step(trainer.step, trainer)
     tgt = tasks[target]
     value, predictions = trainer.metric_and_predictions(tgt.report_split, target)
-    extra = {name: trainer.metric(split, target) for name, split in (eval_splits or {}).items()}
+    extra: dict[str, Any] = {}
+    for name, split in (eval_splits or {}).items():  # the metric, and the predicted labels (``<name>_predictions``)
+        extra[name], extra[f"{name}_predictions"] = trainer.metric_and_predictions(split, target)
     return TrainResult(
         metric=tgt.metric,
         test=value,

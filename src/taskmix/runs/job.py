@@ -169,7 +169,8 @@ def replay(
     """Train a fresh model on ``job`` with ``sched`` and report it; the ``extra_*`` costs are those spent finding ``sched``.
 
     ``extra["reward_split"]`` is the retrained model's metric on the reward split (held out from its
-    training), which a method may use to choose between schedules without seeing the reported split.
+    training), which a method may use to choose between schedules without seeing the reported split;
+    ``extra["reward_predictions"]`` its predicted label for each reward-split row.
     """
     r = train_with_schedule(job.tasks, job.target, sched, job.cfg, job.seed, eval_splits={"reward_split": job.reward_split})
     return MethodResult(
@@ -179,6 +180,7 @@ def replay(
         train_steps=r.steps + extra_steps,
         evaluations=1 + evals,
         log=log or [],
-        extra={"realised": r.realised, "reward_split": r.extra["reward_split"], **(extra or {})},
+        extra={"realised": r.realised, "reward_split": r.extra["reward_split"],
+               "reward_predictions": r.extra["reward_split_predictions"], **(extra or {})},
         predictions=r.predictions,
     )

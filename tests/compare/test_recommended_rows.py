@@ -1,0 +1,91 @@
+"""A comparison ends with its answer: recommended.json, the verdict atop stdout and the reports, `recommended` rows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _bad_inputs import OUT, SMALL, invoke  # noqa: E402
+
+METHODS = "single_task,uniform,learned_time_invariant,learned_support"
+
+
+def _compare(d: Path, *more: str):
+    return invoke(["compare", "builtin", "--methods", METHODS, "--out", OUT, *SMALL, *more], d)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("rec")
+    o = _compare(d, "--seeds", "2")
+    assert o.exit_code == 0, o.stderr
+    return d
+
+
+def _rows(d: Path) -> list[dict]:
+    return [json.loads(line) for line in (d / OUT / "rows.jsonl").read_text().splitlines()]
+
+
+def test_the_answer_is_written_first_and_retrained_on_every_seed(finished: Path) -> None:
+    out = finished / OUT
+    rec = json.loads((out / "recommended.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    assert results["recommendation"] == rec
+    assert rec["verdict"] in ("learned", "rule", "tie") and rec["text"]
+    assert rec["source"] in METHODS.split(",") and set(rec["held_out"]) == set(METHODS.split(","))
+    assert abs(sum(rec["weights"].values()) - 1) < 1e-9
+    rows = [r for r in _rows(finished) if r["method"] == "recommended"]
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    for r in rows:  # the recommended schedule, scored on the report split like every method
+        assert np.allclose(r["schedule"]["weights"], rec["schedule"]["weights"])
+        assert r["extra"]["source"] == rec["source"] and 0 <= r["test"] <= 1
+    summary = {s["method"]: s for s in results["summary"]}
+    assert "recommended" in summary and "report_split" in rec
+    assert rec["report_split"]["mean"] == pytest.approx(summary["recommended"]["mean"])
+    md = (out / "report.md").read_text()
+    assert md.index("## Verdict") < md.index("## Results") and rec["text"] in md
+    assert "<h2>Verdict</h2>" in (out / "report.html").read_text()
+
+
+def test_a_rule_recommendation_reuses_the_rule_rows_and_costs_every_candidate(finished: Path) -> None:
+    rows = _rows(finished)
+    rec = json.loads((finished / OUT / "recommended.json").read_text())
+    for s in (0, 1):
+        mine = next(r for r in rows if r["method"] == "recommended" and r["seed"] == s)
+        cands = [r for r in rows if r["seed"] == s and r["method"] in rec["held_out"]]
+        assert mine["train_steps"] >= sum(r["train_steps"] for r in cands)
+        if rec["verdict"] != "learned":
+            src = next(r for r in cands if r["method"] == rec["source"])
+            assert (mine["test"], mine["predictions"]) == (src["test"], src["predictions"])
+
+
+def test_resume_keeps_the_answer_and_more_seeds_renew_it(finished: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(finished / OUT, tmp_path / OUT)
+    before = (tmp_path / OUT / "rows.jsonl").read_text()
+    o = _compare(tmp_path, "--seeds", "2", "--resume")
+    assert o.exit_code == 0, o.stderr
+    assert (tmp_path / OUT / "rows.jsonl").read_text() == before  # nothing left to run, nothing rewritten
+    o = _compare(tmp_path, "--seeds", "3", "--resume")
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    assert rec["seeds"] == [0, 1, 2]
+    rows = [r for r in _rows(tmp_path) if r["method"] == "recommended"]
+    assert sorted(r["seed"] for r in rows) == [0, 1, 2]
+    assert all(np.allclose(r["schedule"]["weights"], rec["schedule"]["weights"]) for r in rows)
+
+
+def test_recommended_is_not_a_method_to_list_and_can_be_switched_off(tmp_path: Path) -> None:
+    o = invoke(["compare", "builtin", "--methods", "uniform,recommended", "--out", OUT, *SMALL], tmp_path)
+    assert o.exit_code == 2 and "recommended: not a method to list" in o.stderr
+    o = invoke(["compare", "builtin", "--seeds", "1", "--methods", "uniform", "--out", OUT, *SMALL,
+                "-o", "compare.recommend=false"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    assert not (tmp_path / OUT / "recommended.json").exists()
+    assert "recommendation" not in json.loads((tmp_path / OUT / "results.json").read_text())
