@@ -125,7 +125,9 @@ def _prior_compare(d: Path) -> None:
 
 
 def _compare_args(*more: str) -> list[str]:
-    return ["compare", "builtin", "--seeds", "1", "--methods", "uniform", "--out", OUT, *SMALL, *more]
+    """A one-cell comparison (no recommendation rows: these cases are about the rows of the methods run)."""
+    return ["compare", "builtin", "--seeds", "1", "--methods", "uniform", "--out", OUT, *SMALL, "-o", "compare.recommend=false",
+            *more]
 
 
 def _edit_rows(d: Path, edit: Callable[[list[dict]], list[dict]]) -> list[str]:

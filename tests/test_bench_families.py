@@ -5,6 +5,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
@@ -46,6 +47,7 @@ def test_schedules_do_not_depend_on_the_test_split():
 
 
 def test_quick_family_summary():
+    """Two seeds of one family: the summary holds the learned pick and the rules, none above the test-oracle."""
     torch.set_num_threads(1)
     fam = _family()
     res = bf.run_family(fam, [0, 1], {}, bf.RULES + ("learned_time_invariant", "learned_time_variant"), n_random=1)
@@ -58,6 +60,7 @@ def test_quick_family_summary():
 
 
 def test_final_check_uses_the_reward_split_only():
+    """The final check picks on reward-split scores only."""
     rows = [{"seed": 0, "method": m, "test": 0.5, "reward_split": 0.7, "seconds": 1.0, "weights": None} for m in bf.RULES]
     rows.append({"seed": 0, "method": "learned", "test": 0.9, "reward_split": 0.6, "seconds": 3.0, "weights": None})
     rows[1] = {**rows[1], "reward_split": 0.95}  # uniform wins on the reward split by far
@@ -82,3 +85,109 @@ def test_rows_files_merge_by_family(tmp_path):
     fams = bf.merge([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
     assert [f["family"] for f in fams] == [1]
     assert {(r["method"], r["test"]) for r in fams[0]["rows"]} == {("uniform", 0.8), ("v/time_invariant", 0.85)}
+
+
+# ---------------------------------------------------------------- issue 22: the wide generator, the text families
+
+
+def test_oracle_candidates_pair_shares():
+    """v1's oracle candidates keep their names; other shares add target@S+AUX mixtures."""
+    fam = make_family(3)  # target, helpful, harmful
+    assert [n for n, _ in bf.candidates(fam, 0)] == ["target+helpful", "target+harmful"]  # v1's names, unchanged
+    wide = bf.candidates(fam, 1, shares=(0.25, 0.5))
+    assert [n for n, _ in wide][:4] == ["target@0.25+helpful", "target@0.25+harmful", "target+helpful", "target+harmful"]
+    assert np.allclose(wide[0][1], [0.25, 0.75, 0.0]) and len(wide) == 5
+    # a wide family with two or more declared relatives also gets target + all of them
+    fam = next(f for f in (make_family(101000 + i, generator="wide") for i in range(40))
+               if sum(r in bf.RELATIVE_ROLES for r in f.roles.values()) >= 2)
+    got = dict(bf.candidates(fam, 0, shares=(0.25, 0.5), relatives=True))
+    w = got["target@0.25+relatives"]
+    rel = [i for i, n in enumerate(fam.names) if fam.roles[n] in bf.RELATIVE_ROLES]
+    assert w[0] == 0.25 and np.allclose(w[rel], 0.75 / len(rel)) and abs(w.sum() - 1) < 1e-12
+    assert "target+relatives" in got and "target+relatives" not in dict(bf.candidates(fam, 0, shares=(0.5,)))
+
+
+def test_wide_family_summary_and_composition():
+    """A wide family runs, and the summary reports its composition and the regret by kind of family."""
+    torch.set_num_threads(1)
+    fam = make_family(101000, n_test=300, train_steps=40, overrides=TINY, generator="wide")
+    res = bf.run_family(fam, [0, 1], {}, bf.RULES, n_random=0, shares=(0.25, 0.5))
+    assert res["generator"] == "wide"
+    assert any(k.startswith("target@0.25+") for k in res["oracle"]["candidates"])
+    stats = bf.summarize([res])
+    assert set(bf.RULES) <= set(stats) and "learned" not in stats  # the methods are whatever the rows hold
+    text = bf.composition([res])
+    assert "same-input conflict or orthogonal task: 1/1 (100%)" in text  # family 101000 holds a conflict
+    kinds = bf.kind_table(stats, [res])
+    assert "same-input conflict/orthogonal (1)" in kinds and "| uniform |" in kinds
+
+
+def test_summarize_old_rows_file(tmp_path, capsys):
+    """A rows file written before issue 22 (no generator key) summarizes as before: the v1 table, nothing added."""
+    import json
+
+    torch.set_num_threads(1)
+    res = bf.run_family(_family(), [0, 1], {}, bf.RULES, n_random=1)
+    assert "generator" not in res
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps(res) + "\n")
+    bf.main(["--summarize", str(f)])
+    out = capsys.readouterr().out
+    assert out.startswith("| method | regret to test-oracle") and "| single_task |" in out
+    assert "Families:" not in out and "by kind of family" not in out
+
+
+def _text_sources():
+    import bench_text_families as tf
+
+    def src(preset, stem, rows):
+        lang = preset.split("/")[1] if preset.startswith("xnli/") else "en"
+        return tf.Source(preset, stem, rows, lang, tf.parallel_group(preset, stem))
+
+    out = [src("glue/rte", "train", 2490), src("glue/rte", "validation", 277), src("glue/mrpc", "train", 3668),
+           src("glue/mrpc", "validation", 408), src("glue/qnli", "validation", 5463), src("glue/mnli", "train_9k", 9000),
+           src("glue/cola", "train", 8551), src("glue/cola", "validation", 1043), src("glue/sst2", "validation", 872)]
+    for lang in ("en", "ur", "sw", "th", "hi"):
+        out += [src(f"xnli/{lang}", "validation", 2490), src(f"xnli/{lang}", "test", 5010)]
+    for lang in ("sw", "ur", "de", "es", "fr", "tr", "vi", "zh"):
+        out.append(src(f"xnli/{lang}", "translate_train_9k", 9000))
+    return tf, {s.key: s for s in out}
+
+
+def test_text_families_draws_never_train_on_parallel_rows():
+    """Targets, sizes and heads as documented; no training split is (parallel to) the reported one; the oracle grid is small."""
+    tf, sources = _text_sources()
+    fams = tf.draw_families(range(201000, 201060), sources)
+    assert {f.kind for f in fams} == set(tf.KINDS)
+    for f in fams:
+        assert 100 <= len(f.target_rows) <= 1000 and 2 <= len(f.aux) <= 4
+        assert all(1000 <= len(r) <= 3000 or len(r) == s.rows for _, s, r in f.aux)
+        assert len({n for n, _, _ in f.aux}) == len(f.aux) and f.target.key not in {s.key for _, s, _ in f.aux}
+        assert all(s.group != "xnli-test" for _, s, _ in f.training)  # nothing trains on an XNLI test split
+        if f.kind == "glue":
+            assert f.report.key == f.target.key.replace(":train", ":validation") and f.encoder == "minilm"
+        else:
+            assert f.report.stem == "test" and f.report.lang == f.target.lang and f.encoder == "e5-small-multilingual"
+            assert len({f.target.labels, *(s.labels for _, s, _ in f.aux)}) == 1  # 3-way NLI throughout
+        tf.check_no_leak(f)
+        assert (f.target_rows < f.target.rows).all() and len(np.unique(f.target_rows)) == len(f.target_rows)
+    assert tf.draw_family(201007, sources).describe() == tf.draw_family(201007, sources).describe()  # deterministic
+    # the leak check bites: a family reporting on XNLI validation rows that an auxiliary translates
+    f = fams[[g.kind for g in fams].index("translate_train")]
+    bad = tf.TextFamily(f.fid, f.kind, f.encoder, f.heads, f.target, f.target_rows, sources["xnli/hi:validation"],
+                        np.arange(100), [("val_ur", sources["xnli/ur:validation"], np.arange(50, 150))])
+    with pytest.raises(AssertionError, match="parallel"):
+        tf.check_no_leak(bad)
+    assert [len(tf.grid_candidates(n, 35)) for n in (3, 4, 5)] == [28, 35, 35]
+
+
+def test_text_families_dry_run(tmp_path, capsys):
+    """--dry-run lists the families and counts the sentences to encode, encoding nothing."""
+    import bench_text_families as tf
+
+    if not (tf.DEFAULT_DATA / "MANIFEST.tsv").is_file():
+        pytest.skip(f"the shared data folder {tf.DEFAULT_DATA} is absent (it holds the GLUE / XNLI files)")
+    tf.main(["--families", "3", "--seeds", "1", "--family-seed", "201", "--dry-run", "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "3 text families (development)" in out and out.count(" -> ") == 3
+    assert "distinct sentences to encode" in out and "the whole benchmark" in out and "training runs" in out

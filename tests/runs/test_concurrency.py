@@ -128,10 +128,10 @@ def test_a_second_demo_while_the_first_runs_is_refused_and_the_first_completes(t
     assert first.returncode == 0, err.decode()
     results = json.loads((d / "results.json").read_text())
     assert sorted((r["method"], r["seed"]) for r in results["rows"]) == [
-        (m, s) for m in ("learned_time_invariant", "uniform") for s in (0, 1)]
-    assert len((d / "rows.jsonl").read_text().splitlines()) == 4
+        (m, s) for m in ("learned_time_invariant", "recommended", "uniform") for s in (0, 1)]
+    assert len((d / "rows.jsonl").read_text().splitlines()) == 6
     for name in ("report.md", "report.html", "table.md", "schedule.json", "schedule.png", "demo.json", "compare.json",
-                 "config.resolved.yaml", "versions.json"):
+                 "config.resolved.yaml", "versions.json", "recommended.json"):
         assert (d / name).is_file(), name
     assert json.loads((d / "demo.json").read_text())["seeds"] == 2
     assert not (d / LOCK_NAME).exists() and not list(d.rglob("*.tmp"))

@@ -382,7 +382,7 @@ def test_search_resume_refuses_changed_data_unless_allowed(small, tmp_path: Path
 
 def test_compare_resume_refuses_labels_changed_between_seeds_unless_allowed(small, tmp_path: Path, capsys) -> None:
     cfg, tasks = small
-    cfg = builtin_config([*OVERRIDES, "compare.methods=[uniform]"])
+    cfg = builtin_config([*OVERRIDES, "compare.methods=[uniform]", "compare.recommend=false"])
     out = tmp_path / "c"
     run_compare(cfg, tasks, out, seeds=1)
     assert json.loads((out / "compare.json").read_text())["inputs"] == input_digests(tasks)

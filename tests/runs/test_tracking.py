@@ -33,7 +33,7 @@ def _runs(uri: str, experiment: str = "t"):
 def test_compare_logs_one_run_per_cell_and_a_resume_adds_nothing(tmp_path, store):
     from taskmix.compare.runner import run_compare
 
-    ov = [*TINY_BUILTIN, "compare.methods=[single_task,uniform,learned_time_invariant]",
+    ov = [*TINY_BUILTIN, "compare.methods=[single_task,uniform,learned_time_invariant]", "compare.recommend=false",
           f"logging.mlflow.tracking_uri={store}", "logging.mlflow.experiment=t"]
     cfg = builtin_config(ov)
     tasks = load_run_tasks(cfg)

@@ -51,7 +51,8 @@ def test_compare_logs_one_run_per_cell_and_a_resume_adds_nothing(tmp_path, wb, c
     from taskmix.compare.runner import run_compare
     from taskmix.compare.stats import method_kind
 
-    ov = [*TINY_BUILTIN, f"compare.methods=[{','.join(METHODS)}]", "logging.wandb.project=t", f"logging.wandb.dir={wb}"]
+    ov = [*TINY_BUILTIN, f"compare.methods=[{','.join(METHODS)}]", "compare.recommend=false", "logging.wandb.project=t",
+          f"logging.wandb.dir={wb}"]
     cfg = builtin_config(ov)  # mode: unset, so $WANDB_MODE (offline)
     tasks = load_run_tasks(cfg)
     run_compare(cfg, tasks, tmp_path / "c", seeds=2)

@@ -7,7 +7,9 @@
 >>> cfg = builtin_config(["train.steps=20", "search.meta_steps=2", "compare.methods=[uniform]"])
 >>> res = run_compare(cfg, load_run_tasks(cfg), tempfile.mkdtemp(), seeds=1)
 >>> [row["method"] for row in res["results"]["rows"]]
-['uniform']
+['uniform', 'recommended']
+>>> res["results"]["recommendation"]["source"]
+'uniform'
 """
 
 from __future__ import annotations
