@@ -18,6 +18,26 @@ Usage:
   python benchmarks/bench_families.py --families 60 --seeds 3 --out /tmp/fam --write
   python benchmarks/bench_families.py --summarize /tmp/fam/rows.jsonl --write
 Variants of the learned search: ``--variant NAME:key=value,key=value`` (search settings).
+
+Generators (issue 22).  ``--generator v1`` (default) is the original distribution (``make_family(seed)``;
+development sets ``--family-seed 1`` and ``7``, the benchmark ``--family-seed 0``).  ``--generator wide`` adds
+auxiliaries on the target's own inputs -- near-copies, weak relatives, orthogonal and moderately conflicting rules,
+noisy copies, shifted inputs -- mostly through a shared head (``taskmix.data.families``).  Its seed sets:
+
+  --family-seed 101   development families (``make_family(101000 + i, generator="wide")``): screen and choose
+                      defaults here, as often as needed
+  --family-seed 102   evaluation families (``make_family(102000 + i, generator="wide")``): score once, with the
+                      defaults chosen on 101; never tune on them
+
+  python benchmarks/bench_families.py --generator wide --family-seed 101 --families 30 --seeds 3 --out /tmp/wdev
+  python benchmarks/bench_families.py --generator wide --family-seed 102 --families 60 --seeds 3 --out /tmp/weval
+  python benchmarks/bench_families.py --summarize /tmp/weval/rows.jsonl --write      # section families-wide-eval
+
+With ``wide`` the test-oracle's candidates also hold target 25% + each auxiliary 75% (``--pair-shares``) and the
+target mixed with all its declared relatives (helpful, copy, shifted, noisy_copy; at 50% and 25%), and
+the summary adds the families' composition (the share with a same-input conflict or orthogonal task) and each
+method's regret by kind of family.  The method list is whatever the rows hold (every rule, single-task, each
+learned schedule, any variant or other registered method run with ``--methods``).
 """
 
 from __future__ import annotations
@@ -28,7 +48,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,7 +57,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 from taskmix.compare.methods import METHODS, learned_method  # noqa: E402
-from taskmix.data.families import Family, make_family  # noqa: E402
+from taskmix.data.families import GENERATORS, SAME_INPUT_CONFLICT_ROLES, Family, make_family  # noqa: E402
 from taskmix.runs import prepare_job, replay  # noqa: E402
 from taskmix.runs.job import Job  # noqa: E402
 from taskmix.schedule import Schedule  # noqa: E402
@@ -47,15 +66,25 @@ RULES = ("single_task", "uniform", "proportional", "temperature_2")
 ONLINE = ("exp3", "thompson", "gradient_alignment")
 CONTROLS = ("paper", "constant_control")
 LEARNED = ("learned_time_invariant", "learned_time_variant")
+HARM_ROLES = ("harmful", "conflict")
+"""Roles counted as harmful in the shared-head check (``conflict``: the wide generator's moderate conflicts)."""
+HELP_ROLES = ("helpful", "copy")
+"""Roles counted as helpful in that check (``copy``: the wide generator's near-copies)."""
+RELATIVE_ROLES = ("helpful", "copy", "shifted", "noisy_copy")
+"""The target's own rule (or nearly): with ``relatives``, the test-oracle also mixes the target with all of them."""
+WIDE_SEEDS = {101: "development", 102: "evaluation"}
+"""``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
+    """A schedule's weights averaged over its rows (``None`` without a schedule)."""
     if sched is None:
         return None
     return np.asarray(sched.weights, dtype=np.float64).mean(axis=0).tolist()
 
 
 def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:key=value,...`` -> (NAME, search settings); values are read as YAML."""
     import yaml
 
     name, _, body = spec.partition(":")
@@ -89,14 +118,27 @@ def _row(method: str, res: Any) -> dict[str, Any]:
             "kept": prov.get("kept")}
 
 
-def candidates(fam: Family, n_random: int) -> list[tuple[str, np.ndarray]]:
-    """The test-oracle's static mixtures (the rules come from the methods' rows)."""
+def candidates(fam: Family, n_random: int, shares: Sequence[float] = (0.5,), relatives: bool = False) -> list[tuple[str, np.ndarray]]:
+    """The test-oracle's static mixtures (the rules come from the methods' rows).
+
+    For each share ``s`` in ``shares``, the target at ``s`` and each auxiliary at ``1 - s`` (named
+    ``target+AUX`` for 0.5, ``target@S+AUX`` otherwise); with ``relatives`` and at least two auxiliaries of
+    :data:`RELATIVE_ROLES` (declared ground truth: the oracle is evaluation only), the target at ``s`` and
+    those at ``1 - s`` in equal parts (``target+relatives``, ``target@S+relatives``); then ``n_random``
+    Dirichlet mixtures.
+    """
     n = len(fam.tasks)
     out = []
-    for i in range(1, n):
-        w = np.zeros(n)
-        w[0] = w[i] = 0.5
-        out.append((f"target+{fam.names[i]}", w))
+    rel = [i for i in range(1, n) if fam.roles[fam.names[i]] in RELATIVE_ROLES] if relatives else []
+    for share in shares:
+        for i in range(1, n):
+            w = np.zeros(n)
+            w[0], w[i] = share, 1.0 - share
+            out.append((f"target+{fam.names[i]}" if share == 0.5 else f"target@{share:g}+{fam.names[i]}", w))
+        if len(rel) >= 2:
+            w = np.zeros(n)
+            w[0], w[rel] = share, (1.0 - share) / len(rel)
+            out.append(("target+relatives" if share == 0.5 else f"target@{share:g}+relatives", w))
     rng = np.random.default_rng([fam.seed, 0x0AC1E])
     for k in range(n_random):
         out.append((f"dirichlet{k}", rng.dirichlet(np.ones(n))))
@@ -104,8 +146,15 @@ def candidates(fam: Family, n_random: int) -> list[tuple[str, np.ndarray]]:
 
 
 def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, Any]], methods: Sequence[str],
-               n_random: int, oracle: bool = True) -> dict[str, Any]:
+               n_random: int, oracle: bool = True, shares: Sequence[float] = (0.5,),
+               cands: Sequence[tuple[str, np.ndarray]] | None = None, relatives: bool = False) -> dict[str, Any]:
+    """Every method on every seed of ``fam``, then the test-oracle (evaluation only).
+
+    The oracle's candidates are the rules' rows and :func:`candidates` (``n_random``, ``shares``, ``relatives``), or ``cands``
+    when given (e.g. a simplex grid); each is trained on every seed and scored on the test split.
+    """
     rows: list[dict[str, Any]] = []
+    cand_list = list(cands) if cands is not None else candidates(fam, n_random, shares, relatives)
     oracle_cells: dict[str, list[float]] = {}
     for seed in seeds:
         job = prepare_job(fam.config, fam.tasks, seed)
@@ -117,10 +166,12 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
         for r in rows:
             if r["seed"] == seed and r["method"] in RULES:
                 oracle_cells.setdefault(r["method"], []).append(r["test"])
-        for name, w in candidates(fam, n_random):
+        for name, w in cand_list:
             res = replay(job, Schedule.from_weights(job.names, w, provenance={"method": "test_oracle_candidate"}))
             oracle_cells.setdefault(name, []).append(res.test)
-    out = {"family": fam.seed, "roles": fam.roles, "info": fam.info, "rows": rows}
+    out: dict[str, Any] = {"family": fam.seed, "roles": fam.roles, "info": fam.info, "rows": rows}
+    if fam.generator != "v1":
+        out["generator"] = fam.generator
     if oracle_cells:
         means = {k: float(np.mean(v)) for k, v in oracle_cells.items()}
         best = max(means, key=means.get)
@@ -207,6 +258,7 @@ def add_checked(fam_rows: list[dict[str, Any]], n_reward: int, z: float, name: s
 
 
 def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.0, 2.0)) -> dict[str, Any]:
+    """Per method: regret to the test-oracle, paired verdicts, cells below single-task, weights, costs (adds the derived rows)."""
     stats: dict[str, dict[str, Any]] = {}
     for fam in families:
         rows = fam["rows"]
@@ -216,34 +268,40 @@ def summarize(families: list[dict[str, Any]], checks: Sequence[float] = (0.0, 1.
         n_reward = int(round(0.1 * fam["info"]["target"]["n"]))
         for z in checks:
             add_checked(rows, n_reward, z, f"learned+check(z={z:g})")
-        by = {}
+        by: dict[str, dict[int, dict[str, Any]]] = {}
         for r in rows:
             by.setdefault(r["method"], {})[r["seed"]] = r
-        seeds = sorted(by["uniform"])
-        plain = {s: by["uniform"][s]["seconds"] for s in seeds}
-        rule_means = {m: np.mean([by[m][s]["test"] for s in seeds]) for m in RULES}
-        best_rule = max(rule_means, key=rule_means.get)
+        # the reference run (cost ratios, the seed set): the plain uniform run, else the first rule present
+        ref = "uniform" if "uniform" in by else next(m for m in (*RULES, *by) if m in by)
+        seeds = sorted(by[ref])
+        plain = {s: by[ref][s]["seconds"] for s in seeds}
+        rule_means = {m: np.mean([by[m][s]["test"] for s in seeds]) for m in RULES if m in by and set(seeds) <= set(by[m])}
+        best_rule = max(rule_means, key=rule_means.get) if rule_means else None
         roles = fam["roles"]
         names = list(roles)
         # a conflicting rule only conflicts through a shared head: with per-task heads a head can absorb the
         # flip and the trunk's features may even help, so the harmful-vs-helpful check counts shared heads only
         shared = fam["info"]["_family"]["heads"] == "shared"
-        harmful = [i for i, n in enumerate(names) if roles[n] == "harmful"] if shared else []
-        helpful = [i for i, n in enumerate(names) if roles[n] == "helpful"]
+        harmful = [i for i, n in enumerate(names) if roles[n] in HARM_ROLES] if shared else []
+        helpful = [i for i, n in enumerate(names) if roles[n] in HELP_ROLES]
+        has_single = "single_task" in by and set(seeds) <= set(by["single_task"])
         for m, cells in by.items():
             if set(cells) != set(seeds):
                 continue
             st = stats.setdefault(m, {"regret": [], "vs_rule": [], "vs_single": [], "below_single_2pt": 0, "cells": 0,
                                       "harm_gt_help": 0, "harm_cells": 0, "w_harm": [], "w_help": [], "spread": [],
-                                      "cost": [], "test": [], "search_cost": []})
+                                      "cost": [], "test": [], "search_cost": [], "family": []})
             t = np.asarray([cells[s]["test"] for s in seeds])
+            st.setdefault("family", []).append(fam["family"])
             st["test"].append(float(t.mean()))
             st["regret"].append(fam["oracle"]["test"] - float(t.mean()))
-            st["vs_rule"].append(_wtl(t - np.asarray([by[best_rule][s]["test"] for s in seeds])) if m != best_rule else "tie")
-            single = np.asarray([by["single_task"][s]["test"] for s in seeds])
-            st["vs_single"].append(_wtl(t - single) if m != "single_task" else "tie")
-            st["below_single_2pt"] += int(np.sum(t < single - 0.02))
-            st["cells"] += len(seeds)
+            if best_rule is not None:
+                st["vs_rule"].append(_wtl(t - np.asarray([by[best_rule][s]["test"] for s in seeds])) if m != best_rule else "tie")
+            if has_single:
+                single = np.asarray([by["single_task"][s]["test"] for s in seeds])
+                st["vs_single"].append(_wtl(t - single) if m != "single_task" else "tie")
+                st["below_single_2pt"] += int(np.sum(t < single - 0.02))
+                st["cells"] += len(seeds)
             st["cost"] += [cells[s]["seconds"] / plain[s] for s in seeds]
             st["search_cost"] += [cells[s]["search_seconds"] / plain[s] for s in seeds if cells[s].get("search_seconds")]
             ws = [cells[s]["weights"] for s in seeds if cells[s]["weights"] is not None]
@@ -293,6 +351,7 @@ ORDER = ["learned", "learned_time_invariant", "learned_time_variant", "single_ta
 
 
 def table(stats: dict[str, dict[str, Any]], n_fam: int, n_seeds: int) -> str:
+    """The summary table, one row per method (the known ones first, then the rest by name)."""
     head = ("| method | regret to test-oracle (mean ± std, points) | test (mean) | vs best rule W/T/L | ≥ best rule within noise "
             "| vs single-task W/T/L | cells < single − 2 pt | harmful > most helpful (cells) | w(harmful) / w(helpful) "
             "| across-seed weight std | cost × plain (median) | search alone × plain (median) |")
@@ -303,24 +362,107 @@ def table(stats: dict[str, dict[str, Any]], n_fam: int, n_seeds: int) -> str:
         reg = 100 * np.asarray(st["regret"])
         vr, vs = st["vs_rule"], st["vs_single"]
         ok = sum(v != "loss" for v in vr)
+        within = f"{ok}/{len(vr)} ({100 * ok / len(vr):.0f}%)" if vr else "–"
+        below = (f"{st['below_single_2pt']}/{st['cells']} ({100 * st['below_single_2pt'] / st['cells']:.1f}%)"
+                 if st["cells"] else "–")
         hh = f"{st['harm_gt_help']}/{st['harm_cells']} ({100 * st['harm_gt_help'] / max(1, st['harm_cells']):.1f}%)" if st["harm_cells"] else "–"
         wh = (f"{np.mean(st['w_harm']):.3f} / {np.mean(st['w_help']):.3f}" if st["w_harm"] and st["w_help"] else "–")
         spread = f"{np.mean(st['spread']):.3f}" if st["spread"] else "–"
         lines.append(
             f"| {m} | {reg.mean():+.2f} ± {reg.std(ddof=1) if len(reg) > 1 else 0:.2f} | {np.mean(st['test']):.4f} "
-            f"| {vr.count('win')}/{vr.count('tie')}/{vr.count('loss')} | {ok}/{len(vr)} ({100 * ok / len(vr):.0f}%) "
+            f"| {vr.count('win')}/{vr.count('tie')}/{vr.count('loss')} | {within} "
             f"| {vs.count('win')}/{vs.count('tie')}/{vs.count('loss')} "
-            f"| {st['below_single_2pt']}/{st['cells']} ({100 * st['below_single_2pt'] / st['cells']:.1f}%) | {hh} | {wh} "
+            f"| {below} | {hh} | {wh} "
             f"| {spread} | {np.median(st['cost']):.2f} | {np.median(st['search_cost']) if st['search_cost'] else float('nan'):.2f} |"
         )
     return "\n".join(lines)
 
 
+def has_same_input_conflict(fam: dict[str, Any]) -> bool:
+    """Whether a family (a rows-file line) holds a same-input ``conflict`` or ``orthogonal`` auxiliary."""
+    return any(r in SAME_INPUT_CONFLICT_ROLES for r in fam["roles"].values())
+
+
+def composition(families: list[dict[str, Any]]) -> str:
+    """One paragraph: how many families, the share with same-input conflicts or orthogonal tasks, heads, kinds."""
+    n = len(families)
+    conf = sum(has_same_input_conflict(f) for f in families)
+    shared = sum(f["info"]["_family"].get("heads") == "shared" for f in families)
+    roles: dict[str, int] = {}
+    for f in families:
+        for name, role in f["roles"].items():
+            if role != "target":
+                roles[role] = roles.get(role, 0) + 1
+    sizes = [f["info"]["target"]["n"] for f in families]
+    text = (f"Families: {n}; with a same-input conflict or orthogonal task: {conf}/{n} ({100 * conf / max(1, n):.0f}%); "
+            f"shared head: {shared}/{n}; target size {min(sizes)}–{max(sizes)} (median {int(np.median(sizes))}); "
+            "auxiliaries by role: " + ", ".join(f"{k} {v}" for k, v in sorted(roles.items(), key=lambda kv: -kv[1])) + ".")
+    for key in ("scenario", "kind"):
+        vals = [f["info"]["_family"][key] for f in families if key in f["info"]["_family"]]
+        if vals:
+            text += f" By {key}: " + ", ".join(f"{k} {vals.count(k)}" for k in sorted(set(vals), key=lambda k: -vals.count(k))) + "."
+    return text
+
+
+def family_kinds(fam: dict[str, Any], wide: bool) -> list[str]:
+    """The groups a family is counted in by :func:`kind_table` (``wide``: the set has the wide generator's roles)."""
+    f = fam["info"]["_family"]
+    out = []
+    if wide:
+        out.append("same-input conflict/orthogonal" if has_same_input_conflict(fam) else "no same-input conflict")
+    for key in ("scenario", "kind"):
+        if key in f:
+            out.append(f"{key} {f[key]}")
+    out.append("shared head" if f.get("heads") == "shared" else "per-task heads")
+    out.append("target n < 200" if fam["info"]["target"]["n"] < 200 else "target n ≥ 200")
+    return out
+
+
+def kind_table(stats: dict[str, dict[str, Any]], families: list[dict[str, Any]]) -> str:
+    """Each method's mean regret to the test-oracle (points) by kind of family, and its share within noise of the best rule."""
+    wide = any(f.get("generator", "v1") == "wide" or has_same_input_conflict(f) for f in families)
+    kinds_of = {f["family"]: family_kinds(f, wide) for f in families}
+    order: list[str] = []
+    for ks in kinds_of.values():
+        order += [k for k in ks if k not in order]
+    lead = [k for k in ("same-input conflict/orthogonal", "no same-input conflict") if k in order]
+    order = lead + sorted(k for k in order if k not in lead)
+    counts = {k: sum(k in ks for ks in kinds_of.values()) for k in order}
+    head = "| method | all | " + " | ".join(f"{k} ({counts[k]})" for k in order) + " |"
+    lines = ["Mean regret to the test-oracle (points) by kind of family; in brackets, families ≥ the best rule within noise.\n",
+             head, "|" + "---|" * (len(order) + 2)]
+    methods = [m for m in ORDER if m in stats] + sorted(m for m in stats if m not in ORDER)
+    for m in methods:
+        st = stats[m]
+        fams = st.get("family", [])
+        vr = st["vs_rule"] if len(st["vs_rule"]) == len(fams) else [None] * len(fams)
+
+        def cell(sel: list[int]) -> str:
+            if not sel:
+                return "–"
+            reg = 100 * np.mean([st["regret"][i] for i in sel])
+            ok = [vr[i] != "loss" for i in sel if vr[i] is not None]
+            return f"{reg:+.2f}" + (f" ({100 * np.mean(ok):.0f}%)" if ok else "")
+
+        cells = [cell(list(range(len(fams))))]
+        cells += [cell([i for i, fid in enumerate(fams) if k in kinds_of.get(fid, [])]) for k in order]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run (or summarize) the family benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--families", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--family-seed", type=int, default=0, help="families 1000*S .. 1000*S + N - 1")
+    ap.add_argument("--generator", choices=GENERATORS, default="v1",
+                    help="family generator: v1 (the original families) or wide (issue 22; see the docstring)")
+    ap.add_argument("--family-seed", type=int, default=None,
+                    help="families 1000*S .. 1000*S + N - 1 (default 0 for v1; 101, the development set, for wide; "
+                         "102 is wide's evaluation set)")
+    ap.add_argument("--pair-shares", default=None,
+                    help="test-oracle candidates: the target's shares in target + one auxiliary (comma-separated; "
+                         "default 0.5 for v1, 0.25,0.5 for wide)")
     ap.add_argument("--quick", action="store_true", help="4 families x 2 seeds")
     ap.add_argument("--random", type=int, default=4, help="random Dirichlet mixtures in the test-oracle's candidates")
     ap.add_argument("--methods", default=",".join(RULES + LEARNED + ONLINE + CONTROLS))
@@ -332,13 +474,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-oracle", action="store_true", help="skip the test-oracle (variants-only runs merged with a full one)")
     ap.add_argument("--families-only", default=None, help="comma-separated family indices (within --family-seed) to run")
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md (section families)")
-    ap.add_argument("--section", default="families")
+    ap.add_argument("--section", default=None,
+                    help="BENCHMARKS.md section (default: families for v1, families-wide-dev / families-wide-eval for wide)")
     ap.add_argument("--settings", default=None, help="with --write: the search settings the rows were run with (default: today's defaults)")
     ap.add_argument("--produced-by", default=None, help="with --summarize: the command that produced the rows")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
         args.families, args.seeds = 4, 2
+    if args.family_seed is None:
+        args.family_seed = 101 if args.generator == "wide" else 0
+    shares = tuple(float(v) for v in (args.pair_shares or ("0.25,0.5" if args.generator == "wide" else "0.5")).split(",") if v)
     variants = dict(parse_variant(v) for v in args.variant)
     if args.summarize:
         fams = merge([Path(f) for f in args.summarize.split(",") if f])
@@ -354,6 +500,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
+        if args.generator == "wide":
+            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor the evaluation set 102)")
+            print(f"wide families {1000 * args.family_seed}..{1000 * args.family_seed + args.families - 1}: {which}", flush=True)
+            if which == "evaluation":
+                print("evaluation families: score them once, with defaults chosen on the development set (101)", flush=True)
         t0 = time.perf_counter()
         shard, n_shards = (int(v) for v in args.shard.split("/"))
         only = {int(v) for v in args.families_only.split(",")} if args.families_only else None
@@ -364,8 +515,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             if fseed in done:
                 fams.append(done[fseed])
                 continue
-            fam = make_family(fseed)
-            res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle)
+            fam = make_family(fseed, generator=args.generator)
+            res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle,
+                             shares=shares, relatives=args.generator == "wide")
             fams.append(res)
             if out is not None:
                 with out.open("a") as fh:
@@ -380,7 +532,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(detail(fams, args.detail))
     n_seeds = len({r["seed"] for f in fams for r in f["rows"]})
     text = table(stats, len(fams), n_seeds)
+    generator = fams[0].get("generator", "v1")
+    extra = ""
+    if generator != "v1" or any(has_same_input_conflict(f) for f in fams):
+        extra = composition(fams) + "\n\n" + kind_table(stats, fams)
     print(text)
+    if extra:
+        print("\n" + extra)
     if args.write:
         from _md import update_section
 
@@ -389,9 +547,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         span = f"{ids[0]}..{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else ", ".join(map(str, ids))
         settings = args.settings or ("the search's defaults (cross-fitting over `reward_folds: 4`, `horizon: 0.5`: "
                                      "the search trains 25 of each meta-step's 50 steps)")
-        body = by + (f"{len(fams)} families (`make_family({span})`) × {n_seeds} paired seeds, nothing set per family; "
-                     f"train.steps 500, batch 64; {settings}.\n\n" + text + "\n\n" + NOTES)
-        update_section(args.section, body)
+        call = f"make_family({span})" if generator == "v1" else f"make_family({span}, generator=\"{generator}\")"
+        which = ""
+        if generator == "wide":
+            sets = {WIDE_SEEDS.get(i // 1000, "ad hoc") for i in ids}
+            which = f"the {' + '.join(sorted(sets))} families; "
+        section = args.section or (f"families-wide-{'eval' if ids[0] // 1000 == 102 else 'dev' if ids[0] // 1000 == 101 else ids[0] // 1000}"
+                                   if generator == "wide" else "families")
+        if generator == "v1":  # the v1 sections' wording, unchanged
+            body = by + (f"{len(fams)} families (`{call}`) × {n_seeds} paired seeds, nothing set per family; "
+                         f"train.steps 500, batch 64; {settings}.\n\n" + text + "\n\n" + NOTES)
+        else:
+            body = by + (f"{len(fams)} families (`{call}`; {which}{n_seeds} paired seeds), nothing set per family; "
+                         f"train.steps 500, batch 64; {settings}.\n\n" + text + "\n\n" + extra + "\n\n" + NOTES + WIDE_NOTES)
+        update_section(section, body)
 
 
 NOTES = """Columns: *regret*: test-oracle's mean test accuracy − the method's (both averaged over the seeds), in points;
@@ -412,6 +581,17 @@ as the run; `fixed_split`: `reward_folds: 1`, the fixed 10% reward split) is the
 settings. *search alone*: the search's wall time over the plain run — the cost of producing both schedules,
 before any retraining; a `learned_time_invariant` / `learned_time_variant` row's cost is its search plus its
 own retrain."""
+
+WIDE_NOTES = """
+
+Wide families (issue 22): the test-oracle's candidates also hold the target at 25% with each auxiliary at 75%
+(`target@0.25+AUX`) and, where a family has two or more, the target at 50% / 25% with its declared relatives
+(`helpful`, `copy`, `shifted`, `noisy_copy`) sharing the rest equally (`target+relatives`, `target@0.25+relatives`);
+*harmful > most helpful* counts `conflict` tasks as harmful and `copy` tasks as helpful too.
+*Same-input conflict/orthogonal*: the family holds a `conflict` (cos −0.8 to −0.3) or `orthogonal` auxiliary on
+the target's own inputs. The by-kind table splits each method's regret by these and the generator's scenario
+(`copy_among_conflicts`: a strong near-copy next to conflicting tasks, shared head; `harms_only`: no helpful
+relative), the heads and the target's size."""
 
 
 if __name__ == "__main__":
