@@ -57,6 +57,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 from taskmix.compare.methods import METHODS, learned_method  # noqa: E402
+from taskmix.compare.predictions import encode_labels  # noqa: E402
+from taskmix.compare.recommend import RECOMMENDED, recommend  # noqa: E402
 from taskmix.data.families import GENERATORS, SAME_INPUT_CONFLICT_ROLES, Family, make_family  # noqa: E402
 from taskmix.runs import prepare_job, replay  # noqa: E402
 from taskmix.runs.job import Job  # noqa: E402
@@ -112,10 +114,37 @@ def _row(method: str, res: Any) -> dict[str, Any]:
     extra = res.extra or {}
     w = extra.get("average_weights") if extra.get("online") else mean_weights(res.schedule)
     prov = res.schedule.provenance if res.schedule is not None else {}
+    rp = extra.get("reward_predictions")
     return {"method": method, "test": res.test, "reward_split": extra.get("reward_split"), "weights": w,
             "seconds": res.seconds, "search_reused": extra.get("search_reused", False),
             "search_seconds": extra.get("search_seconds"), "task_effects": prov.get("task_effects"),
-            "kept": prov.get("kept")}
+            "kept": prov.get("kept"), "schedule": res.schedule.to_dict() if res.schedule is not None else None,
+            "reward_predictions": encode_labels(np.asarray(rp)) if rp is not None else None}
+
+
+def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
+    """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from this family's rows, pooled
+    over its seeds, retrained on each seed (a rule's: that rule's own row) -- as ``taskmix compare`` does."""
+    kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows if r["method"] in METHODS}
+    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
+                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
+                  for r in rows if r["method"] in kinds]
+    jobs = {s: prepare_job(fam.config, fam.tasks, s) for s in seeds}
+    rec = recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy")
+    if rec is None:
+        return
+    for s in seeds:
+        same = [r for r in rows if r["seed"] == s and r["method"] in rec.held_out]
+        cost = sum(float(r["seconds"]) for r in same)
+        src = next((r for r in same if r["method"] == rec.source), None)
+        if rec.kind == "baseline" and src is not None:
+            test, held = src["test"], src["reward_split"]
+        else:
+            res = replay(jobs[s], rec.schedule)
+            test, held, cost = res.test, res.extra["reward_split"], cost + res.seconds
+        rows.append({"family": fam.seed, "seed": s, "method": RECOMMENDED, "test": test, "reward_split": held,
+                     "weights": [float(v) for v in rec.schedule.mean_weights()], "seconds": cost,
+                     "source": rec.source, "verdict": rec.verdict, "spread": rec.spread})
 
 
 def candidates(fam: Family, n_random: int, shares: Sequence[float] = (0.5,), relatives: bool = False) -> list[tuple[str, np.ndarray]]:
@@ -147,8 +176,11 @@ def candidates(fam: Family, n_random: int, shares: Sequence[float] = (0.5,), rel
 
 def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, Any]], methods: Sequence[str],
                n_random: int, oracle: bool = True, shares: Sequence[float] = (0.5,),
-               cands: Sequence[tuple[str, np.ndarray]] | None = None, relatives: bool = False) -> dict[str, Any]:
+               cands: Sequence[tuple[str, np.ndarray]] | None = None, relatives: bool = False,
+               recommended: bool = False) -> dict[str, Any]:
     """Every method on every seed of ``fam``, then the test-oracle (evaluation only).
+
+    With ``recommended``, the comparison's recommendation too (:func:`add_recommended`), after every seed ran.
 
     The oracle's candidates are the rules' rows and :func:`candidates` (``n_random``, ``shares``, ``relatives``), or ``cands``
     when given (e.g. a simplex grid); each is trained on every seed and scored on the test split.
@@ -169,6 +201,8 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
         for name, w in cand_list:
             res = replay(job, Schedule.from_weights(job.names, w, provenance={"method": "test_oracle_candidate"}))
             oracle_cells.setdefault(name, []).append(res.test)
+    if recommended:
+        add_recommended(fam, rows, seeds)
     out: dict[str, Any] = {"family": fam.seed, "roles": fam.roles, "info": fam.info, "rows": rows}
     if fam.generator != "v1":
         out["generator"] = fam.generator
@@ -177,6 +211,34 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
         best = max(means, key=means.get)
         out["oracle"] = {"best": best, "test": means[best], "candidates": means}
     return out
+
+
+def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str) -> None:
+    """A development screen of the recommendation's margin ``z`` from a family's stored rows, without retraining.
+
+    The choice is made exactly as :func:`add_recommended` makes it (held-out rows only); where it picks a learned
+    method, the row's test score is that method's own score on each seed -- the consensus of the seeds' schedules
+    is not retrained, so this approximates the ``recommended`` rows (exact for rules, and for ``learned_support``
+    whenever every seed kept the same tasks).
+    """
+    rows = fam_out["rows"]
+    kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows if r["method"] in METHODS and r["method"] != RECOMMENDED}
+    if not all(r.get("schedule") is not None for r in rows if r["method"] in kinds):
+        raise SystemExit("the rows hold no schedules: rerun them with this version of bench_families.py")
+    seeds = sorted({r["seed"] for r in rows})
+    fam = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
+    labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
+    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
+                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
+                  for r in rows if r["method"] in kinds]
+    rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z)
+    if rec is None:
+        return
+    for s in seeds:
+        same = [r for r in rows if r["seed"] == s and r["method"] in rec.held_out]
+        src = next(r for r in same if r["method"] == rec.source)
+        rows.append({**src, "method": name, "seconds": sum(float(r["seconds"]) for r in same),
+                     "weights": [float(v) for v in rec.schedule.mean_weights()], "source": rec.source})
 
 
 def merge(files: Sequence[Path]) -> list[dict[str, Any]]:
@@ -467,6 +529,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--random", type=int, default=4, help="random Dirichlet mixtures in the test-oracle's candidates")
     ap.add_argument("--methods", default=",".join(RULES + LEARNED + ONLINE + CONTROLS))
     ap.add_argument("--variant", action="append", default=[], help="NAME:search.key=value,...")
+    ap.add_argument("--screen-recommend", default=None,
+                    help="with --summarize: comma-separated margins z; adds rows 'rec_z<z>', the recommendation's choice "
+                         "with that margin from the stored rows (add_recommended_screen; a development screen)")
+    ap.add_argument("--recommend", action="store_true",
+                    help="also the comparison's recommended mixture (method 'recommended'), from the methods' rows")
     ap.add_argument("--out", default=None, help="append one JSON line per family here (resumable)")
     ap.add_argument("--summarize", default=None, help="only summarize these rows files (comma-separated; merged by family)")
     ap.add_argument("--shard", default="0/1", help="I/K: run only the families i with i %% K == I (run K processes, then --summarize their rows)")
@@ -488,6 +555,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     variants = dict(parse_variant(v) for v in args.variant)
     if args.summarize:
         fams = merge([Path(f) for f in args.summarize.split(",") if f])
+        for zs in (args.screen_recommend or "").split(","):
+            if zs:
+                for f in fams:
+                    add_recommended_screen(f, float(zs), f"rec_z{zs}")
     else:
         methods = [m for m in args.methods.split(",") if m]
         done: dict[int, dict[str, Any]] = {}
@@ -517,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue
             fam = make_family(fseed, generator=args.generator)
             res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle,
-                             shares=shares, relatives=args.generator == "wide")
+                             shares=shares, relatives=args.generator == "wide", recommended=args.recommend)
             fams.append(res)
             if out is not None:
                 with out.open("a") as fh:

@@ -8,12 +8,13 @@ over seeds and decides:
 
 1. the best rule ``R`` and the best other candidate ``L`` (a learned schedule, ...) by their mean held-out
    score over seeds;
-2. ``L`` is recommended only when it beats ``R`` *beyond noise*: the 95% interval of the held-out
-   difference ``L - R`` lies above 0.  Where the rows keep their reward-split predictions and the metric is
-   accuracy, the difference is pooled over every (seed, held-out row) pair, and its standard error is the
-   larger of the per-row one and the one over seeds; otherwise it is the paired t interval over seeds;
-3. otherwise ``R`` is recommended -- and when ``R`` is within noise of the other candidates the verdict says
-   that no mixture wins (``"tie"``) rather than crowning one.
+2. ``L`` is recommended when its held-out advantage over ``R`` exceeds :data:`MARGIN_Z` standard errors
+   (by default any advantage: chosen on development families), otherwise ``R`` is.  Where the rows keep their
+   reward-split predictions and the metric is accuracy, the difference is pooled over every (seed, held-out
+   row) pair, and its standard error is the larger of the per-row one and the one over seeds; otherwise it is
+   the paired t interval over seeds;
+3. when the recommended candidate is within noise (95%) of another, the verdict says that no mixture wins
+   (``"tie"``) and names them, rather than crowning one.
 
 A learned recommendation is the seeds' **consensus**: the mean of the seeds' schedules (row by row when
 they share a shape, else of their mean weights), with its spread (the mean total-variation distance of each
@@ -60,6 +61,12 @@ BOOTSTRAP = 400
 
 _Z95 = 1.959963984540054
 
+MARGIN_Z = 0.0
+"""Standard errors of held-out advantage over the best rule a learned candidate needs to be recommended: none, the
+better held-out score wins.  Chosen on the development families (BENCHMARKS.md, *recommend-margin*): a margin of
+0.5, 1 or 1.96 standard errors sent more families to a rule, and the rules are far from the best mixture there
+(regret 3.5 / 3.9 / 4.6 / 6.9 points for 0 / 0.5 / 1 / 1.96 on the wide families, 1.0 / 1.1 / 1.6 / 2.2 on v1)."""
+
 
 @dataclass
 class Recommendation:
@@ -67,7 +74,8 @@ class Recommendation:
 
     schedule: Schedule
     source: str  # the candidate method it comes from (a rule's name, or a learned method's)
-    verdict: str  # "learned" (beats the rules beyond noise) | "rule" (the best rule, clearly) | "tie" (no winner)
+    verdict: str  # "learned" / "rule": better than every other candidate beyond noise; "tie": within noise of some
+    kind: str  # the source's kind: "baseline" for a rule (its own rows are the recommendation's), else a consensus
     text: str  # the verdict in plain words
     seeds: list[int]
     best_rule: str | None
@@ -83,7 +91,7 @@ class Recommendation:
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON values (``recommended.json``)."""
         return {
-            "verdict": self.verdict, "text": self.text, "source": self.source, "seeds": self.seeds,
+            "verdict": self.verdict, "kind": self.kind, "text": self.text, "source": self.source, "seeds": self.seeds,
             "weights": self.weights, "schedule": self.schedule.to_dict(), "best_rule": self.best_rule,
             "best_other": self.best_other, "held_out": self.held_out, "versus_rule": self.versus_rule,
             "within_noise": self.within_noise, "spread": self.spread, "stable": self.stable,
@@ -175,8 +183,13 @@ def _consensus(group: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], sou
 
 
 def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
-            labels: Mapping[int, np.ndarray] | None, metric: str) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
-    """``(chosen, best_rule, best_other, other - rule difference)`` on the held-out scores of ``seeds``."""
+            labels: Mapping[int, np.ndarray] | None, metric: str,
+            z: float) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """``(chosen, best_rule, best_other, other - rule difference)`` on the held-out scores of ``seeds``.
+
+    The best other candidate is chosen over the best rule when its held-out advantage exceeds ``z`` standard
+    errors (``z = 0``: any advantage).
+    """
     mean = {m: float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])) for m, g in cands.items()}
     rules = [m for m in cands if kinds.get(m) == "baseline"]
     others = [m for m in cands if kinds.get(m) != "baseline"]
@@ -187,24 +200,30 @@ def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping
     if best_other is None:
         return best_rule, best_rule, None, None
     d = _difference(cands[best_other], cands[best_rule], seeds, labels, metric)
-    chosen = best_other if d["beyond_noise"] and d["mean"] > 0 else best_rule
+    se = d.get("se")
+    margin = 0.0 if z == 0 else (z * se if se is not None and math.isfinite(se) else math.inf)
+    chosen = best_other if d["mean"] > margin else best_rule
     return chosen, best_rule, best_other, d
 
 
 def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], labels: Mapping[int, np.ndarray] | None = None,
-              metric: str = "accuracy", bootstrap: int = BOOTSTRAP) -> Recommendation | None:
+              metric: str = "accuracy", bootstrap: int = BOOTSTRAP, z: float | None = None) -> Recommendation | None:
     """The recommended mixture of a comparison's ``rows`` (None when no method replays a schedule).
 
     ``kinds``: each method's kind (``baseline`` for the rules); ``labels``: each seed's reward-split labels,
-    to pool the held-out evidence over rows (accuracy only).  Seeds are those every candidate has.
+    to pool the held-out evidence over rows (accuracy only).  Seeds are those every candidate has.  ``z``: how many
+    standard errors of held-out advantage a learned candidate needs over the best rule (default :data:`MARGIN_Z`).
     """
+    z = MARGIN_Z if z is None else float(z)
+    if not (math.isfinite(z) and z >= 0):
+        raise ValueError(f"z must be a finite number >= 0, got {z!r}")
     cands = _candidates(rows, kinds)
     if not cands:
         return None
     seeds = sorted(set.intersection(*(set(g) for g in cands.values())))
     if not seeds:
         return None
-    chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric)
+    chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric, z)
     held_out: dict[str, dict[str, Any]] = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
                     "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
                 for m, g in cands.items()}
@@ -229,17 +248,17 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     draws = bootstrap if len(seeds) > 1 else 0
     for _ in range(draws):  # resample the seeds with replacement (a seed drawn twice counts twice)
         sample = sorted(rng.choice(seeds, size=len(seeds), replace=True).tolist())
-        agree += _choose(cands, kinds, sample, labels, metric)[0] == chosen
+        agree += _choose(cands, kinds, sample, labels, metric, z)[0] == chosen
     agreement = agree / draws if draws else 1.0
     stable = spread <= UNSTABLE_TV
-    if kinds.get(chosen) != "baseline":
-        verdict = "learned"
-    elif within:
+    if within:
         verdict = "tie"
+    elif kinds.get(chosen) != "baseline":
+        verdict = "learned"
     else:
         verdict = "rule"
     weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
-    rec = Recommendation(schedule, chosen, verdict, "", seeds, best_rule, best_other, held_out, d, sorted(within),
+    rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
                          spread, stable, agreement, weights)
     rec.text = _text(rec, metric)
     return rec
@@ -261,24 +280,25 @@ def _text(rec: Recommendation, metric: str) -> str:
     """The verdict in plain words (a few sentences, no table)."""
     n = len(rec.seeds)
     where = f"held-out target rows (the reward split, {n} seed{'s' if n != 1 else ''}; never the reported split)"
-    if rec.verdict == "learned":
-        s = (f"Recommended: the learned mixture ({rec.source}, the mean of {n} seeds' schedules): {_mix(rec.weights)}. "
-             f"On {where} it beats the best rule, {rec.best_rule}, by {_interval(rec.versus_rule)} in {metric}.")
+    learned = rec.kind != "baseline"
+    what = (f"the learned mixture {rec.source} (the mean of {n} seeds' schedules): {_mix(rec.weights)}" if learned
+            else f"the rule {rec.source} ({_mix(rec.weights)})")
+    if rec.verdict == "tie":
+        s = (f"No mixture wins beyond noise: on {where}, {', '.join(rec.within_noise)} "
+             f"{'is' if len(rec.within_noise) == 1 else 'are'} within noise of {rec.source}. "
+             f"Recommended by default: {what}, the best of them on those rows, not a clear winner.")
+    else:
+        s = f"Recommended: {what}, better than every other candidate beyond noise on {where}."
+    if learned and rec.best_rule is not None:
+        s += f" Against the best rule, {rec.best_rule}: {_interval(rec.versus_rule)} in {metric} on those rows."
+    elif not learned and rec.best_other is not None:
+        s += f" The best learned candidate, {rec.best_other}: {_interval(rec.versus_rule)} against it on those rows."
+    if learned:
         if not rec.stable:
             s += (f" Unstable: the seeds' schedules lie {rec.spread:.2f} (total variation) from their mean on average; "
                   "run more seeds before relying on the exact weights.")
         else:
             s += f" The seeds agree (mean total-variation distance {rec.spread:.2f} to the consensus)."
-    elif rec.verdict == "tie":
-        s = (f"No mixture wins beyond noise: on {where}, {', '.join(rec.within_noise)} "
-             f"{'is' if len(rec.within_noise) == 1 else 'are'} within noise of {rec.source}. "
-             f"Recommended by default: the rule {rec.source} ({_mix(rec.weights)}), the best of them on those rows, "
-             "not a clear winner.")
-        if rec.best_other and rec.best_other != rec.source:
-            s += f" The best learned candidate, {rec.best_other}, differs from it by {_interval(rec.versus_rule)}."
-    else:
-        s = (f"Recommended: the rule {rec.source} ({_mix(rec.weights)}), better than every other candidate beyond noise "
-             f"on {where}.")
     if n > 1 and rec.choice_agreement < 0.7:
         s += f" The choice is uncertain: {rec.choice_agreement:.0%} of resamples of the seeds make it."
     if n < 3:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,17 +23,12 @@ import numpy as np
 from ..config import Config
 from ..data.tasks import Task
 from ..engine.trainer import train_with_schedule
-from ..errors import (
-    ConfigError,
-    OutputError,
-    OutputLock,
-    TrainingError,
-    atomic_write_text,
-    read_input_bytes,
-)
+from ..errors import ConfigError, OutputError, TrainingError
+from ..files import OutputLock, atomic_write_text, read_input_bytes
 from ..runs.checkpoint import check_compatible
 from ..runs.inputs import check_inputs, input_digests
 from ..runs.job import prepare_job, replay
+from ..runs.progress import ProgressReporter, make_progress, reporting
 from ..runs.stamp import package_versions, write_run_stamp
 from ..runs.tracking import check_tracking, track_compare
 from ..schedule import RULES, Schedule, jsonable
@@ -68,11 +62,15 @@ def warm_up(cfg: Config, tasks: Sequence[Task], seed: int) -> None:
         pass
 
 
-def run_cells(cfg: Config, tasks: Sequence[Task], cells: Sequence[tuple[str, int]], on_row: Callable[[dict[str, Any]], None]) -> None:
-    """Run (method, seed) cells one after the other, handing each row to ``on_row``."""
+def run_cells(cfg: Config, tasks: Sequence[Task], cells: Sequence[tuple[str, int]], on_row: Callable[[dict[str, Any]], None],
+              on_start: Callable[[str, int], None] | None = None) -> None:
+    """Run (method, seed) cells one after the other, calling ``on_start(method, seed)`` before each and handing
+    each row to ``on_row``."""
     if cells:
         warm_up(cfg, tasks, cells[0][1])
     for method, seed in cells:
+        if on_start is not None:
+            on_start(method, seed)
         on_row(run_method(cfg, tasks, method, seed))
 
 
@@ -101,8 +99,16 @@ def run_compare(
     from the row's predictions).  Every JSON file written (``results.json``, ``compare.json``,
     ``rows.jsonl``, ``logs/*.jsonl``) is strict JSON: a value that is not finite (a cost ratio to a
     plain run of ~0 seconds, a NaN in a method's log or ``extra``) is written as ``null``.
+
+    ``progress``: where each finished (method, seed) cell, ``recommended`` cells included, is reported
+    (:mod:`taskmix.runs.progress`): ``None``, the ``taskmix.progress`` logger at ``INFO`` (silent unless logging
+    is set up); ``"lines"``, one line on stderr (``[compare] 3/12 uniform seed 1: test accuracy 0.8123 (0.4 s;
+    ETA 12 s)``); ``"bar"``, a bar naming the running method, seed and meta-step, with an ETA; ``True``, a bar
+    when stderr is a terminal, else lines; ``False``, nowhere; or a
+    :class:`~taskmix.runs.progress.ProgressReporter` (or a ``rich.progress.Progress``).
     """
     out = Path(out)
+    reporter = make_progress(progress)  # a bad value is refused before any work
     methods = select_methods(cfg, oracle)
     if backend not in ("sequential", "ray"):
         raise ConfigError(f"--backend: expected 'sequential' or 'ray', got {backend!r}")
@@ -113,12 +119,15 @@ def run_compare(
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
     check_tracking(cfg)  # a tracker's missing package is refused now, not after the work
     with OutputLock(out):  # a second comparison on ``out`` is refused
-        return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, progress, command,
-                               allow_changed_data)
+        try:
+            return _compare_locked(cfg, tasks, out, methods, seed_list, oracle, backend, address, resume, reporter, command,
+                                   allow_changed_data)
+        finally:
+            reporter.finish()
 
 
 def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list[str], seed_list: list[int], oracle: bool,
-                    backend: str, address: str | None, resume: bool, progress: Any, command: str,
+                    backend: str, address: str | None, resume: bool, progress: ProgressReporter, command: str,
                     allow_changed_data: bool = False) -> dict[str, Any]:
     rows_path = out / "rows.jsonl"
     meta_path = out / "compare.json"
@@ -139,26 +148,30 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}
     cells = [(m, s) for s in seed_list for m in methods if (m, s) not in done]
+    names = [t.name for t in tasks]
+    target = tasks[names.index(cfg.target)]
+    # every cell counts, the recommended ones too: one per seed (how many are kept from a resumed run, and how
+    # many run, is known once the other cells are done)
+    n_main = len(methods) * len(seed_list)
+    n_rec = len(seed_list) if cfg.compare.recommend else 0
+    progress.start("compare", n_main + n_rec, n_main - len(cells), cells=cells,
+                   metric=f"{target.report_split_name} {target.metric}")
 
-    prog = progress if progress is not None else contextlib.nullcontext()
-    with prog:
-        bar = progress.add_task("compare", total=len(cells)) if progress is not None else None
+    def on_row(row: dict[str, Any]) -> None:
+        if not meta_path.exists():  # written with the first row: a run refused before any work leaves nothing
+            atomic_write_text(meta_path, strict_json({"config": fingerprint, "seed": cfg.seed, "command": command, "inputs": inputs}, indent=2) + "\n")
+            write_run_stamp(out, cfg, command)
+        row = jsonable({k: v for k, v in row.items() if k != ROW_DIGEST})  # a non-finite value in a log or extra: null
+        row[ROW_DIGEST] = row_digest(row)
+        rows.append(row)
+        atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
+        progress.cell_finished(row["method"], int(row["seed"]), row.get("test"), row.get("seconds"))
 
-        def on_row(row: dict[str, Any]) -> None:
-            if not meta_path.exists():  # written with the first row: a run refused before any work leaves nothing
-                atomic_write_text(meta_path, strict_json({"config": fingerprint, "seed": cfg.seed, "command": command, "inputs": inputs}, indent=2) + "\n")
-                write_run_stamp(out, cfg, command)
-            row = jsonable({k: v for k, v in row.items() if k != ROW_DIGEST})  # a non-finite value in a log or extra: null
-            row[ROW_DIGEST] = row_digest(row)
-            rows.append(row)
-            atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
-            if bar is not None:
-                progress.advance(bar)
-
+    with reporting(progress):  # a learned method's search reports its meta-steps to the running cell
         if backend == "ray":
             run_cells_ray(cfg, tasks, cells, on_row, address=address)
         else:
-            run_cells(cfg, tasks, cells, on_row)
+            run_cells(cfg, tasks, cells, on_row, on_start=progress.cell_started)
 
     rec = None
     if cfg.compare.recommend:
@@ -168,15 +181,17 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             rows[:] = [r for r in rows if not any(r is s for s in stale)]
             atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
         have = {int(r["seed"]) for r in rows if r["method"] == RECOMMENDED}
-        for s in seed_list:
-            if rec is not None and s not in have:
-                on_row(recommended_row(cfg, tasks, rec, s, rows))
+        todo = [s for s in seed_list if s not in have] if rec is not None else []
+        kept = len(have & set(seed_list))
+        progress.set_total(n_main + kept + len(todo), n_main + kept)
+        for s in todo:
+            assert rec is not None  # todo is empty without a recommendation
+            progress.cell_started(RECOMMENDED, s)
+            on_row(recommended_row(cfg, tasks, rec, s, rows))
         methods = methods + ([RECOMMENDED] if rec is not None else [])
 
     order = {(m, s): i for i, (m, s) in enumerate((m, s) for s in seed_list for m in methods)}
     rows = sorted((r for r in rows if (r["method"], int(r["seed"])) in order), key=lambda r: order[(r["method"], int(r["seed"]))])
-    names = [t.name for t in tasks]
-    target = tasks[names.index(cfg.target)]
     public_rows = []
     for r in rows:
         tag = f"{r['method']}-seed{r['seed']}"
@@ -270,7 +285,7 @@ def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, see
     same = [r for r in rows if int(r["seed"]) == seed and r["method"] in rec.held_out]
     cost = {k: sum(float(r[k]) for r in same) for k in ("seconds", "train_steps", "evaluations")}
     src = next((r for r in same if r["method"] == rec.source), None)
-    if rec.verdict != "learned" and src is not None:
+    if rec.kind == "baseline" and src is not None:
         kept = ("reward_split", "reward_predictions", "realised")
         row: dict[str, Any] = {**{k: src[k] for k in ("test", "predictions") if k in src},
                                "extra": {k: v for k, v in (src.get("extra") or {}).items() if k in kept}}
