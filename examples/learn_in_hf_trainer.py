@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from taskmix.hf_learn import MixerTrainer  # noqa: E402
+from taskmix.hf.learn import MixerTrainer  # noqa: E402
 from taskmix.strategies import Mixer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

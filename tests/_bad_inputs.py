@@ -972,6 +972,7 @@ def generate() -> str:
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TASKMIX_PROGRESS", "off")  # as under pytest (tests/conftest.py): the table holds the error lines
     import torch
 
     torch.set_num_threads(1)

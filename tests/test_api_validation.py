@@ -21,12 +21,13 @@ from hypothesis import strategies as st
 from torch.utils.data import ConcatDataset
 
 from taskmix.errors import NonFiniteRewardError, ScheduleError
-from taskmix.sampler import ExampleStreams, TaskSampler, categorical, category_counts
+from taskmix.replay.sampler import ExampleStreams, TaskSampler, categorical, category_counts
 from taskmix.schedule import Schedule, explicit, proportional, temperature
-from taskmix.schedule_tools import describe, diff, megatron_data_path, seqio_mixtures
+from taskmix.schedule.export import megatron_data_path, seqio_mixtures
+from taskmix.schedule.inspect import describe, diff
 from taskmix.strategies import Mixer, Policy, make_strategy
-from taskmix.streaming import ScheduleIterableDataset
-from taskmix.torch_data import ScheduleBatchSampler, ScheduleSampler, scheduled_proportions
+from taskmix.replay.streaming import ScheduleIterableDataset
+from taskmix.replay.torch import ScheduleBatchSampler, ScheduleSampler, scheduled_proportions
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 S2 = Schedule.from_weights(["a", "b"], [[1.0, 3.0], [3.0, 1.0]], 4)

@@ -63,18 +63,18 @@ def test_demo_twice_in_a_row_replaces_then_resume_continues(tmp_path):
 
 
 def test_an_interrupted_demo_is_recognised_and_a_legacy_demo_replaced(tmp_path):
-    from taskmix.cli import _is_demo_dir
+    from taskmix.cli.demo_dir import is_demo_dir
 
     out = tmp_path / "d"
     out.mkdir()
     (out / "compare.json").write_text(json.dumps({"config": {"synthetic": {}}, "seed": 0, "command": "demo"}))
-    assert _is_demo_dir(out)
+    assert is_demo_dir(out)
     (out / "compare.json").write_text(json.dumps({"config": {"synthetic": {}}, "seed": 0, "command": "compare"}))
-    assert not _is_demo_dir(out)  # a `taskmix compare` directory is never replaced by a demo
+    assert not is_demo_dir(out)  # a `taskmix compare` directory is never replaced by a demo
     (out / "compare.json").write_text(json.dumps({"config": {"synthetic": {}}, "seed": 0}))  # before the command key
-    assert _is_demo_dir(out)
+    assert is_demo_dir(out)
     (out / "compare.json").write_text(json.dumps({"config": {"tasks": {"rte": {}}, "synthetic": None}, "seed": 0}))
-    assert not _is_demo_dir(out)
+    assert not is_demo_dir(out)
 
 
 def test_schedule_plot_title_names_the_target_once():

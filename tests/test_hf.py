@@ -15,7 +15,7 @@ from scipy.stats import chisquare  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 
-from taskmix.hf import (  # noqa: E402
+from taskmix.hf.replay import (  # noqa: E402
     ScheduleTrainer,
     TaskProportionCallback,
     _stage_seed,
@@ -23,7 +23,7 @@ from taskmix.hf import (  # noqa: E402
     to_interleave_stages,
 )
 from taskmix.schedule import Schedule  # noqa: E402
-from taskmix.torch_data import ScheduleBatchSampler  # noqa: E402
+from taskmix.replay.torch import ScheduleBatchSampler  # noqa: E402
 
 TASKS = ["a", "b", "c"]
 SIZES = [50, 30, 20]

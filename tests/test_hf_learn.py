@@ -12,7 +12,7 @@ from scipy.stats import chisquare  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 
-from taskmix.hf_learn import MixerTrainer, MixerTrainerMixin  # noqa: E402
+from taskmix.hf.learn import MixerTrainer, MixerTrainerMixin  # noqa: E402
 from taskmix.strategies import Mixer  # noqa: E402
 
 DIM = 6

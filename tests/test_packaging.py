@@ -70,7 +70,7 @@ def test_sdist_carries_configs_docs_examples_and_license(tmp_path):
     with tarfile.open(tmp_path / name) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for path in ["LICENSE", "README.md", "configs/glue/rte_mnli.yaml", "configs/xnli/sw.yaml", "docs/replay.md",
-                 "docs/errors.md", "examples/replay_hf_trainer.py", "src/taskmix/cli.py"]:
+                 "docs/errors.md", "examples/replay_hf_trainer.py", "src/taskmix/cli/__init__.py", "src/taskmix/cli/__main__.py", "src/taskmix/cli/commands.py"]:
         assert path in names, f"sdist lacks {path}"
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 from scipy.stats import chisquare
 
-from taskmix.sampler import ExampleStreams, TaskSampler, categorical
+from taskmix.replay.sampler import ExampleStreams, TaskSampler, categorical
 from taskmix.schedule import Schedule
 
 

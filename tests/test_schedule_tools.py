@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from taskmix.cli import app
 from taskmix.config import builtin_config, config_schema, load_config
 from taskmix.schedule import Schedule
-from taskmix.schedule_tools import describe, diff, megatron_data_path, seqio_mixtures, to_stages
+from taskmix.schedule.export import megatron_data_path, seqio_mixtures, to_stages
+from taskmix.schedule.inspect import describe, diff
 
 TV = Schedule.from_weights(["a", "b", "c"], [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.2, 0.3, 0.5]], 10,
                            {"method": "learned_time_variant", "search_steps": 30})

@@ -11,8 +11,8 @@ from scipy.stats import chisquare
 from torch.utils.data import DataLoader, IterableDataset
 
 from taskmix.schedule import Schedule
-from taskmix.streaming import ScheduleIterableDataset
-from taskmix.torch_data import ScheduleBatchSampler, scheduled_proportions
+from taskmix.replay.streaming import ScheduleIterableDataset
+from taskmix.replay.torch import ScheduleBatchSampler, scheduled_proportions
 
 TASKS = ["a", "b", "c"]
 SIZES = [40, 25, 60]

@@ -12,7 +12,7 @@ from scipy.stats import chisquare
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from taskmix.schedule import Schedule
-from taskmix.torch_data import (
+from taskmix.replay.torch import (
     ScheduleBatchSampler,
     ScheduleSampler,
     realised_proportions,

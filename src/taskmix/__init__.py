@@ -2,19 +2,16 @@
 
 The package is layered, one concept per folder, imports only going down::
 
-    errors                           the error types (one-line messages, exit codes)
-    registry, devices                named registries; device resolution
-    config, schedule                 the validated config; the ``taskmix.schedule/1`` artifact and its rules
-    sampler                          the vectorised task sampler
-    encoders, schedule_tools         frozen-feature and fine-tuning encoders; schedule summaries, diffs, exports
-    data, strategies, torch_data     tasks; the policy and online strategies; replay in PyTorch
-    hf                               replay in a Hugging Face ``Trainer``
-    engine                           model, trainer, data-parallel hooks
-    runs                             job contract, rewards, search, online runs, checkpoints, logs
-    compare                          method registry, runner, statistics, report, Ray
-    cli                              the ``taskmix`` command
+    errors, files, registry, devices   error types; atomic writes, locks, input limits; named registries; devices
+    config, schedule                   the validated config; the ``taskmix.schedule/1`` artifact, its rules, exports
+    replay, encoders                   a schedule replayed: sampler, PyTorch samplers, streams; cached encoders
+    data, strategies                   tasks and the reward split; the policy, ``Mixer`` and the online strategies
+    engine, hf                         model, trainer, data-parallel hooks; Hugging Face replay and learning
+    runs                               job contract, rewards, search, online runs, checkpoints, logs
+    compare                            method registry, runner, statistics, report, Ray
+    cli                                the ``taskmix`` command (app, subcommands, error handling)
 
-(``pyproject.toml``'s import-linter contract enforces this order.)  The everyday
+(``pyproject.toml``'s import-linter contract enforces this order; tests/test_layers.py checks this list against it.)  The everyday
 objects are importable from here -- ``Config``, ``builtin_config``,
 ``load_config``, ``Schedule``, ``RULES``, ``TaskSampler``, the errors, and
 (loaded on first use) ``load_tasks``, ``load_run_tasks``, ``Task``, ``Split``,
@@ -26,7 +23,7 @@ objects are importable from here -- ``Config``, ``builtin_config``,
 >>> import taskmix
 >>> cfg = taskmix.builtin_config(["train.steps=20", "search.meta_steps=2"])
 >>> job = taskmix.prepare_job(cfg, taskmix.load_run_tasks(cfg), seed=0)
->>> res = taskmix.SearchRun(job.tasks, job.target, job.reward_split, cfg, seed=0).run()
+>>> res = taskmix.SearchRun(job).run()
 >>> isinstance(res.schedule, taskmix.Schedule)
 True
 """
@@ -39,7 +36,7 @@ from typing import Any  # noqa: E402
 from . import _legacy  # noqa: E402
 from .config import Config, builtin_config, load_config  # noqa: E402
 from .errors import ConfigError, DataError, ScheduleError, TaskmixError, TrainingError  # noqa: E402
-from .sampler import TaskSampler  # noqa: E402
+from .replay.sampler import TaskSampler  # noqa: E402
 from .schedule import RULES, Schedule  # noqa: E402
 
 _legacy.install()
@@ -60,9 +57,9 @@ _LAZY = {
     "prepare_job": "taskmix.runs",
     "STRATEGIES": "taskmix.strategies",
     "Policy": "taskmix.strategies",
-    "ScheduleBatchSampler": "taskmix.torch_data",
-    "ScheduleSampler": "taskmix.torch_data",
-    "ScheduleIterableDataset": "taskmix.streaming",
+    "ScheduleBatchSampler": "taskmix.replay.torch",
+    "ScheduleSampler": "taskmix.replay.torch",
+    "ScheduleIterableDataset": "taskmix.replay.streaming",
 }
 
 

@@ -1,4 +1,4 @@
-"""Old flat module paths (taskmix 0.1's ``taskmix.tasks``, ``taskmix.search``, ...), kept importable.
+"""Old module paths (0.1's ``taskmix.tasks``, ``taskmix.search``, ...; 0.2's ``taskmix.sampler``, ...), kept importable.
 
 The package was reorganised into one folder per concept; ``import
 taskmix.search`` and ``from taskmix.train import Trainer`` still work through
@@ -32,6 +32,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "taskmix.runlog": ("taskmix.runs.runlog",),
     "taskmix.report": ("taskmix.compare.stats", "taskmix.compare.plots", "taskmix.compare.report"),
     "taskmix.ray_backend": ("taskmix.compare.ray_backend",),
+    # 0.2's flat modules, now in one folder per concept
+    "taskmix.sampler": ("taskmix.replay.sampler",),
+    "taskmix.torch_data": ("taskmix.replay.torch",),
+    "taskmix.streaming": ("taskmix.replay.streaming",),
+    "taskmix.hf_learn": ("taskmix.hf.learn",),
+    "taskmix.schedule_tools": ("taskmix.schedule.export", "taskmix.schedule.inspect"),
+    # 0.3's command-line helpers, now in the cli package
+    "taskmix.cli_tools": ("taskmix.cli.errors", "taskmix.cli.options", "taskmix.cli.schedule_cmds", "taskmix.cli.config_cmds"),
 }
 
 

@@ -122,19 +122,28 @@ def test_results_and_rows_are_strict_json(finished: dict[str, Any]) -> None:
 
 
 def _context() -> RowContext:
-    return RowContext(("target", "helpful", "harmful", "irrelevant"), "accuracy", np.array([0, 1, 1, 0]), 2)
+    return RowContext(("target", "helpful", "harmful", "irrelevant"), "accuracy", np.array([0, 1, 1, 0]), 2,
+                      reward_labels=lambda seed: np.array([0, 1]))
+
+
+HELD_OUT = {"reward_split": 0.5, "reward_predictions": encode_labels(np.array([0, 0]))}
+"""A replayed row's held-out evidence, consistent with the context's reward split ([0, 1])."""
 
 
 def _row(**kw: Any) -> dict[str, Any]:
     row = {"method": "uniform", "kind": "baseline", "seed": 0, "test": 0.75, "seconds": 0.1, "train_steps": 40,
            "evaluations": 1, "schedule": None, "log": [], "extra": {}, "predictions": encode_labels(np.array([0, 1, 1, 1]))}
     row.update(kw)
+    row["extra"] = {**HELD_OUT, **row["extra"]} if isinstance(row["extra"], dict) else row["extra"]
     return {**row, ROW_DIGEST: row_digest(row)}
 
 
 @pytest.mark.parametrize("edit, message", [
     ({"test": 1e308}, "'test' is 1e+308, expected a number in [0, 1] (accuracy)"),
     ({"test": 0.5}, "'test' is 0.5 but the row's predictions score 0.75"),
+    ({"extra": {"reward_split": 1.0}}, "'extra.reward_split' is 1.0 but the row's own reward-split predictions score 0.5"),
+    ({"extra": {"reward_predictions": encode_labels(np.array([0, 0, 0]))}},
+     "'extra.reward_predictions' holds 3 labels but seed 0's reward split has 2 rows"),
     ({"test": True}, "'test' is true, expected a number in [0, 1]"),
     ({"seed": 2**32}, "'seed' is 4294967296, expected an integer in [0, 2^32)"),
     ({"seed": 1.0}, "'seed' is 1.0, expected an integer"),
@@ -293,3 +302,12 @@ def test_read_rows_without_a_context_checks_what_it_can(tmp_path: Path, finished
     path.write_text(json.dumps({**row, ROW_DIGEST: row_digest(row)}) + "\n")
     with pytest.raises(ConfigError, match=r"rows.jsonl:1: 'seconds' is 1e\+300"):
         read_rows(path)
+
+
+def test_a_replayed_row_without_its_held_out_evidence_is_refused() -> None:
+    row = _row()
+    for key in ("reward_split", "reward_predictions"):
+        bare = {k: v for k, v in row.items() if k != ROW_DIGEST}
+        bare["extra"] = {k: v for k, v in bare["extra"].items() if k != key}
+        with pytest.raises(ConfigError, match=f"no 'extra.{key}'; a row of a baseline method keeps its held-out evidence"):
+            check_row({**bare, ROW_DIGEST: row_digest(bare)}, "rows.jsonl:1", _context())

@@ -30,7 +30,8 @@ from taskmix.runs.checkpoint import checkpoints, decode_checkpoint, encode_check
 from taskmix.cli import app
 from taskmix.runs import prepare_job
 from taskmix.config import builtin_config
-from taskmix.errors import ConfigError, OutputError, TrainingError, atomic_write_bytes, atomic_write_text
+from taskmix.errors import ConfigError, OutputError, TrainingError
+from taskmix.files import atomic_write_bytes, atomic_write_text
 from taskmix.runs import SearchRun, run_search_dir
 from taskmix.data import load_tasks
 from taskmix.engine import train_with_schedule

@@ -28,7 +28,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _tiny import KILL_RUN, TINY_BUILTIN, cli, ov  # noqa: E402
 
-from taskmix.errors import LOCK_NAME  # noqa: E402
+from taskmix.files import LOCK_NAME
 from taskmix.runs.checkpoint import checkpoints  # noqa: E402
 
 METHODS = "compare.methods=[uniform,learned_time_invariant]"
@@ -69,7 +69,7 @@ def finished_demo(tmp_path_factory) -> Path:
 
 def _hold_lock(d: Path) -> subprocess.Popen:
     """Another process holding ``d``'s lock as a run does (``OutputLock``), until killed."""
-    code = ("import sys, time\nfrom taskmix.errors import OutputLock\n"
+    code = ("import sys, time\nfrom taskmix.files import OutputLock\n"
             "lock = OutputLock(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(300)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(d)], stdout=subprocess.PIPE, env=_env())
     assert p.stdout is not None and p.stdout.readline().strip() == b"held"
@@ -168,13 +168,13 @@ def test_sigterm_and_ctrl_c_release_the_lock_and_say_how_to_resume(tmp_path: Pat
 
 
 def test_an_interrupted_command_that_cannot_resume_gives_no_resume_hint(tmp_path: Path, monkeypatch) -> None:
-    import taskmix.cli
-    from taskmix.cli_tools import Terminated
+    from taskmix.cli import commands
+    from taskmix.cli.errors import Terminated
 
     def stop(*a, **k):
         raise Terminated()
 
-    monkeypatch.setattr(taskmix.cli, "load", stop)
+    monkeypatch.setattr(commands, "load", stop)
     before = signal.getsignal(signal.SIGTERM)
     sched = tmp_path / "s.json"
     sched.write_text(json.dumps({"format": "taskmix.schedule/1", "tasks": ["target", "helpful", "harmful", "irrelevant"],

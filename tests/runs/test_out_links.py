@@ -26,7 +26,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _bad_inputs import CASES, invoke  # noqa: E402
 
-from taskmix.errors import OutputError, OutputLock, check_output_tree, remove_stale_temps  # noqa: E402
+from taskmix.errors import OutputError
+from taskmix.files import OutputLock, check_output_tree, remove_stale_temps
 from taskmix.runs.runlog import clear_events, write_hparams  # noqa: E402
 
 HOSTILE = ["lock-hard-link", "lock-symlink", "lock-fifo", "lock-directory", "demo-compare-json-fifo",

@@ -43,7 +43,7 @@ from taskmix.runs.checkpoint import (
     load_latest,
 )
 from taskmix.runs.inputs import input_digests
-from taskmix.sampler import check_generator_state
+from taskmix.replay.sampler import check_generator_state
 from taskmix.strategies import make_strategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -135,7 +135,7 @@ def _mutated(value: Any, how: str, extreme: Any) -> Any:
         elif how == "reshape":
             t = t.reshape(1, -1) if t.dim() != 2 else t.reshape(-1)
         elif how == "cut":
-            t = t.reshape(-1)[:-1] if t.numel() > 1 else t.reshape(0)
+            t = t.reshape(-1)[:-1]  # one element fewer (a scalar becomes an empty tensor)
         else:
             return extreme
         return t

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _bad_inputs import malicious_pickle  # noqa: E402
 
 from taskmix.cli import app  # noqa: E402
-from taskmix.errors import OutputError, OutputLock, atomic_write_text  # noqa: E402
+from taskmix.errors import OutputError
+from taskmix.files import OutputLock, atomic_write_text
 from taskmix.runs.checkpoint import CheckpointError, checkpoints, load_checkpoint, load_latest  # noqa: E402
 
 RUN, SMALL = KILL_RUN, SMALL_RUN

@@ -7,7 +7,7 @@ from taskmix.config import builtin_config
 from taskmix.errors import ConfigError
 from taskmix.data import load_tasks
 from taskmix.runs import SearchRun, prepare_job
-from taskmix.schedule_tools import total_steps_of
+from taskmix.schedule.export import total_steps_of
 
 from _tiny import SMALL_RUN  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Online adaptive strategies (taskmix.adaptive): EXP3 / ODM, Thompson sampling / AutoSeM, gradient alignment / MultiDDS."""
+"""Online strategies (taskmix.strategies; old alias taskmix.adaptive): EXP3 / ODM, Thompson sampling / AutoSeM, gradient alignment / MultiDDS."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from taskmix.compare.methods import METHODS, replay_method, run_method
 from taskmix.runs import AdaptiveRun, prepare_job
 from taskmix.strategies import EXP3, GradientAlignment, MetaStepInfo, ThompsonSampling, make_strategy
 from taskmix.config import config_from_dict
-from taskmix.sampler import TaskSampler
+from taskmix.replay.sampler import TaskSampler
 from taskmix.schedule import Schedule
 from taskmix.data import Split, Task
 from taskmix.engine import train_with_schedule

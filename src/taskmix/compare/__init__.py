@@ -1,4 +1,4 @@
-"""Compare every strategy on the same tasks, seeds and budget: the method registry, the runner, statistics, report.
+"""Compare every method on the same tasks, seeds and budget: the method registry, the runner, statistics, report.
 
 >>> from taskmix.compare import METHODS
 >>> "learned_time_invariant" in METHODS and "temperature_3" in METHODS

@@ -1,4 +1,4 @@
-"""Every strategy a comparison can run, in one registry: name -> ``fn(Job) -> MethodResult``.
+"""Every method a comparison can run, in one registry: name -> ``fn(Job) -> MethodResult``.
 
 Rule-based methods replay a static schedule (one per rule of
 :data:`taskmix.schedule.RULES`; ``temperature_<T>`` for any ``T``); learned
@@ -13,7 +13,9 @@ which no method sees before the final evaluation.  Seeds are paired: method
 sampler seed as every other method on seed ``s``.
 
 Each entry's ``kind`` (``baseline``, ``learned``, ``oracle``, ``adaptive``,
-``adaptive-replay``) is what reports group by.
+``adaptive-replay``) is what reports group by.  ``adaptive`` and
+``adaptive-replay`` are the online strategies' methods: the kind strings are
+stored in results rows and kept; docs and help call these *online strategies*.
 
 >>> from taskmix.compare.methods import METHODS
 >>> METHODS.meta("temperature_5", "kind")
@@ -33,19 +35,16 @@ import numpy as np
 
 from ..config import Config
 from ..data.tasks import Task
-from ..devices import check_device
 from ..engine.trainer import Trainer
 from ..errors import ConfigError, TrainingError
 from ..registry import Registry
-from ..runs.job import Job, MethodResult, prepare_job, replay
+from ..runs.job import Job, MethodResult, check_run_config, prepare_job, replay
 from ..runs.online import run_online
 from .predictions import encode_labels
-from ..runs.rewards import REWARDS
 from ..runs.search_run import SearchRun, shares_trajectory
-from ..sampler import TaskSampler
+from ..replay.sampler import TaskSampler
 from ..schedule import RULES, Schedule, jsonable, rule_parameter
-from ..strategies import STRATEGIES, check_settings
-from ..strategies.mixer import prior_mixture
+from ..strategies import STRATEGIES
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "check_config", "method_row", "run_method", "select_methods"]
 
@@ -131,7 +130,7 @@ def shared_search(job: Job, cfg: Config) -> tuple[SearchRun, bool]:
     if key in _SEARCHES:
         return _SEARCHES[key], True
     tv = cfg.model_copy(update={"search": cfg.search.model_copy(update={"policy": "time_variant"})})
-    run_ = SearchRun(job.tasks, job.target, job.reward_split, tv, job.seed)
+    run_ = SearchRun(replace(job, cfg=tv))
     run_.run()
     _SEARCHES[key] = run_
     while len(_SEARCHES) > _SEARCH_CACHE_SIZE:
@@ -158,7 +157,7 @@ def learned_method(policy: str, **search: Any) -> Callable[[Job], MethodResult]:
             res = run_.result()
             shared = {"search_shared": True, "search_reused": cached}
         else:
-            run_ = SearchRun(job.tasks, job.target, job.reward_split, cfg, job.seed)
+            run_ = SearchRun(replace(job, cfg=cfg))
             res = run_.run()
             sched, shared = res.schedule, {"search_shared": False}
         return replay(
@@ -212,7 +211,7 @@ def support_method(job: Job) -> MethodResult:
         res = run_.result()
         effects = run_.task_effects()
     else:
-        run_ = SearchRun(job.tasks, job.target, job.reward_split, cfg, job.seed)
+        run_ = SearchRun(replace(job, cfg=cfg))
         res, cached = run_.run(), False
         effects = run_.task_effects()
     w, kept = support_weights(job.names, job.cfg.target, job.sizes, effects)
@@ -278,7 +277,8 @@ def checked_method(z: float = 0.0) -> Callable[[Job], MethodResult]:
             + job.cfg.train.steps,
             evaluations=sum(r.evaluations for r in cands.values()) - (cands["learned_time_variant"].evaluations - 1),
             log=res.log,
-            extra={"kept": kept, "check": score, "reward_split": score[kept], "wall_seconds": time.perf_counter() - t0,
+            extra={"kept": kept, "check": score, "reward_split": score[kept],
+                   "reward_predictions": res.extra.get("reward_predictions"), "wall_seconds": time.perf_counter() - t0,
                    "task_effects": cands[learned].extra.get("task_effects")},
         )
 
@@ -345,7 +345,7 @@ def _reward_split_score(job: Job, sched: Schedule) -> float:
 METHODS.register("oracle", oracle_method, kind="oracle")
 
 
-# ---------------------------------------------------------- online peers
+# ---------------------------------------------------- online strategies
 
 
 def online_method(name: str, **kwargs: Any) -> Callable[[Job], MethodResult]:
@@ -436,17 +436,14 @@ def select_methods(cfg: Config, oracle: bool = False) -> list[str]:
 
 
 def check_config(cfg: Config, oracle: bool = False) -> None:
-    """Check every registry name in ``cfg`` before any work: the reward, the methods, the strategies' settings.
+    """Check every registry name in ``cfg`` before any work: the run's (:func:`taskmix.runs.job.check_run_config`:
+    reward, prior, strategies' settings, device) and the comparison's methods.
 
     Errors name the config's source and the field, as the config's own validation does.
     """
+    check_run_config(cfg)
     try:
-        REWARDS.entry(cfg.search.reward)
-        names = cfg.task_names()
-        prior_mixture(cfg.search.prior, names, cfg.target, {n: 1 for n in names}, cfg.compare.cap)  # the name; no zero weight
         select_methods(cfg, oracle)
-        check_settings(cfg)
-        check_device(cfg.train.device, "train.device")  # a device this machine has
     except ConfigError as e:
         raise ConfigError(f"{cfg.source}: {e}") from None
 

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import OutputError, atomic_write_bytes
+from ..errors import OutputError
+from ..files import atomic_write_bytes
 from ..schedule import Schedule
 from .stats import FEW_SEEDS, FEW_SEEDS_MARK, clip_interval, method_kind, metric_range
 
@@ -94,7 +95,7 @@ def save_figure(fig: Any, out: Path) -> Path:
     """Write a figure in the format of ``out``'s suffix, atomically, and close it.
 
     The figure is rendered in memory and written by
-    :func:`taskmix.errors.atomic_write_bytes` (a temporary name unique to the
+    :func:`taskmix.files.atomic_write_bytes` (a temporary name unique to the
     process, removed on failure; a symbolic link at ``out`` is replaced, never
     written through).
     """
@@ -377,10 +378,10 @@ def _grouped(items: Sequence[tuple[str, dict[str, Any], Any, np.ndarray]], force
 def report_plots(out_dir: str | Path, rows: Sequence[dict[str, Any]], identical: bool | None = None) -> list[tuple[str, str, Path]]:
     """Write the report's PNGs under ``out_dir/plots``; return ``(section, caption, path)`` triples.
 
-    * ``schedule-<method>.png`` for every learned, adaptive and oracle method
+    * ``schedule-<method>.png`` for every learned, online-strategy and oracle method
       (its lowest seed): a search's policy after each update (learned), the
-      weights used in each meta-step (adaptive, online), the replayed average
-      (adaptive ``-replay``, only when the online method is absent), or the
+      weights used in each meta-step (an online strategy, kind ``adaptive``), the replayed average
+      (its ``-replay``, only when the online method is absent), or the
       chosen static mixture (oracle);
     * ``rewards-<method>.png``: the per-task rewards of each meta-step, for
       every method whose log has them;

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import atomic_write_text
+from ..files import atomic_write_text
 from ..runs.runlog import RunLogger, clear_events, write_hparams
 from ..schedule import Schedule
 from .plots import plot_headline, report_plots
@@ -159,7 +159,7 @@ def _notes(results: dict[str, Any], summary: Sequence[dict[str, Any]]) -> list[s
         )
     if any(s.get("kind") == "adaptive-replay" for s in summary):
         notes.append(
-            "<name>: the online adaptive run's own final model; <name>-replay: a fresh model retrained with the "
+            "<name>: the online strategy's run, its own final model; <name>-replay: a fresh model retrained with the "
             "online run's average weights as a static schedule (cost = online run + replay)."
         )
     return notes

@@ -39,14 +39,15 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 
 from ..config.schema import SEED_LIMIT
 from ..data.tasks import Task
 from ..engine.trainer import metric_value
-from ..errors import MAX_DATA_INPUT_BYTES, ConfigError, ScheduleError, read_input_bytes, unique_keys
+from ..errors import ConfigError, ScheduleError, unique_keys
+from ..files import MAX_DATA_INPUT_BYTES, read_input_bytes
 from ..schedule import TOLERANCE, Schedule
 from .methods import METHODS
 from .predictions import decode_labels
@@ -102,13 +103,17 @@ class RowContext:
     """the target's number of labels (predictions are below it)"""
     split: str = "test"
     """the report split's name, for messages"""
+    reward_labels: Callable[[int], np.ndarray] | None = None
+    """the labels of a seed's reward split (held out of every retrained model), to check ``extra.reward_split``"""
 
     @classmethod
-    def of(cls, tasks: Sequence[Task], target: str) -> "RowContext":
-        """The context of a comparison of ``tasks`` on ``target``."""
+    def of(cls, tasks: Sequence[Task], target: str,
+           reward_labels: Callable[[int], np.ndarray] | None = None) -> "RowContext":
+        """The context of a comparison of ``tasks`` on ``target`` (``reward_labels``: seed -> its reward split's labels)."""
         names = tuple(t.name for t in tasks)
         t = tasks[names.index(target)]
-        return cls(names, t.metric, np.asarray(t.report_split.y), int(cast(int, t.num_labels)), t.report_split_name)
+        return cls(names, t.metric, np.asarray(t.report_split.y), int(cast(int, t.num_labels)), t.report_split_name,
+                   reward_labels)
 
 
 def _show(v: Any) -> str:
@@ -127,18 +132,39 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _held_out(extra: dict[str, Any], where: str, context: "RowContext | None") -> None:
-    """The retrained model's reward-split metric and predicted labels, when a row has them (the recommendation reads them)."""
+REPLAYED_KINDS = ("baseline", "learned", "oracle", "adaptive-replay", "recommended")
+"""Kinds of method whose rows retrain a schedule and keep its held-out evidence (the recommendation reads it)."""
+
+
+def _held_out(extra: dict[str, Any], where: str, kind: str, seed: int, context: "RowContext | None") -> None:
+    """The retrained model's reward-split metric and its predicted labels: present in every replayed row, consistent."""
+    if kind in REPLAYED_KINDS:
+        for key in ("reward_split", "reward_predictions"):
+            if key not in extra:
+                raise ConfigError(f"{where}: no 'extra.{key}'; a row of a {kind} method keeps its held-out evidence")
     if "reward_split" in extra:
         _number(extra["reward_split"], where, "extra.reward_split", 0, 1, "a number in [0, 1]")
-    if "reward_predictions" in extra:
-        try:
-            pred = decode_labels(extra["reward_predictions"])
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{where}: 'extra.reward_predictions': {e}") from None
-        if context is not None and len(pred) and int(pred.max()) >= context.num_labels:
-            raise ConfigError(f"{where}: 'extra.reward_predictions' holds label {int(pred.max())}, expected labels below "
-                              f"{context.num_labels} (the target's labels)")
+    if "reward_predictions" not in extra:
+        return
+    try:
+        pred = decode_labels(extra["reward_predictions"])
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: 'extra.reward_predictions': {e}") from None
+    if context is None:
+        return
+    if len(pred) and int(pred.max()) >= context.num_labels:
+        raise ConfigError(f"{where}: 'extra.reward_predictions' holds label {int(pred.max())}, expected labels below "
+                          f"{context.num_labels} (the target's labels)")
+    if context.reward_labels is None or "reward_split" not in extra:
+        return
+    y = context.reward_labels(seed)
+    if len(pred) != len(y):
+        raise ConfigError(f"{where}: 'extra.reward_predictions' holds {len(pred)} labels but seed {seed}'s reward split has "
+                          f"{len(y)} rows; the data changed since these rows were written: use a new --out")
+    value = metric_value(context.metric, y, pred, context.num_labels)
+    if abs(value - float(extra["reward_split"])) > TEST_TOLERANCE:
+        raise ConfigError(f"{where}: 'extra.reward_split' is {_show(extra['reward_split'])} but the row's own reward-split "
+                          f"predictions score {value:.6g}; edited or damaged")
 
 
 def _number(v: Any, where: str, field: str, lo: float, hi: float, want: str, integer: bool = False,
@@ -297,7 +323,7 @@ def check_row(row: Any, where: str, context: RowContext | None = None) -> dict[s
     if not isinstance(row["extra"], dict):
         raise _bad(where, "extra", row["extra"], "an object")
     _effects(row["extra"].get("task_effects"), where, "extra.task_effects", tasks)
-    _held_out(row["extra"], where, context)
+    _held_out(row["extra"], where, kind, int(row["seed"]), context)
     for key in ("schedule", "log", "extra"):
         _json_values(row[key], where, key)
     try:

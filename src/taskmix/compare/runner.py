@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -143,7 +144,9 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             raise ConfigError(f"{meta_path}: missing or unreadable; cannot check that --resume uses the same config") from None
         check_compatible(saved, fingerprint, saved.get("seed"), str(out))  # type: ignore[arg-type]  # seeds are per row
         check_inputs(saved.get("inputs"), inputs, str(meta_path), allow_changed_data, cfg)  # before the rows are read
-        rows = read_rows(rows_path, RowContext.of(tasks, cfg.target))  # every field checked, `test` against its predictions
+        reward_labels = functools.lru_cache(maxsize=None)(lambda s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y))
+        # every field checked; `test` and `extra.reward_split` against the row's own predictions
+        rows = read_rows(rows_path, RowContext.of(tasks, cfg.target, reward_labels))
     elif (out / "results.json").exists() or rows_path.exists() or rows_path.is_symlink():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
     done = {(r["method"], int(r["seed"])) for r in rows}

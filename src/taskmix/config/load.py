@@ -10,7 +10,8 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError, read_input
+from ..errors import ConfigError
+from ..files import read_input
 
 
 from .schema import Config, _excerpt, _FieldError
@@ -213,6 +214,19 @@ def resolved_dict(cfg: Config) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
+def regime_note(cfg: Config) -> str:
+    """Which set of search defaults applies to ``cfg``, and why (one line)."""
+    if cfg.regime == "text":
+        if cfg.regime_defaults:
+            keys = ", ".join(f"{k}={getattr(cfg.search, k)}" for k in cfg.regime_defaults)
+            return (f"search defaults: text (text tasks through a frozen encoder): {keys} (measured on GLUE and XNLI; "
+                    "docs/text.md); set search.<key> to change one")
+        return "search defaults: text (text tasks through a frozen encoder); every key they cover is set in the config"
+    why = "the built-in benchmark" if cfg.synthetic is not None else (
+        "fine-tuned text tasks" if cfg.model.regime != "frozen" else "feature (npz) tasks")
+    return f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md)"
+
+
 def resolved_yaml(cfg: Config) -> str:
     """:func:`resolved_dict` as YAML, headed by where it came from; loading it gives the same config.
 
@@ -223,6 +237,7 @@ def resolved_yaml(cfg: Config) -> str:
         "# taskmix resolved config: every default filled in\n"
         f"# source: {cfg.source}\n"
         f"# relative paths resolve against: {Path(cfg.base_dir).resolve()}\n"
+        f"# {regime_note(cfg)}\n"
     )
     return head + yaml.safe_dump(resolved_dict(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
 

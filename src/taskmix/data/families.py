@@ -96,7 +96,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -206,6 +206,36 @@ def _config(seed: int, names: list[str], heads: str, train_steps: int, overrides
     return config_from_dict(raw, source=f"<family {seed}>")
 
 
+def _samplers(rng: np.random.Generator, d: int) -> tuple[Callable[[int, np.ndarray], np.ndarray],
+                                                       Callable[[np.ndarray, float], np.ndarray]]:
+    """``draw_x(n, center)``: n standard-normal inputs around ``center``; ``noisy(y, rate)``: labels flipped at ``rate``."""
+
+    def draw_x(n: int, center: np.ndarray) -> np.ndarray:
+        return (rng.standard_normal((n, d)) + center).astype(np.float32)
+
+    def noisy(y: np.ndarray, rate: float) -> np.ndarray:
+        return np.where(rng.random(len(y)) < rate, 1 - y, y)
+
+    return draw_x, noisy
+
+
+def _target(rng: np.random.Generator, rule: Rule, balance: float, n_target: int, n_test: int,
+            draw_x: Callable[[int, np.ndarray], np.ndarray], noisy: Callable[[np.ndarray, float], np.ndarray],
+            ) -> tuple[list[Task], list[str], dict[str, str], dict[str, Rule], dict[str, dict[str, Any]]]:
+    """The target task (label noise drawn here; a noise-free test split) and the family's bookkeeping, started."""
+    zero = np.asarray(rule.center)
+    target_noise = float(rng.uniform(0.0, 0.1))
+    tasks = [
+        Task("target",
+             train=Split(x := draw_x(n_target, zero), noisy(rule.labels(x), target_noise)),
+             validation=Split(x := draw_x(min(n_test, 500), zero), noisy(rule.labels(x), target_noise)),
+             test=Split(x := draw_x(n_test, zero), rule.labels(x)),
+             num_labels=2, meta={"role": "target"})
+    ]
+    info: dict[str, dict[str, Any]] = {"target": {"n": n_target, "balance": round(balance, 3), "noise": round(target_noise, 3)}}
+    return tasks, ["target"], {"target": "target"}, {"target": rule}, info
+
+
 def _make_v1(seed: int, n_test: int, train_steps: int, overrides: dict[str, Any] | None) -> Family:
     rng = np.random.default_rng([int(seed), 0xFA317])
     d = int(rng.choice([8, 16, 32]))
@@ -226,26 +256,10 @@ def _make_v1(seed: int, n_test: int, train_steps: int, overrides: dict[str, Any]
         s = z @ direction + a * (z @ v) ** 2
         return float(np.quantile(s, 1.0 - balance))
 
-    def draw_x(n: int, center: np.ndarray) -> np.ndarray:
-        return (rng.standard_normal((n, d)) + center).astype(np.float32)
-
-    def noisy(y: np.ndarray, rate: float) -> np.ndarray:
-        return np.where(rng.random(len(y)) < rate, 1 - y, y)
-
+    draw_x, noisy = _samplers(rng, d)
     balance = float(rng.uniform(0.3, 0.7))
     target_rule = Rule(tuple(w), tuple(v), a, threshold(w, zero, balance, zero), tuple(zero))
-    target_noise = float(rng.uniform(0.0, 0.1))
-    tasks = [
-        Task("target",
-             train=Split(x := draw_x(n_target, zero), noisy(target_rule.labels(x), target_noise)),
-             validation=Split(x := draw_x(min(n_test, 500), zero), noisy(target_rule.labels(x), target_noise)),
-             test=Split(x := draw_x(n_test, zero), target_rule.labels(x)),
-             num_labels=2, meta={"role": "target"})
-    ]
-    names = ["target"]
-    out_roles = {"target": "target"}
-    rules = {"target": target_rule}
-    info: dict[str, dict[str, Any]] = {"target": {"n": n_target, "balance": round(balance, 3), "noise": round(target_noise, 3)}}
+    tasks, names, out_roles, rules, info = _target(rng, target_rule, balance, n_target, n_test, draw_x, noisy)
     counts: dict[str, int] = {}
     for role in roles:
         counts[role] = counts.get(role, 0) + 1
@@ -322,26 +336,10 @@ def _make_wide(seed: int, n_test: int, train_steps: int, overrides: dict[str, An
         s = z @ direction + curv * (z @ v) ** 2
         return float(np.quantile(s, 1.0 - balance))
 
-    def draw_x(n: int, center: np.ndarray) -> np.ndarray:
-        return (rng.standard_normal((n, d)) + center).astype(np.float32)
-
-    def noisy(y: np.ndarray, rate: float) -> np.ndarray:
-        return np.where(rng.random(len(y)) < rate, 1 - y, y)
-
+    draw_x, noisy = _samplers(rng, d)
     balance = float(rng.uniform(0.3, 0.7))
     target_rule = Rule(tuple(w), tuple(v), a, threshold(w, a, balance, zero), tuple(zero))
-    target_noise = float(rng.uniform(0.0, 0.1))
-    tasks = [
-        Task("target",
-             train=Split(x := draw_x(n_target, zero), noisy(target_rule.labels(x), target_noise)),
-             validation=Split(x := draw_x(min(n_test, 500), zero), noisy(target_rule.labels(x), target_noise)),
-             test=Split(x := draw_x(n_test, zero), target_rule.labels(x)),
-             num_labels=2, meta={"role": "target"})
-    ]
-    names = ["target"]
-    out_roles = {"target": "target"}
-    rules = {"target": target_rule}
-    info: dict[str, dict[str, Any]] = {"target": {"n": n_target, "balance": round(balance, 3), "noise": round(target_noise, 3)}}
+    tasks, names, out_roles, rules, info = _target(rng, target_rule, balance, n_target, n_test, draw_x, noisy)
     counts: dict[str, int] = {}
     for role in roles:
         counts[role] = counts.get(role, 0) + 1

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MAX_DATA_INPUT_BYTES, DataError, atomic_write_bytes, check_input_file, input_errors, warn
+from ..errors import DataError, warn
+from ..files import MAX_DATA_INPUT_BYTES, atomic_write_bytes, check_input_file, input_errors
 from .tasks import Split, Task
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
-from ..errors import ConfigError, DataError, check_input_file, first_line, open_input_file
+from ..errors import ConfigError, DataError, first_line
+from ..files import check_input_file, open_input_file
 
 __all__ = [
     "EXTENSIONS",

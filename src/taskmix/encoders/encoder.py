@@ -80,8 +80,9 @@ class SentenceEncoder:
         precision: ``fp32`` or ``bf16`` (torch models: bfloat16 weights and activations,
             ~2x faster on CPUs with AVX512-BF16/AMX; part of the identity).
         progress: report cold encoding on stderr (one line per chunk of new vectors:
-            done/total, sentences/s); ``None``: when stderr is a terminal or
-            ``TASKMIX_PROGRESS=1``, and only for ``progress_min`` or more new inputs.
+            done/total, sentences/s); ``None``: as ``TASKMIX_PROGRESS`` says (``bar``,
+            ``lines`` or ``1``: on; ``off`` or ``0``: off), else when stderr is a terminal;
+            and only for ``progress_min`` or more new inputs.
 
     Counters (over this object's life): ``n_encoded`` distinct inputs run through
     the model, ``n_cache_hits`` distinct inputs found in the cache, ``n_calls``
@@ -122,8 +123,9 @@ class SentenceEncoder:
         self.identity = str(self.backend.identity)
         if pair == "joint" and getattr(self.backend, "supports_joint", True) is False:
             raise ConfigError(f"encoder.pair 'joint': encoder.model {model!r} encodes single sentences only; use pair: concat")
-        if progress is None:
-            progress = sys.stderr.isatty() or os.environ.get("TASKMIX_PROGRESS") == "1"
+        if progress is None:  # TASKMIX_PROGRESS as taskmix.runs.progress reads it: bar, lines or 1 on; off or 0 off
+            env = os.environ.get("TASKMIX_PROGRESS", "").strip().lower()
+            progress = env in ("bar", "lines", "1") or (env not in ("off", "0") and sys.stderr.isatty())
         self.progress = bool(progress)
         self.cache_dir = Path(os.path.expanduser(cache_dir)) if cache_dir is not None else default_cache_dir()
         self.cache = EmbeddingCache(self.cache_dir)

@@ -6,7 +6,7 @@ job) runs one search across all ranks:
 * every rank builds the same model (same seed) and draws the same global task
   batch (same draw RNG, same example streams);
 * rank ``r`` of ``world_size`` trains on positions ``r, r + world_size, ...``
-  of the global batch (the convention of :mod:`taskmix.torch_data`);
+  of the global batch (the convention of :mod:`taskmix.replay.torch`);
 * gradients are averaged across ranks (``all_reduce``) before every optimiser
   step, so the models stay identical; the logged training losses are those of
   the global batch;

@@ -22,7 +22,7 @@ from ..data.tasks import Split, Task
 from ..devices import resolve_device
 from ..encoders.trunk import TransformerTrunk
 from ..errors import TrainingError, state_int, state_keys
-from ..sampler import TaskSampler
+from ..replay.sampler import TaskSampler
 from ..schedule import Schedule
 from .models import MultiTaskModel, build_model, build_optimizer
 from .parallel import LOCAL

@@ -34,8 +34,8 @@ import torch
 import transformers
 from torch.utils.data import Sampler
 
-from .sampler import ExampleStreams, check_sizes, positive_int
-from .strategies import Mixer
+from ..replay.sampler import ExampleStreams, check_sizes, positive_int
+from ..strategies import Mixer
 
 __all__ = ["MixerCallback", "MixerSampler", "MixerTrainer", "MixerTrainerMixin"]
 

@@ -34,10 +34,10 @@ import numpy as np
 import transformers
 from transformers.trainer_utils import has_length
 
-from .sampler import check_schedule, check_sizes, positive_int
-from .schedule import Schedule
-from .schedule_tools import to_stages
-from .torch_data import (
+from ..replay.sampler import check_schedule, check_sizes, positive_int
+from ..schedule import Schedule
+from ..schedule.export import to_stages
+from ..replay.torch import (
     ScheduleBatchSampler,
     ScheduleSampler,
     check_dataset_sizes,
@@ -61,7 +61,7 @@ class TaskProportionCallback(transformers.TrainerCallback):
 
     Realised proportions count the tasks of the global batches of optimiser
     steps ``[0, state.global_step)`` as drawn by the attached
-    :class:`~taskmix.torch_data.ScheduleSampler` (the stream is identical on
+    :class:`~taskmix.replay.torch.ScheduleSampler` (the stream is identical on
     every rank, so these are the examples all ranks consumed together);
     scheduled proportions average the schedule rows of the same steps.  With
     :class:`ScheduleTrainer` the sampler is attached automatically; with
@@ -264,7 +264,7 @@ def to_interleave_stages(
     batch_size: int,
     by: Literal["meta_step", "distinct_row"] = "meta_step",
 ) -> list[dict[str, Any]]:
-    """The schedule as constant-probability stages for ``datasets.interleave_datasets``: :func:`taskmix.schedule_tools.to_stages`."""
+    """The schedule as constant-probability stages for ``datasets.interleave_datasets``: :func:`taskmix.schedule.export.to_stages`."""
     return to_stages(schedule, total_steps, batch_size, by)  # also behind `taskmix schedule export --format interleave`
 
 

@@ -8,7 +8,7 @@ the schedule, the sampler only replays it.
   batch (``per="batch"``).  Draws are a pure function of the seed and the
   number of draws made so far, so every data-parallel rank constructed with the
   same seed makes the same draws (ranks then split the global batch; see
-  :mod:`taskmix.torch_data`).
+  :mod:`taskmix.replay.torch`).
 * Examples within a task: shuffled passes without replacement, reshuffled each
   pass.  The permutation of pass ``k`` of task ``i`` is derived from
   ``(seed, i, k)``, so the state is two integers per task.
@@ -22,8 +22,8 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .errors import check_state_matches, state_int, state_keys
-from .schedule import Schedule
+from ..errors import check_state_matches, state_int, state_keys
+from ..schedule import Schedule, check_schedule, positive_int
 
 
 def categorical(rng: np.random.Generator, p: np.ndarray, k: int) -> np.ndarray:
@@ -74,7 +74,7 @@ MAX_POSITION = 2**32
 """Replay positions are below ``MAX_POSITION`` samples: ``step * batch_size < 2**32``.
 
 Seeking to a position (:meth:`TaskSampler.skip`; ``set_epoch`` and ``load_state_dict`` of the replay
-samplers and :class:`~taskmix.streaming.ScheduleIterableDataset`) re-draws the task of every earlier
+samplers and :class:`~taskmix.replay.streaming.ScheduleIterableDataset`) re-draws the task of every earlier
 sample, as it must to know where each task's examples stand, at some 10 ns a sample: a seek ends within
 about a minute, and a larger one is refused with a ``ValueError`` naming the argument and the range."""
 
@@ -498,19 +498,6 @@ class TaskSampler:
 MAX_BATCH = 2**27
 """The largest ``batch_size`` a sampler takes (the draws of one step are held at once)."""
 
-
-
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int, refusing anything but a positive integer (bools included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_schedule(schedule: Any) -> None:
-    """Refuse anything but a :class:`~taskmix.schedule.Schedule`."""
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a taskmix.schedule.Schedule, got {type(schedule).__name__}")
 
 
 def check_sizes(sizes: Any, schedule: Schedule) -> list[int]:

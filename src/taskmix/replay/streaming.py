@@ -1,7 +1,7 @@
 """Replay a schedule over iterable task datasets: streams that cannot be indexed (``datasets.IterableDataset``).
 
 :class:`ScheduleIterableDataset` draws the same tasks as
-:class:`taskmix.torch_data.ScheduleBatchSampler` and reads each task's stream in order.
+:class:`taskmix.replay.torch.ScheduleBatchSampler` and reads each task's stream in order.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 from torch.utils.data import IterableDataset
 
 from .sampler import TaskSampler, check_schedule, check_seed, check_step, max_step, positive_int
-from .schedule import Schedule
-from .torch_data import check_replay_args, schedule_digest
+from ..schedule import Schedule
+from .torch import check_replay_args, schedule_digest
 
 __all__ = ["STREAM_STATE_FORMAT", "ScheduleIterableDataset"]
 
@@ -28,7 +28,7 @@ class ScheduleIterableDataset(IterableDataset):
     For data that cannot be indexed: each task is a stream read in order.  The
     task draws are exactly those of :class:`ScheduleBatchSampler` with the
     same ``schedule``, ``batch_size``, ``seed`` and ``per`` (one
-    :class:`~taskmix.sampler.TaskSampler` stream); position ``k`` of global
+    :class:`~taskmix.replay.sampler.TaskSampler` stream); position ``k`` of global
     step ``s`` that draws task ``i`` takes the next example of stream ``i``.
     Rank ``r`` of ``world_size`` yields positions ``r, r + world_size, ...``
     of each global batch, one example at a time, so
@@ -58,7 +58,7 @@ class ScheduleIterableDataset(IterableDataset):
     several workers would each replay the whole stream.  Positions are
     bounded as for :class:`ScheduleBatchSampler`: ``set_epoch``,
     ``state_dict(step=...)`` and ``load_state_dict`` take a step below
-    ``2**32 / batch_size`` (:data:`taskmix.sampler.MAX_POSITION`).
+    ``2**32 / batch_size`` (:data:`taskmix.replay.sampler.MAX_POSITION`).
     """
 
     def __init__(

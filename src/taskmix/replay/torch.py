@@ -14,7 +14,7 @@ task plus the index of the example within the task.
 * :class:`ScheduleIterableDataset` replays the same task draws over iterable
   task datasets (streams, ``datasets.IterableDataset``) that cannot be indexed.
 
-Drawing is done by :class:`taskmix.sampler.TaskSampler`: a task per sample (or
+Drawing is done by :class:`taskmix.replay.sampler.TaskSampler`: a task per sample (or
 per batch), then the next example of that task from a shuffled pass without
 replacement.
 
@@ -59,7 +59,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from .sampler import MAX_BATCH, TaskSampler, check_schedule, check_seed, check_sizes, check_step, positive_int
 from .sampler import max_step as max_step_of
-from .schedule import Schedule
+from ..schedule import Schedule
 
 __all__ = [
     "ScheduleBatchSampler",
@@ -152,7 +152,7 @@ class ScheduleBatchSampler(_FromDatasets, Sampler[list[int]]):
 
     Positions are bounded: ``set_epoch``, ``state_dict(step=...)`` and
     ``load_state_dict`` take a step below ``2**32 / batch_size`` (see
-    :data:`taskmix.sampler.MAX_POSITION`), since seeking re-draws every earlier step.
+    :data:`taskmix.replay.sampler.MAX_POSITION`), since seeking re-draws every earlier step.
     """
 
     def __init__(

@@ -5,13 +5,13 @@
 >>> from taskmix.runs import prepare_job, search
 >>> cfg = builtin_config(["train.steps=20", "search.meta_steps=2"])
 >>> job = prepare_job(cfg, load_run_tasks(cfg), seed=0)   # carves the reward split out of the target's train data
->>> res = search(job.tasks, job.target, job.reward_split, cfg, seed=0)
+>>> res = search(job)
 >>> res.schedule.tasks
 ('target', 'helpful', 'harmful', 'irrelevant')
 """
 
 from .job import Job, MethodResult, prepare_job, replay
-from .online import AdaptiveResult, AdaptiveRun, run_online
+from .online import AdaptiveResult, AdaptiveRun, OnlineResult, OnlineRun, run_online
 from .rewards import REWARDS, RewardContext, make_reward
 from .search_run import SearchResult, SearchRun, search
 from .search_dir import run_search, run_search_dir
@@ -22,6 +22,8 @@ __all__ = [
     "AdaptiveRun",
     "Job",
     "MethodResult",
+    "OnlineResult",
+    "OnlineRun",
     "RewardContext",
     "SearchResult",
     "SearchRun",

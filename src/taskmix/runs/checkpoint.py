@@ -2,7 +2,7 @@
 
 A checkpoint is ``{"config": <fingerprint>, "seed": S, "data": <task sizes>, "inputs": <data digests>,
 "state": SearchRun.state_dict()}`` (the digests: :mod:`taskmix.runs.inputs`) written as ``ckpt-<index>.ckpt`` to a temporary file, fsynced and renamed
-(:func:`taskmix.errors.atomic_write_bytes`); only the last ``keep`` are kept.
+(:func:`taskmix.files.atomic_write_bytes`); only the last ``keep`` are kept.
 A crash at any point leaves the previous complete checkpoint readable.
 
 The file holds no pickle, so loading it cannot run code::
@@ -50,7 +50,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import ConfigError, TaskmixError, atomic_write_bytes, unique_keys
+from ..errors import ConfigError, TaskmixError, unique_keys
+from ..files import atomic_write_bytes
 
 __all__ = [
     "CheckpointError",

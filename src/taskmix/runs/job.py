@@ -9,6 +9,7 @@ method that produces one.
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -17,11 +18,15 @@ import torch
 
 from ..config import Config
 from ..data.tasks import Split, Task, carve_reward_split
+from ..devices import check_device
 from ..engine.trainer import train_with_schedule
-from ..errors import state_int, state_real
+from ..errors import ConfigError, state_int, state_real
 from ..schedule import Schedule
+from ..strategies import check_settings
+from ..strategies.mixer import prior_mixture
+from .rewards import REWARDS
 
-__all__ = ["Job", "MetaStepLoop", "MethodResult", "RunResult", "check_global_rng_state", "global_rng_state", "prepare_job", "replay",
+__all__ = ["Job", "MetaStepLoop", "as_job", "check_run_config", "MethodResult", "RunResult", "check_global_rng_state", "global_rng_state", "prepare_job", "replay",
            "restore_global_rng"]
 
 
@@ -44,6 +49,32 @@ class Job:
     def sizes(self) -> dict[str, int]:
         """Training examples per task (the target's after the reward split is carved out)."""
         return {t.name: t.n_train for t in self.tasks}
+
+
+_OLD_JOB_ARGS = ("target", "reward_split", "cfg", "seed")
+
+
+def as_job(first: Any, args: Sequence[Any], kw: dict[str, Any], what: str) -> tuple[Job, list[Any], dict[str, Any]]:
+    """``(job, the positional arguments after it, the other keywords)`` of a call ``what(job, ...)``.
+
+    ``first`` is a :class:`Job`, or -- the old form, with a :class:`DeprecationWarning` -- the tasks, followed
+    (positionally or by keyword) by ``target, reward_split, cfg, seed``, which become the job.
+    """
+    if isinstance(first, Job):
+        given = [k for k in _OLD_JOB_ARGS if k in kw]
+        if given:
+            raise TypeError(f"{what}(job, ...): {given[0]} comes from the job (dataclasses.replace(job, {given[0]}=...))")
+        return first, list(args), dict(kw)
+    warnings.warn(f"{what}(tasks, target, reward_split, cfg, seed, ...) is deprecated; pass the job: "
+                  f"{what}(prepare_job(cfg, tasks, seed), ...)", DeprecationWarning, stacklevel=3)
+    kw = dict(kw)
+    vals = list(args[:4])
+    for name in _OLD_JOB_ARGS[len(vals):]:
+        if name not in kw:
+            raise TypeError(f"{what}() missing argument {name!r}")
+        vals.append(kw.pop(name))
+    target, reward_split, cfg, seed = vals
+    return Job(cfg, list(first), int(target), reward_split, int(seed)), list(args[4:]), kw
 
 
 def global_rng_state() -> dict[str, Any]:
@@ -145,6 +176,23 @@ class MethodResult:
     extra: dict[str, Any] = field(default_factory=dict)
     predictions: np.ndarray | None = field(default=None, repr=False)
     """the reported model's predicted label for every row of the target's report split (None: not kept)"""
+
+
+def check_run_config(cfg: Config) -> None:
+    """Check the registry names a run of ``cfg`` uses before any work: the reward, the prior, the online
+    strategies' settings, the device (what ``taskmix search`` and ``train`` need; ``compare`` adds its
+    methods: :func:`taskmix.compare.methods.check_config`).
+
+    Errors name the config's source and the field, as the config's own validation does.
+    """
+    try:
+        REWARDS.entry(cfg.search.reward)
+        names = cfg.task_names()
+        prior_mixture(cfg.search.prior, names, cfg.target, {n: 1 for n in names}, cfg.compare.cap)  # the name; no zero weight
+        check_settings(cfg)
+        check_device(cfg.train.device, "train.device")  # a device this machine has
+    except ConfigError as e:
+        raise ConfigError(f"{cfg.source}: {e}") from None
 
 
 def prepare_job(cfg: Config, tasks: Sequence[Task], seed: int) -> Job:

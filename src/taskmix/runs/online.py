@@ -1,11 +1,11 @@
-"""Online runs: one training run whose task distribution a strategy adapts as it goes.
+"""Online runs: one training run whose task distribution an online strategy adapts as it goes.
 
-:class:`AdaptiveRun` drives a :class:`~taskmix.strategies.Strategy` the way
+:class:`OnlineRun` drives a :class:`~taskmix.strategies.Strategy` the way
 :class:`taskmix.runs.search_run.SearchRun` drives the policy: meta-steps of
 ``cfg.steps_per_meta_step`` training steps; at the start of a meta-step the
 strategy's weights are read; every sample's task is drawn with
-:func:`taskmix.sampler.categorical` (one task per batch with ``train.per:
-batch``) and its example from :class:`~taskmix.sampler.ExampleStreams`; at the
+:func:`taskmix.replay.sampler.categorical` (one task per batch with ``train.per:
+batch``) and its example from :class:`~taskmix.replay.sampler.ExampleStreams`; at the
 end the feedback the strategy asks for is computed (``feedback``: the per-task
 training loss, free; the target's reward-split metric, one evaluation; the
 gradient alignment, one backward pass per probe batch and task) and
@@ -21,26 +21,24 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..config import Config
-from ..data.tasks import Split, Task
 from ..engine.trainer import Trainer
 from ..errors import state_int, state_keys, state_real, state_reals
-from ..sampler import ExampleStreams, categorical, check_generator_state
+from ..replay.sampler import ExampleStreams, categorical, check_generator_state
 from ..schedule import Schedule
 from ..strategies import FEEDBACK_KINDS, MetaStepInfo, Strategy, make_strategy, strategy_kwargs
-from .job import GLOBAL_RNG_KEYS, Job, MetaStepLoop, RunResult, check_global_rng_state, global_rng_state, restore_global_rng
+from .job import GLOBAL_RNG_KEYS, Job, MetaStepLoop, RunResult, as_job, check_global_rng_state, global_rng_state, restore_global_rng
 from .rewards import GradientAlignmentReward, RewardContext
 
-__all__ = ["AdaptiveResult", "AdaptiveRun", "run_online"]
+__all__ = ["AdaptiveResult", "AdaptiveRun", "OnlineResult", "OnlineRun", "run_online"]
 
 
 @dataclass(kw_only=True)
-class AdaptiveResult(RunResult):
+class OnlineResult(RunResult):
     """An online run: its per-meta-step and average schedules, log and cost."""
 
     time_variant: Schedule
@@ -48,8 +46,8 @@ class AdaptiveResult(RunResult):
     evaluations: int
 
 
-class AdaptiveRun(MetaStepLoop):
-    """One training run whose task distribution a :class:`Strategy` adapts online.
+class OnlineRun(MetaStepLoop):
+    """One training run whose task distribution an online strategy (a :class:`Strategy`) adapts as it goes.
 
     ``run()`` goes to the end; ``step_meta()`` does one meta-step and returns its
     log row.  The budget is ``cfg.train.steps`` training steps in meta-steps of
@@ -67,16 +65,19 @@ class AdaptiveRun(MetaStepLoop):
     evaluation as its feedback, so nothing is evaluated twice).
     """
 
-    def __init__(
-        self,
-        tasks: Sequence[Task],
-        target: int,
-        reward_split: Split,
-        cfg: Config,
-        seed: int,
-        strategy: Strategy,
-        trunk_factory: Callable[[], torch.nn.Module] | None = None,
-    ):
+    def __init__(self, job: Job, *args: Any, strategy: Strategy | None = None,
+                 trunk_factory: Callable[[], torch.nn.Module] | None = None, **kw: Any):
+        """``OnlineRun(job, strategy)`` (the old ``AdaptiveRun(tasks, target, reward_split, cfg, seed, strategy)``
+        still works, deprecated)."""
+        job, rest, kw = as_job(job, args, kw, "OnlineRun")
+        if kw:
+            raise TypeError(f"OnlineRun() got an unexpected keyword argument {next(iter(kw))!r}")
+        if rest:  # strategy (and the old positional trunk_factory)
+            strategy, trunk_factory = rest[0], rest[1] if len(rest) > 1 else trunk_factory
+        if strategy is None:
+            raise TypeError("OnlineRun(job, strategy): the strategy is missing")
+        self.job = job
+        tasks, target, reward_split, cfg, seed = job.tasks, job.target, job.reward_split, job.cfg, job.seed
         self.tasks = list(tasks)
         self.target = int(target)
         self.reward_split = reward_split
@@ -191,7 +192,7 @@ class AdaptiveRun(MetaStepLoop):
         self.meta_step += 1
         return entry
 
-    def run(self, on_meta_step: Callable[["AdaptiveRun", dict[str, Any]], None] | None = None) -> AdaptiveResult:
+    def run(self, on_meta_step: Callable[["OnlineRun", dict[str, Any]], None] | None = None) -> OnlineResult:
         """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result."""
         result: Any = super().run(on_meta_step)
         return result
@@ -233,9 +234,9 @@ class AdaptiveRun(MetaStepLoop):
         """:meth:`evaluate_report` and the predicted label of every report-split row it was computed from."""
         return self.trainer.metric_and_predictions(self.tasks[self.target].report_split, self.target)
 
-    def result(self) -> AdaptiveResult:
+    def result(self) -> OnlineResult:
         """The run's schedules, log and cost so far."""
-        return AdaptiveResult(time_variant=self.time_variant_schedule(), average=self.average_schedule(), log=list(self.log),
+        return OnlineResult(time_variant=self.time_variant_schedule(), average=self.average_schedule(), log=list(self.log),
                               seconds=self.seconds, steps=self.step, evaluations=self.evaluations)
 
     # ------------------------------------------------------------ persistence
@@ -330,7 +331,7 @@ class AdaptiveRun(MetaStepLoop):
 # ------------------------------------------------------------- one call
 
 
-def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, float, float, np.ndarray]:
+def run_online(job: Job, name: str, **kwargs: Any) -> tuple[OnlineResult, float, float, np.ndarray]:
     """Run strategy ``name`` online on ``job``: ``(result, report-split metric, seconds incl. the evaluation,
     the report split's predicted labels)``.
 
@@ -339,7 +340,13 @@ def run_online(job: Job, name: str, **kwargs: Any) -> tuple[AdaptiveResult, floa
     t0 = time.perf_counter()
     hyper = {**strategy_kwargs(job.cfg, name), **kwargs}
     strategy = make_strategy(name, len(job.tasks), job.target, job.seed, **hyper)
-    run = AdaptiveRun(job.tasks, job.target, job.reward_split, job.cfg, job.seed, strategy)
+    run = OnlineRun(job, strategy)
     res = run.run()
     test, predictions = run.report_metric_and_predictions()
     return res, test, time.perf_counter() - t0, predictions
+
+
+AdaptiveRun = OnlineRun
+"""The old name of :class:`OnlineRun` (kept working; "online" is the one name of these runs)."""
+AdaptiveResult = OnlineResult
+"""The old name of :class:`OnlineResult`."""

@@ -8,11 +8,11 @@ name               per task  what it measures                                   
 ================== ========= ===================================================== =====================================
 accuracy           no        the paper's: target metric on the reward split          1 evaluation of the reward split
 loss               no        minus the target's reward-split loss (smoother)        1 evaluation of the reward split
-gradient_alignment yes       cosine between the target's reward-split gradient      backward passes over the reward split
-                             and each task's gradient (shared parameters; MultiDDS)  (twice: whole and in credit_groups
-                             with a standard error per task (``last_se``)            chunks) and n_tasks x probe_batches
-                                                                                     batches (in credit_groups groups);
-                                                                                     no optimiser steps
+gradient_alignment yes       ``g_i . g_T / |g_T|^2`` (``search.similarity: dot``,    backward passes over the reward split
+                             the default): the first-order drop of the target's      (twice: whole and in credit_groups
+                             reward-split loss per unit step on task i (shared       chunks) and n_tasks x probe_batches
+                             parameters); ``cosine``: MultiDDS's cosine; with a      batches (in credit_groups groups);
+                             standard error per task (``last_se``)                   no optimiser steps
 lookahead          yes       for each task, ``probe_steps`` optimiser steps on a      n_tasks x probe_steps training steps
                              copy of the model; reward = drop of the target's        + (n_tasks + 1) reward-split evaluations
                              reward-split loss

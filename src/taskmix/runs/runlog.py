@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import atomic_write_text, check_no_symlinks
+from ..files import atomic_write_text, check_no_symlinks
 
 PER_TASK_KEYS = {"probs_after": "weight", "rewards": "reward", "advantages": "advantage", "realised": "realised",
                  "task_train_loss": "train_loss"}
@@ -40,7 +40,7 @@ def clear_events(tb_dir: str | Path) -> list[Path]:
     A log that is rewritten (a resumed search, a re-written report) replaces its
     events instead of adding a second copy of every (tag, step).  Under a
     locked output directory a linked directory on the way is refused first
-    (:func:`taskmix.errors.check_no_symlinks`): nothing outside it is deleted.
+    (:func:`taskmix.files.check_no_symlinks`): nothing outside it is deleted.
     """
     d = Path(tb_dir)
     check_no_symlinks(d)

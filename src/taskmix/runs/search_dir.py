@@ -8,14 +8,14 @@ follow (:func:`follow`), every rank ending with the same schedule.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import Config
 from ..data.tasks import Task
 from ..engine.parallel import DataParallel, connect
-from ..errors import ConfigError, OutputError, OutputLock, TrainingError, first_line, remove_stale_temps, warn
+from ..errors import ConfigError, OutputError, TrainingError, first_line, warn
+from ..files import OutputLock, remove_stale_temps
 from .checkpoint import (
     MAX_CHECKPOINT_BYTES,
     CheckpointError,
@@ -27,6 +27,7 @@ from .checkpoint import (
 )
 from .inputs import check_inputs, input_digests
 from .job import prepare_job
+from .progress import make_progress
 from .runlog import RunLogger
 from .search_run import SearchResult, SearchRun
 from .stamp import write_run_stamp
@@ -60,8 +61,13 @@ def run_search_dir(
     point leaves only complete files, and the last complete checkpoint.
     ``out`` also keeps the resolved config and package versions
     (:func:`taskmix.runs.stamp.write_run_stamp`).
+
+    ``progress``: where each finished meta-step is reported (:mod:`taskmix.runs.progress`): ``None``, the
+    ``taskmix.progress`` logger at ``INFO`` (silent unless logging is set up); ``"lines"``, one line on
+    stderr; ``"bar"``, a bar; ``True``, either as stderr is a terminal or not; ``False``, nowhere.
     """
     out = Path(out)
+    progress = make_progress(progress)  # a bad value is refused before any work
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory; --out needs a directory")
     check_tracking(cfg)  # a tracker's missing package is refused now, not after the search
@@ -93,7 +99,7 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
     if not resume and ((out / "schedule.json").exists() or checkpoints(ckdir)):
         raise ConfigError(f"{out}: already holds a search; use --resume to continue it or choose a new --out")
     job = prepare_job(cfg, tasks, cfg.seed)
-    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, cfg.seed, dist=dist)
+    run = SearchRun(job, dist=dist)
     fingerprint = cfg.fingerprint()
     data = {
         t.name: {"n_train": t.n_train, "dim": t.dim, "num_labels": t.num_labels} for t in job.tasks
@@ -142,30 +148,29 @@ def _run_locked(cfg: Config, tasks: Sequence[Task], out: Path, resume: bool, kee
     run.dist.begin(run)  # data parallel (taskmix.runs.search_dir.run_search): every rank starts from this state
     total = cfg.search.rounds * cfg.search.meta_steps
     stamped = False
-    prog = progress if progress is not None else contextlib.nullcontext()
+    rep = make_progress(progress)
     try:
-        with prog:
-            bar = progress.add_task("search", total=total, completed=len(run.log)) if progress is not None else None
-            while not run.done:
-                where = f"search meta-step {run.meta_step + 1}/{run.meta_steps}" + (
-                    f" of round {run.round + 1}/{cfg.search.rounds}" if cfg.search.rounds > 1 else ""
-                )
-                try:
-                    entry = run.step_meta()
-                except TrainingError as e:
-                    kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
-                    raise TrainingError(f"{where}: {e}{kept}") from None
-                if logger is None:
-                    logger = RunLogger(out, names, fresh_tb=True)
-                logger.log(entry)
-                if not stamped:  # with the first finished meta-step: config.resolved.yaml, versions.json
-                    write_run_stamp(out, cfg, "search")
-                    stamped = True
-                payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "inputs": inputs, "state": run.state_dict()}
-                last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
-                if bar is not None:
-                    progress.advance(bar)
+        rep.start("search", total, len(run.log))
+        while not run.done:
+            where = f"search meta-step {run.meta_step + 1}/{run.meta_steps}" + (
+                f" of round {run.round + 1}/{cfg.search.rounds}" if cfg.search.rounds > 1 else ""
+            )
+            try:
+                entry = run.step_meta()
+            except TrainingError as e:
+                kept = f"; the last complete checkpoint {last_ckpt} is kept" if last_ckpt else ""
+                raise TrainingError(f"{where}: {e}{kept}") from None
+            if logger is None:
+                logger = RunLogger(out, names, fresh_tb=True)
+            logger.log(entry)
+            if not stamped:  # with the first finished meta-step: config.resolved.yaml, versions.json
+                write_run_stamp(out, cfg, "search")
+                stamped = True
+            payload = {"config": fingerprint, "seed": cfg.seed, "data": data, "inputs": inputs, "state": run.state_dict()}
+            last_ckpt = save_checkpoint(ckdir, len(run.log), payload, keep)
+            rep.meta_step(len(run.log), total, **run.meta_step_report(entry))
     finally:
+        rep.finish()
         if logger is not None:
             logger.close()
     res = run.result()
@@ -189,8 +194,9 @@ def run_search(
     rank 0 runs :func:`~taskmix.runs.search_dir.run_search_dir` (validation, resume,
     every file under ``out``); the other ranks follow it and write nothing.
     Every rank returns the same schedule; ``result.extra`` holds ``rank`` and
-    ``world_size``.
+    ``world_size``.  ``progress``: as for :func:`run_search_dir` (only rank 0 reports).
     """
+    progress = make_progress(progress)
     dist = connect(cfg.train.device)
     if not dist.active:
         return run_search_dir(cfg, tasks, out, resume=resume, keep=keep, progress=progress, allow_changed_data=allow_changed_data)
@@ -221,7 +227,7 @@ def run_search(
 def follow(cfg: Config, tasks: Sequence[Task], dist: DataParallel) -> SearchResult:
     """A rank other than 0: the same search as rank 0, from rank 0's state, writing nothing."""
     job = prepare_job(cfg, tasks, cfg.seed)
-    run = SearchRun(job.tasks, job.target, job.reward_split, cfg, cfg.seed, dist=dist)
+    run = SearchRun(job, dist=dist)
     dist.begin(run)
     while not run.done:
         where = f"rank {dist.rank}, search meta-step {run.meta_step + 1}/{run.meta_steps}"

@@ -19,21 +19,22 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..config import Config
-from ..data.tasks import Split, Task, stratified_folds
+from ..data.tasks import Split, stratified_folds
 from ..engine.parallel import LOCAL
 from ..engine.trainer import Trainer
 from ..errors import NonFiniteRewardError, state_int, state_keys, state_real, state_reals
-from ..sampler import ExampleStreams, check_generator_state
+from ..replay.sampler import ExampleStreams, check_generator_state
 from ..schedule import Schedule
 from ..strategies.mixer import Mixer
 from ..strategies.policy import Policy
-from .job import GLOBAL_RNG_KEYS, MetaStepLoop, RunResult, check_global_rng_state, global_rng_state, restore_global_rng
+from .job import GLOBAL_RNG_KEYS, Job, MetaStepLoop, RunResult, as_job, check_global_rng_state, global_rng_state, restore_global_rng
+from .progress import current as current_progress, make_progress
 from .rewards import RewardContext, make_reward
 
 
@@ -53,16 +54,16 @@ class SearchResult(RunResult):
 class SearchRun(MetaStepLoop):
     """A resumable search.  ``run()`` goes to the end; ``step_meta()`` does one meta-step."""
 
-    def __init__(
-        self,
-        tasks: Sequence[Task],
-        target: int,
-        reward_split: Split,
-        cfg: Config,
-        seed: int,
-        trunk_factory: Callable[[], torch.nn.Module] | None = None,
-        dist: Any = None,
-    ):
+    def __init__(self, job: Job, *args: Any, trunk_factory: Callable[[], torch.nn.Module] | None = None,
+                 dist: Any = None, **kw: Any):
+        """``SearchRun(job)`` (the old ``SearchRun(tasks, target, reward_split, cfg, seed)`` still works, deprecated)."""
+        job, rest, kw = as_job(job, args, kw, "SearchRun")
+        if kw:
+            raise TypeError(f"SearchRun() got an unexpected keyword argument {next(iter(kw))!r}")
+        if rest:  # the old positional trunk_factory, dist
+            trunk_factory, dist = rest[0], rest[1] if len(rest) > 1 else dist
+        self.job = job
+        tasks, target, reward_split, cfg, seed = job.tasks, job.target, job.reward_split, job.cfg, job.seed
         self.tasks = list(tasks)
         self.target = int(target)
         self.reward_split = reward_split
@@ -222,10 +223,48 @@ class SearchRun(MetaStepLoop):
                 self._new_round()
         return entry
 
-    def run(self, on_meta_step: Callable[["SearchRun", dict[str, Any]], None] | None = None) -> SearchResult:
-        """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result."""
-        result: Any = super().run(on_meta_step)
+    def run(self, on_meta_step: Callable[["SearchRun", dict[str, Any]], None] | None = None,
+            progress: Any = None) -> SearchResult:
+        """Run every remaining meta-step (calling ``on_meta_step`` after each) and return the result.
+
+        ``progress``: ``"lines"``, ``"bar"``, ``True`` (auto), a reporter, ... (:mod:`taskmix.runs.progress`);
+        ``None``: the meta-steps go to the comparison running this search, if any
+        (:func:`taskmix.runs.progress.current`), else nowhere.
+        """
+        rep = make_progress(progress) if progress is not None else current_progress()
+        if rep is None:
+            result: Any = super().run(on_meta_step)
+            return result
+        total = self.cfg.search.rounds * self.meta_steps
+
+        def report(run: "SearchRun", entry: dict[str, Any]) -> None:
+            assert rep is not None
+            rep.meta_step(len(self.log), total, **self.meta_step_report(entry))
+            if on_meta_step is not None:
+                on_meta_step(run, entry)
+
+        if progress is not None:
+            rep.start("search", total, len(self.log))
+        try:
+            result = super().run(report)
+        finally:
+            if progress is not None:
+                rep.finish()
         return result
+
+    def meta_step_report(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """What a progress reporter shows of a finished meta-step's log ``entry`` (the keywords of
+        :meth:`taskmix.runs.progress.ProgressReporter.meta_step`)."""
+        label = f"meta-step {entry['meta_step'] + 1}"
+        if self.cfg.search.rounds > 1:
+            label = f"round {entry['round'] + 1} {label}"
+        probs = entry.get("probs_after")
+        return {
+            "label": label,
+            "accuracy": entry.get("reward_split_accuracy"),
+            "weights": dict(zip((t.name for t in self.tasks), map(float, probs))) if probs is not None else None,
+            "seconds": entry.get("seconds"),
+        }
 
     @property
     def shares_trajectory(self) -> bool:
@@ -486,8 +525,16 @@ def shares_trajectory(cfg: Config) -> bool:
 
 
 def search(
-    tasks: Sequence[Task], target: int, reward_split: Split, cfg: Config, seed: int,
-    on_meta_step: Callable[[SearchRun, dict[str, Any]], None] | None = None, **options: Any,
+    job: Job, *args: Any, on_meta_step: Callable[[SearchRun, dict[str, Any]], None] | None = None, progress: Any = None,
+    **options: Any,
 ) -> SearchResult:
-    """Run a search to the end and return the learned schedule and its log."""
-    return SearchRun(tasks, target, reward_split, cfg, seed, **options).run(on_meta_step)
+    """Run a search to the end and return the learned schedule and its log.
+
+    ``progress``: ``None`` logs one ``INFO`` record per meta-step on the ``taskmix.progress`` logger (silent
+    unless logging is set up), ``"lines"`` writes one line per meta-step to stderr, ``"bar"`` draws a bar,
+    ``False`` reports nothing (:mod:`taskmix.runs.progress`).
+    """
+    job, rest, options = as_job(job, args, options, "search")
+    if rest:  # the old positional on_meta_step, progress
+        on_meta_step, progress = rest[0], rest[1] if len(rest) > 1 else progress
+    return SearchRun(job, **options).run(on_meta_step, progress=make_progress(progress))

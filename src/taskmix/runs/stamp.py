@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, resolved_yaml
-from ..errors import atomic_write_text
+from ..files import atomic_write_text
 
 __all__ = ["CONFIG_FILE", "PACKAGES", "VERSIONS_FILE", "package_versions", "write_run_stamp"]
 

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConfigError, OutputError, TaskmixError, atomic_write_text, first_line, read_input_bytes, warn
+from ..errors import ConfigError, OutputError, TaskmixError, first_line, warn
+from ..files import atomic_write_text, read_input_bytes
 
 __all__ = ["DONE_FILE", "MODES", "WandbTracker", "import_wandb", "resolve_mode", "run_id"]
 

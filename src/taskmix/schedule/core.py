@@ -2,7 +2,7 @@
 
 A :class:`Schedule` is a table of task weights, one row per meta-step (or a
 single row for a time-invariant mixture).  It is the seam between search and
-reuse: anyone can replay it with :class:`taskmix.sampler.TaskSampler` (or the
+reuse: anyone can replay it with :class:`taskmix.replay.sampler.TaskSampler` (or the
 PyTorch / Hugging Face adapters) without any policy optimisation.
 
 File format (JSON)::
@@ -28,31 +28,19 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, DuplicateKeyError, ScheduleError, atomic_write_text, read_input, unique_keys
-from .registry import Registry
+from ..errors import DuplicateKeyError, ScheduleError, unique_keys
+from ..files import atomic_write_text, read_input
 
 FORMAT = "taskmix.schedule/1"
 TOLERANCE = 1e-6
 MAX_STEPS = 2**53
 """The largest run length (``total_steps``) the schedule tools take: steps stay exact in a float."""
 
-__all__ = [
-    "FORMAT",
-    "Schedule",
-    "single_task",
-    "uniform",
-    "proportional",
-    "temperature",
-    "examples_proportional",
-    "explicit",
-    "RULES",
-    "rule_parameter",
-    "rule_weights",
-]
+__all__ = ["FORMAT", "MAX_STEPS", "TOLERANCE", "Schedule", "check_schedule", "jsonable", "positive_int"]
 
 
 def _check_rows(weights: Any, n_tasks: int, where: str) -> np.ndarray:
@@ -326,6 +314,7 @@ def _short_list(items: Sequence[str], n: int = 8, width: int = 40) -> str:
 
 
 def jsonable(x: Any) -> Any:
+    """``x`` as JSON values: NumPy scalars and arrays to numbers and lists, non-finite floats to ``None``."""
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -343,153 +332,17 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
-# --------------------------------------------------------------- rule-based
-# Each rule maps (tasks, sizes, **params) to unnormalised weights; the
-# Schedule constructor normalises them.  ``sizes`` are the training-set sizes.
+# -------------------------------------------------- argument checks (every replay adapter and export shares them)
 
 
-def _sizes(tasks: Sequence[str], sizes: Mapping[str, int]) -> np.ndarray:
-    missing = [t for t in tasks if t not in sizes]
-    if missing:
-        raise ScheduleError(f"sizes: no training-set size for task(s) {missing}")
-    for t in tasks:
-        v = sizes[t]
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ScheduleError(f"sizes: the size of task {t!r} must be a number, got {str(v)[:40]!r}")
-    n = np.asarray([float(sizes[t]) for t in tasks])
-    if np.any(n < 0) or not np.all(np.isfinite(n)):
-        raise ScheduleError("sizes: training-set sizes must be finite and non-negative")
-    return n
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int, refusing anything but a positive integer (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
-def single_task(tasks: Sequence[str], target: str, **_: Any) -> Schedule:
-    """All weight on the target task."""
-    if target not in tasks:
-        raise ScheduleError(f"single_task: target {target!r} is not among the tasks {list(tasks)}")
-    w = [1.0 if t == target else 0.0 for t in tasks]
-    return Schedule.from_weights(tasks, w, provenance={"method": "single_task", "target": target})
-
-
-def auxiliary_only(tasks: Sequence[str], target: str, **_: Any) -> Schedule:
-    """Uniform over the auxiliary tasks, none on the target: pure transfer (the paper's "English" column).
-
-    Meaningful with a head the target shares (``model.heads: shared``); a per-task target head stays untrained.
-    """
-    if target not in tasks or len(tasks) < 2:
-        raise ScheduleError(f"auxiliary_only: needs the target {target!r} and at least one other task, got {list(tasks)}")
-    w = [0.0 if t == target else 1.0 for t in tasks]
-    return Schedule.from_weights(tasks, w, provenance={"method": "auxiliary_only", "target": target})
-
-
-def uniform(tasks: Sequence[str], **_: Any) -> Schedule:
-    """Equal weight on every task."""
-    return Schedule.from_weights(tasks, np.ones(len(tasks)), provenance={"method": "uniform"})
-
-
-def proportional(tasks: Sequence[str], sizes: Mapping[str, int], **_: Any) -> Schedule:
-    """p_i proportional to the number of training examples."""
-    return Schedule.from_weights(tasks, _sizes(tasks, sizes), provenance={"method": "proportional"})
-
-
-def temperature(tasks: Sequence[str], sizes: Mapping[str, int], temperature: float = 2.0, **_: Any) -> Schedule:
-    """p_i proportional to n_i^(1/T): T=1 is proportional, T->inf is uniform."""
-    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float, np.integer, np.floating))
-                                             and math.isfinite(temperature) and temperature > 0):
-        raise ScheduleError(f"temperature: T must be a positive finite number, got {temperature!r}")
-    n = _sizes(tasks, sizes)
-    return Schedule.from_weights(
-        tasks, n ** (1.0 / temperature), provenance={"method": "temperature", "temperature": float(temperature)}
-    )
-
-
-def examples_proportional(
-    tasks: Sequence[str], sizes: Mapping[str, int], cap: int = 2**15, temperature: float = 1.0, **_: Any
-) -> Schedule:
-    """T5/seqio: p_i proportional to min(n_i, K)^(1/T) (artificial data-set size limit K)."""
-    if isinstance(cap, bool) or not (isinstance(cap, (int, float, np.integer, np.floating)) and cap > 0 and math.isfinite(cap)):
-        raise ScheduleError(f"examples_proportional: cap must be a positive finite number, got {cap!r}")
-    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float, np.integer, np.floating))
-                                             and math.isfinite(temperature) and temperature > 0):
-        raise ScheduleError(f"examples_proportional: temperature must be positive, got {temperature!r}")
-    n = np.minimum(_sizes(tasks, sizes), float(cap)) ** (1.0 / temperature)
-    return Schedule.from_weights(
-        tasks,
-        n,
-        provenance={"method": "examples_proportional", "cap": cap, "temperature": float(temperature)},
-    )
-
-
-def explicit(tasks: Sequence[str], weights: Mapping[str, float] | Sequence[float], **_: Any) -> Schedule:
-    """User-given weights, as a mapping task -> weight or a list in task order."""
-    if isinstance(weights, Mapping):
-        unknown = sorted(set(weights) - set(tasks))
-        if unknown:
-            raise ScheduleError(f"explicit: unknown task(s) {unknown}; tasks are {list(tasks)}")
-        w = [weights.get(t, 0.0) for t in tasks]
-    elif isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)):
-        raise TypeError(f"explicit: weights must be a mapping task -> weight or a list, got {type(weights).__name__}")
-    else:
-        w = list(weights)
-    for i, v in enumerate(w):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(f"explicit: weights[{i}] must be a number, got {str(v)[:40]!r}")
-    return Schedule.from_weights(tasks, w, provenance={"method": "explicit"})
-
-
-RULES: Registry[Callable[..., Schedule]] = Registry("rule")
-"""The rule-based mixtures, by name.  Each rule takes the task names and the keyword arguments it needs
-(``target``, ``sizes``, ``temperature``, ``cap``, ``weights``) and ignores the others.  Metadata:
-``method`` -- usable as a comparison method as it is (``explicit`` needs the user's weights);
-``parameter`` -- the keyword a method name's suffix sets (``temperature_2``)."""
-RULES.register("single_task", single_task, method=True)
-RULES.register("uniform", uniform, method=True)
-RULES.register("auxiliary_only", auxiliary_only, method=True)
-RULES.register("proportional", proportional, method=True)
-RULES.register("temperature", temperature, method=True, parameter="temperature")
-RULES.register("examples_proportional", examples_proportional, method=True)
-RULES.register("explicit", explicit, method=False)
-
-
-def rule_parameter(rule: str, suffix: str) -> dict[str, float]:
-    """The keyword a parametric rule's name suffix sets (``temperature`` + ``"2"`` -> ``{"temperature": 2.0}``);
-    :class:`ValueError` for a suffix that is not a positive finite number."""
-    parameter = RULES.meta(rule, "parameter")
-    try:
-        value = float(suffix)
-    except ValueError:
-        raise ValueError(f"the suffix of {rule}_<{parameter}> must be a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{parameter} must be a positive finite number")
-    return {parameter: value}
-
-
-def rule_weights(name: str, tasks: Sequence[str], target: str, sizes: Mapping[str, int], cap: int = 2**15,
-                 field: str = "rule") -> np.ndarray:
-    """The weights of the rule called ``name`` (``proportional``, ``temperature_2``, ...), in ``tasks`` order.
-
-    ``name`` is a rule of :data:`RULES` usable as it is, or a parametric rule with its value as a
-    suffix (``temperature_2``: ``temperature`` with ``T = 2``).  :class:`ConfigError` naming ``field``
-    for an unknown name or a bad suffix.
-
-    >>> rule_weights("proportional", ["a", "b"], "a", {"a": 100, "b": 300}).tolist()
-    [0.25, 0.75]
-    """
-    rule, kwargs = name, {}
-    if name not in RULES:
-        for base in RULES:
-            if RULES.meta(base, "parameter") and name.startswith(base + "_"):
-                try:
-                    kwargs = rule_parameter(base, name[len(base) + 1:])
-                except ValueError as e:
-                    raise ConfigError(f"{field}: {name!r}: {e}") from None
-                rule = base
-                break
-    choices = [n for n in RULES if RULES.meta(n, "method")]
-    choices += [f"{n}_<{RULES.meta(n, 'parameter')}>" for n in RULES if RULES.meta(n, "parameter")]
-    if rule not in RULES or not RULES.meta(rule, "method"):
-        raise ConfigError(f"{field}: unknown rule {name!r}; expected one of {choices}")
-    try:
-        sched = RULES.get(rule)(list(tasks), target=target, sizes=sizes, cap=cap, **kwargs)
-    except ScheduleError as e:
-        raise ConfigError(f"{field}: {e}") from None
-    return np.asarray(sched.weights[0], dtype=np.float64)
+def check_schedule(schedule: Any) -> None:
+    """Refuse anything but a :class:`~taskmix.schedule.Schedule`."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a taskmix.schedule.Schedule, got {type(schedule).__name__}")

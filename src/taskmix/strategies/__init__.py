@@ -17,6 +17,12 @@ config section ``compare.strategies.<name>`` (``compare: {strategies: {exp3:
 policy (the paper's exploration and REINFORCE update); it is driven by
 :class:`taskmix.runs.search_run.SearchRun`, not by an online run.
 
+One name: these are the *online strategies* everywhere (docs, help, this
+registry, ``compare.strategies``, :class:`taskmix.runs.online.OnlineRun` and
+:func:`~taskmix.runs.online.run_online`).  Older names kept working: the
+methods' stored ``kind`` strings ``adaptive`` / ``adaptive-replay`` (results
+rows), ``AdaptiveRun`` / ``AdaptiveResult`` and the ``taskmix.adaptive`` alias.
+
 >>> from taskmix.strategies import STRATEGIES, make_strategy
 >>> s = make_strategy("exp3", n_tasks=3, target=0, seed=0)
 >>> [round(float(w), 3) for w in s.weights(0)]

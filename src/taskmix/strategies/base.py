@@ -1,7 +1,7 @@
 """The base of every online strategy: the hooks a run calls, and when.
 
 An online strategy adapts the task distribution *during* one training run.
-:class:`taskmix.runs.online.AdaptiveRun` drives it, meta-step by meta-step:
+:class:`taskmix.runs.online.OnlineRun` drives it, meta-step by meta-step:
 
 1. at the start of a meta-step it reads :meth:`Strategy.weights` (pure: calling
    it twice gives the same answer) and trains ``cfg.steps_per_meta_step`` steps
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import check_state_matches, state_int, state_keys
-from ..sampler import check_generator_state
+from ..replay.sampler import check_generator_state
 
 __all__ = ["FEEDBACK_KINDS", "MetaStepInfo", "Strategy", "softmax"]
 
@@ -165,7 +165,7 @@ class Strategy(ABC):
     """Base class: an online task-sampling strategy over ``n_tasks`` tasks.
 
     Subclasses set ``name`` and ``feedback`` (the subset of
-    :data:`FEEDBACK_KINDS` that :class:`AdaptiveRun` must compute for them) and
+    :data:`FEEDBACK_KINDS` that :class:`~taskmix.runs.online.OnlineRun` must compute for them) and
     implement :meth:`weights`, :meth:`update`, :meth:`rewards` and the state
     methods.  ``seed`` seeds the strategy's own generator (Thompson draws);
     :meth:`reseed` replaces it without touching what was learned.

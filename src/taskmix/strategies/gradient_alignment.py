@@ -35,10 +35,12 @@ class GradientAlignment(Strategy):
 
     Args:
         n_tasks, target, seed: see :class:`Strategy` (no randomness of its own;
-            the probe batches use :class:`AdaptiveRun`'s probe stream).
+            the probe batches use :class:`~taskmix.runs.online.OnlineRun`'s probe stream).
         lr: step size on ``psi`` (default 1.0; cosines lie in ``[-1, 1]``).
         similarity: ``"cosine"`` (default, MultiDDS) or ``"dot"`` (normalised by
-            the target gradient's squared norm, as in :mod:`taskmix.runs.rewards`).
+            the target gradient's squared norm, as in :mod:`taskmix.runs.rewards`).  The
+            search's ``gradient_alignment`` reward defaults to ``dot`` instead; docs/method.md
+            (*Two gradient alignments*) says why the two defaults differ.
         probe_batches: training batches per task averaged into its gradient (default 8).
         floor: share of uniform exploration mixed into the weights (default 0).
     """

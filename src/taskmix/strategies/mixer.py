@@ -36,7 +36,7 @@ import torch
 
 from ..config import Config
 from ..errors import ConfigError, check_state_matches, state_int, state_keys, state_real, state_reals
-from ..sampler import check_generator_state
+from ..replay.sampler import check_generator_state
 from ..schedule import Schedule, rule_weights
 from .credit import alignment
 from .base import softmax
@@ -78,7 +78,7 @@ class Mixer:
         prior: the mixture the policy starts from and ``prior_pull`` pulls toward, one positive
             weight per task (default: uniform); ``from_config`` computes it from ``search.prior``.
         time_variant_init: ``previous`` (each row starts from the last) or ``uniform`` (from the prior).
-        similarity: ``dot`` or ``cosine`` for :meth:`gradient_alignment`.
+        similarity: ``dot`` (default, as ``search.similarity``) or ``cosine`` for :meth:`gradient_alignment`.
         seed: seeds the draw stream.
 
     ``taskmix search`` is itself a user of this class (:class:`taskmix.runs.SearchRun` draws each

@@ -19,109 +19,34 @@ message (see ``docs/errors.md``), an I/O failure (disk full, permission
 denied) with code 1; nothing half-written is left behind.  Ctrl-C (code 130)
 and SIGTERM (code 143) end a command with one line, its output directory's
 lock released and, for ``search``, ``compare`` and ``demo``, a ``--resume``
-hint.
+hint.  These three report progress on stderr (``--progress auto|bar|lines|off``,
+``$TASKMIX_PROGRESS``; :mod:`taskmix.runs.progress`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import typer
 
-from .cli_tools import DataDirOpt, FlagCommand, FlagGroup, OverrideOpt, config_app, handle_errors, schedule_app
-from .errors import (
-    LOCK_NAME,
-    MAX_TEXT_INPUT_BYTES,
-    OutputError,
-    OutputLock,
-    TaskmixError,
-    atomic_write_text,
-    read_input_bytes,
-)
-
-
-# typer's (vendored or click's) usage error and abort classes, found without importing click directly
-_UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-
-
-def _flag_given_a_value(e: Any, msg: str, argv: Sequence[str]) -> str:
-    """``--resume yes``: the hint that names the flag, for click's "unexpected extra argument" message."""
-    m = re.match(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)$", msg)
-    cmd = e.ctx.command if e.ctx is not None else None
-    if m is None or cmd is None:
-        return ""
-    extra = set(m.group(1).split())
-    flags = {o for p in cmd.params if getattr(p, "is_flag", False) for o in p.opts}
-    for flag, value in zip(argv, argv[1:]):
-        if flag in flags and value in extra:
-            return f"; {flag} is a flag and takes no value"
-    return ""
-
-
-def _command_path(ctx: Any) -> str | None:
-    """``schedule show`` for a usage error in ``taskmix schedule show`` (``None`` for ``taskmix`` itself)."""
-    names = []
-    while ctx is not None and ctx.parent is not None:
-        names.append(ctx.command.name)
-        ctx = ctx.parent
-    return " ".join(reversed(names)) or None
-
-
-class _OneLineErrors(FlagGroup):
-    """Usage errors (an unknown option, a missing or out-of-range value) as one ``error:`` line, exit code 2."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        argv = kwargs.get("args", args[0] if args else None)
-        argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-        try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
-        except _UsageError as e:
-            if not standalone_mode:
-                raise
-            if type(e).__name__ == "NoArgsIsHelpError":  # plain ``taskmix``: the help, as before
-                e.show()
-                sys.exit(e.exit_code)
-            msg = " ".join(e.format_message().split())
-            msg += _flag_given_a_value(e, msg, argv)
-            msg = msg if len(msg) <= 300 else msg[:297] + "..."
-            cmd = _command_path(e.ctx)
-            typer.echo(f"error: {msg}" + (f" (see taskmix {cmd} --help)" if cmd else ""), err=True)
-            sys.exit(2)
-        except typer.Abort:
-            if not standalone_mode:
-                raise
-            typer.echo("error: aborted", err=True)
-            sys.exit(1)
-        if not standalone_mode:
-            return rv
-        sys.exit(rv if isinstance(rv, int) else 0)
-
-
-MAX_SEEDS = 1000
-"""The most paired seeds one comparison runs."""
-SEED_LIMIT = 2**32
-"""Seeds are integers with 0 <= seed < 2**32 (numpy's seed range)."""
-
-
-def _out_dir(value: str) -> Path:
-    """``--out``: a non-empty path (an empty one would silently mean the current directory)."""
-    if not value.strip():
-        raise typer.BadParameter("an empty path; name an output directory")
-    return Path(value)
-
+from ..errors import OutputError, TaskmixError
+from ..files import MAX_TEXT_INPUT_BYTES, OutputLock, atomic_write_text, read_input_bytes
+from .config_cmds import config_app
+from .demo_dir import DEMO_MARKER, prepare_demo_dir
+from .errors import OneLineErrors, handle_errors
+from .options import MAX_SEEDS, SEED_LIMIT, DataDirOpt, FlagCommand, OverrideOpt, ProgressOpt, out_dir
+from .schedule_cmds import schedule_app
 
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
-    help="Learn how to mix tasks in multi-task training: search a task-sampling schedule, replay it, compare strategies.\n\n"
+    help="Learn how to mix tasks in multi-task training: search a task-sampling schedule, replay it, compare mixing methods.\n\n"
          "Start with `taskmix demo` (the built-in benchmark, about a minute), then "
          "`taskmix compare mix.yaml --out DIR` on your own tasks. CONFIG is a YAML file or 'builtin'; "
          "every command takes -o KEY=VALUE overrides and --help.",
@@ -136,7 +61,7 @@ def _package_version() -> str:
     try:
         return version("taskmix")
     except PackageNotFoundError:  # the package itself is imported already (it holds this module); no import edge to it
-        return str(getattr(sys.modules.get(__package__ or "taskmix"), "__version__", "unknown"))
+        return str(getattr(sys.modules.get("taskmix"), "__version__", "unknown"))
 
 
 def _print_version(value: bool) -> None:
@@ -156,11 +81,14 @@ def _main(
 # ----------------------------------------------------------------- helpers
 
 
-def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: int | None = None):
-    """Config + tasks (text tasks encoded through the cache), validated before any output is written."""
-    from .compare.methods import check_config
-    from .config import load_config
-    from .data import load_run_tasks
+def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: int | None = None, progress: str = "auto",
+         compare: bool = False):
+    """Config + tasks (text tasks encoded through the cache; its progress lines follow ``progress``), validated
+    before any output is written."""
+    from ..config import load_config
+    from ..data import load_run_tasks
+    from ..runs.job import check_run_config
+    from ..runs.progress import mode_env
 
     ov = list(overrides or [])
     if data_dir is not None:
@@ -168,9 +96,15 @@ def load(config: str, overrides: list[str] | None, data_dir: str | None, seed: i
     if seed is not None:
         ov.append(f"seed={seed}")
     cfg = load_config(None if config == "builtin" else config, ov)
-    check_config(cfg)  # every registry name (reward, methods, strategies) before any data is read
+    if compare:  # and the comparison's methods: the comparison layer is imported for compare and demo only
+        from ..compare.methods import check_config
+
+        check_config(cfg)
+    else:
+        check_run_config(cfg)  # every registry name a run uses (reward, prior, strategies, device) before any data is read
     _threads(cfg)
-    tasks = load_run_tasks(cfg)
+    with mode_env(progress):
+        tasks = load_run_tasks(cfg)
     return cfg, tasks
 
 
@@ -195,11 +129,11 @@ def _threads(cfg) -> None:
     torch.set_num_threads(n)
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _progress(mode: str = "auto"):
+    """``--progress``: a bar on a terminal, one line per finished cell or meta-step elsewhere (taskmix.runs.progress)."""
+    from ..runs.progress import make_progress
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=False, disable=not sys.stderr.isatty() and os.environ.get("TASKMIX_PROGRESS") != "1")
+    return make_progress(mode)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -213,20 +147,22 @@ def _write_json(path: Path, obj: Any) -> None:
 @handle_errors
 def search(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
+    out: Path = typer.Option(..., "--out", parser=out_dir, metavar="DIR", help="Output directory"),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed, 0 <= S < 2^32 (default: the config's seed)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint in DIR"),
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: continue although the data changed since the run started"),
     keep: int = typer.Option(2, "--keep-checkpoints", min=1, help="Checkpoints to keep"),
     overrides: Optional[list[str]] = OverrideOpt,
     data_dir: Optional[str] = DataDirOpt,
+    progress: str = ProgressOpt,
 ) -> None:
     """Learn a task-sampling schedule; writes DIR/schedule.json, DIR/log.jsonl and checkpoints (--resume continues)."""
-    from .runs.search_dir import run_search
+    from ..runs.search_dir import run_search
 
     _check_out(out)
-    cfg, tasks = load(config, overrides, data_dir, seed)
-    res = run_search(cfg, tasks, out, resume=resume, keep=keep, progress=_progress(),  # also under torchrun
+    reporter = _progress(progress)  # $TASKMIX_PROGRESS checked before any work
+    cfg, tasks = load(config, overrides, data_dir, seed, progress)
+    res = run_search(cfg, tasks, out, resume=resume, keep=keep, progress=reporter,  # also under torchrun
                      allow_changed_data=allow_changed_data)
     if res.extra.get("rank", 0):  # data parallel: rank 0 wrote the files and reports
         return
@@ -243,7 +179,7 @@ def search(
 def train(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
     schedule: Path = typer.Option(..., "--schedule", metavar="FILE", help="Schedule JSON to replay"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
+    out: Path = typer.Option(..., "--out", parser=out_dir, metavar="DIR", help="Output directory"),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed, 0 <= S < 2^32"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing DIR/metrics.json"),
     allow_missing_tasks: bool = typer.Option(False, "--allow-missing-tasks", help="Give the tasks the schedule does not name weight 0"),
@@ -251,10 +187,10 @@ def train(
     data_dir: Optional[str] = DataDirOpt,
 ) -> None:
     """Train a fresh model on a fixed schedule; writes DIR/metrics.json."""
-    from .engine.trainer import train_with_schedule
-    from .runs.job import prepare_job
-    from .runs.stamp import write_run_stamp
-    from .schedule import Schedule
+    from ..engine.trainer import train_with_schedule
+    from ..runs.job import prepare_job
+    from ..runs.stamp import write_run_stamp
+    from ..schedule import Schedule
 
     _check_out(out)
     _check_no_metrics(out, overwrite)
@@ -278,7 +214,7 @@ _KIND_NOTES = {
     "baseline": "fixed rules, replayed as static schedules",
     "learned": "a search, then a fresh model on the learned schedule",
     "oracle": "grid search over static mixtures; also --oracle",
-    "adaptive": "online strategies, the online run's own model",
+    "adaptive": "online strategies: the online run's own model",
     "adaptive-replay": "an online strategy's average weights, retrained",
 }
 
@@ -290,7 +226,7 @@ def methods_help(width: int = 78) -> str:
     """
     import textwrap
 
-    from .compare.methods import DEFAULT_METHODS, METHODS
+    from ..compare.methods import DEFAULT_METHODS, METHODS
 
     by_kind: dict[str, list[str]] = {}
     for name in METHODS.names():
@@ -328,7 +264,7 @@ class _CompareCommand(FlagCommand):
 @handle_errors
 def compare(
     config: str = typer.Argument(..., help="YAML config, or 'builtin'"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
+    out: Path = typer.Option(..., "--out", parser=out_dir, metavar="DIR", help="Output directory"),
     seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS, help="Number of paired seeds"),
     oracle: bool = typer.Option(False, "--oracle", help="Add a grid search over static mixtures"),
     methods: Optional[str] = typer.Option(None, "--methods", metavar="NAME,...",
@@ -340,9 +276,10 @@ def compare(
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: keep the rows although the data changed since they were scored"),
     overrides: Optional[list[str]] = OverrideOpt,
     data_dir: Optional[str] = DataDirOpt,
+    progress: str = ProgressOpt,
 ) -> None:
-    """Compare mixing strategies on paired seeds; prints a table, writes DIR/results.json, DIR/report.html and report.md."""
-    from .compare.runner import run_compare
+    """Compare mixing methods on paired seeds; prints a table, writes DIR/results.json, DIR/report.html and report.md."""
+    from ..compare.runner import run_compare
 
     ov = list(overrides or [])
     if methods is not None:
@@ -351,9 +288,10 @@ def compare(
             raise TaskmixError(f"--methods: {methods[:40]!r} names no method; expected comma-separated names, e.g. uniform,learned_time_invariant")
         ov.append("compare.methods=[" + ",".join(names) + "]")
     _check_out(out)
-    cfg, tasks = load(config, ov, data_dir)
+    reporter = _progress(progress)  # $TASKMIX_PROGRESS checked before any work
+    cfg, tasks = load(config, ov, data_dir, progress=progress, compare=True)
     res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, backend=backend, address=address, resume=resume,
-                      progress=_progress(), allow_changed_data=allow_changed_data)
+                      progress=reporter, allow_changed_data=allow_changed_data)
     _echo_verdict(res)
     typer.echo(res["table"])
     _echo_outputs(out)
@@ -387,16 +325,16 @@ def _echo_outputs(out: Path) -> None:
 @handle_errors
 def plot(
     schedule: Path = typer.Argument(..., help="Schedule JSON"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="FILE",
+    out: Path = typer.Option(..., "--out", parser=out_dir, metavar="FILE",
                              help="Figure file; its suffix picks the format (.png, .pdf, .svg)"),
     log: Optional[Path] = typer.Option(None, "--log", help="Search log.jsonl: draw the policy after each update"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
     """Plot a schedule's task weights over meta-steps (the paper's Figure 1); writes FILE (.png, .pdf or .svg)."""
-    from .compare.plots import plot_schedule
-    from .schedule import Schedule
+    from ..compare.plots import plot_schedule
+    from ..schedule import Schedule
 
-    from .compare.plots import figure_format
+    from ..compare.plots import figure_format
 
     figure_format(out)  # before any work
     sched = Schedule.load(schedule)
@@ -440,27 +378,29 @@ def _check_log(entries: list[Any], n_tasks: int, where: str) -> None:
 @app.command(cls=FlagCommand)
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", parser=_out_dir, metavar="DIR", help="Output directory"),
+    out: Path = typer.Option(Path("demo"), "--out", parser=out_dir, metavar="DIR", help="Output directory"),
     seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS),
     oracle: bool = typer.Option(False, "--oracle", help="Add the oracle grid (slower)"),
     resume: bool = typer.Option(False, "--resume", help="Continue the demo in DIR instead of replacing it"),
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: keep the rows although the data changed since they were scored"),
     overrides: Optional[list[str]] = OverrideOpt,
+    progress: str = ProgressOpt,
 ) -> None:
     """`compare` on the built-in benchmark; writes DIR (demo/): results.json, report.html, report.md, schedule.json.
 
     Also the learned schedule's plot (schedule.png).  A DIR that holds an earlier demo is replaced (or
     continued, with --resume); any other non-empty DIR is refused.
     """
-    from .compare.runner import run_compare
+    from ..compare.runner import run_compare
 
     t0 = time.perf_counter()
     _check_out(out)
-    cfg, tasks = load("builtin", overrides, None)
+    reporter = _progress(progress)  # $TASKMIX_PROGRESS checked before any work
+    cfg, tasks = load("builtin", overrides, None, compare=True)
     # the lock first: a demo refused because DIR is in use never touches the running demo's files
     with OutputLock(out, nested=True):  # run_compare's own lock on DIR joins this one
-        resume = _prepare_demo_dir(out, resume)
-        res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=_progress(), command="demo",
+        resume = prepare_demo_dir(out, resume)
+        res = run_compare(cfg, tasks, out, seeds=seeds, oracle=oracle, resume=resume, progress=reporter, command="demo",
                           allow_changed_data=allow_changed_data)
         _write_json(out / DEMO_MARKER, {"command": "demo", "seeds": seeds, "oracle": oracle, "overrides": list(overrides or [])})
     _echo_verdict(res)
@@ -469,79 +409,11 @@ def demo(
     _echo_outputs(out)
 
 
-
-DEMO_MARKER = "demo.json"
-"""Written into a demo's directory: marks it as one that ``taskmix demo`` may replace."""
-
-DEMO_OUTPUTS = ("results.json", "rows.jsonl", "compare.json", "table.md", "report.md", "report.html", "schedule.json",
-                "schedule.png", "schedule_time_variant.json", "schedule_time_variant.png", "config.resolved.yaml",
-                "versions.json", "schedules", "logs", "plots", DEMO_MARKER)
-
-
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(config_app, name="config")
-
-
-def _is_regular(p: Path) -> bool:
-    try:
-        return stat.S_ISREG(p.lstat().st_mode)
-    except OSError:
-        return False
-
-
-def _is_demo_dir(out: Path) -> bool:
-    if _is_regular(out / DEMO_MARKER):  # a finished demo (a link planted as demo.json does not count)
-        return True
-    meta_path = out / "compare.json"
-    if not (meta_path.exists() or meta_path.is_symlink()):
-        return False
-    try:  # an interrupted demo (compare.json is written with the first row); a FIFO or a link is refused, not read
-        meta = json.loads(read_input_bytes(meta_path, "compare.json", 2**26, OutputError, follow_symlinks=False))
-    except (OSError, ValueError) as e:
-        if isinstance(e, TaskmixError):
-            raise
-        return False
-    if not isinstance(meta, dict):
-        return False
-    if "command" in meta:
-        return meta["command"] == "demo"
-    # written before compare.json named its command: a comparison on the built-in benchmark
-    return isinstance(meta.get("config"), dict) and meta["config"].get("synthetic") is not None
-
-
-def _prepare_demo_dir(out: Path, resume: bool) -> bool:
-    """Make ``out`` ready for a demo; return whether ``run_compare`` should resume.
-
-    Called with ``out``'s :class:`~taskmix.errors.OutputLock` held, so never
-    while another run writes there.  An absent or empty ``out`` starts afresh.
-    An earlier demo's directory is continued with ``resume`` and otherwise
-    replaced: the files the demo writes are removed, anything else in it is
-    left alone.  Any other non-empty directory is refused, so a mistyped
-    ``--out`` never loses data.
-    """
-    import shutil
-
-    if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):  # our own lock file aside
-        return False
-    if not _is_demo_dir(out):
-        raise OutputError(f"{out}: exists, is not empty and holds no earlier demo ({DEMO_MARKER}); choose another --out")
-    if resume:
-        return (out / "rows.jsonl").exists()
-    typer.echo(f"replacing the earlier demo in {out} (--resume continues it instead)", err=True)
-    for name in DEMO_OUTPUTS:
-        p = out / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)  # does not follow links below p (and the lock refused links to outside directories)
-        elif p.exists() or p.is_symlink():
-            p.unlink()  # a link is removed, not what it points to
-    return False
 
 
 def main() -> None:  # pragma: no cover
     """Entry point of the ``taskmix`` console script."""
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 

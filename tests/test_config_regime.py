@@ -1,0 +1,49 @@
+"""One set of search defaults per regime, applied automatically, and said by `taskmix config show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taskmix.config import config_from_dict, load_config, resolved_yaml
+from taskmix.config.schema import TEXT_SEARCH_DEFAULTS
+
+
+def _cfg(tmp_path: Path, train: str = "t.csv", **sections) -> object:
+    raw = {"target": "t", "tasks": {"t": {"train": train, "test": train}, "a": {"train": train}}, **sections}
+    return config_from_dict(raw, "c.yaml", tmp_path)
+
+
+def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_unset_key(tmp_path):
+    cfg = _cfg(tmp_path, search={"probe_steps": 7})
+    assert cfg.regime == "text"
+    assert cfg.search.reward == "lookahead" and cfg.search.horizon == 1.0 and cfg.search.time_invariant_weights == "average"
+    assert cfg.search.probe_steps == 7  # set in the config: the config wins
+    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"}
+
+
+@pytest.mark.parametrize("train, sections, why", [
+    ("t.npz", {}, "feature (npz) tasks"),
+    ("t.csv", {"model": {"regime": "finetune"}}, "fine-tuned text tasks"),
+])
+def test_features_and_fine_tuning_keep_the_library_defaults(tmp_path, train, sections, why):
+    cfg = _cfg(tmp_path, train, **sections)
+    assert cfg.regime == "features" and cfg.regime_defaults == ()
+    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5
+    assert f"search defaults: features ({why})" in resolved_yaml(cfg)
+    builtin = load_config(None)
+    assert builtin.regime == "features" and builtin.search.reward == "gradient_alignment"
+
+
+def test_config_show_says_which_defaults_apply_and_the_resolved_config_loads_back_the_same(tmp_path):
+    cfg = _cfg(tmp_path)
+    text = resolved_yaml(cfg)
+    assert "# search defaults: text (text tasks through a frozen encoder): reward=lookahead" in text
+    (tmp_path / "resolved.yaml").write_text(text)
+    again = load_config(tmp_path / "resolved.yaml")
+    assert again.search == cfg.search and again.fingerprint() == cfg.fingerprint()
+    assert again.regime_defaults == ()  # every key is explicit now
+    assert "every key they cover is set in the config" in resolved_yaml(again)
+    assert yaml.safe_load(text)["search"]["reward"] == "lookahead"
