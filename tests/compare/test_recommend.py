@@ -116,3 +116,18 @@ def test_a_method_with_a_row_lacking_a_finite_held_out_score_is_left_out(bad) ->
 def test_nothing_to_recommend_without_a_replayed_schedule() -> None:
     assert recommend([_row("exp3", 0, 0.9, [1, 1, 1])], KINDS) is None
     assert recommend([], KINDS) is None
+
+
+def test_two_learned_schedules_within_noise_of_each_other_but_beyond_the_rules_are_no_tie() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(5):
+        rows += _rules(s, 0.70, float(rng.normal(0, 0.005)))
+        held = 0.85 + float(rng.normal(0, 0.01))
+        rows.append(_row("learned_time_invariant", s, held, [0.3, 0.6, 0.1]))
+        rows.append(_row("learned_time_variant", s, held + float(rng.normal(0, 0.01)), [0.32, 0.58, 0.1]))
+    kinds = {**KINDS, "learned_time_variant": "learned"}
+    rec = recommend(rows, kinds)
+    assert rec is not None and rec.verdict == "learned" and rec.kind == "learned"
+    other = ({"learned_time_invariant", "learned_time_variant"} - {rec.source}).pop()
+    assert rec.within_noise == [other] and "better than every rule beyond noise" in rec.text and other in rec.text

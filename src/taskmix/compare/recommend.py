@@ -13,8 +13,8 @@ over seeds and decides:
    reward-split predictions and the metric is accuracy, the difference is pooled over every (seed, held-out
    row) pair, and its standard error is the larger of the per-row one and the one over seeds; otherwise it is
    the paired t interval over seeds;
-3. when the recommended candidate is within noise (95%) of another, the verdict says that no mixture wins
-   (``"tie"``) and names them, rather than crowning one.
+3. when a rule is within noise (95%) of the recommended candidate (or, for a rule, any other candidate), the
+   verdict says that no mixture wins (``"tie"``) and names them, rather than crowning one.
 
 A learned recommendation is the seeds' **consensus**: the mean of the seeds' schedules (row by row when
 they share a shape, else of their mean weights), with its spread (the mean total-variation distance of each
@@ -74,7 +74,7 @@ class Recommendation:
 
     schedule: Schedule
     source: str  # the candidate method it comes from (a rule's name, or a learned method's)
-    verdict: str  # "learned" / "rule": better than every other candidate beyond noise; "tie": within noise of some
+    verdict: str  # "learned" / "rule": better than the rules (every other candidate) beyond noise; "tie": a rule within noise
     kind: str  # the source's kind: "baseline" for a rule (its own rows are the recommendation's), else a consensus
     text: str  # the verdict in plain words
     seeds: list[int]
@@ -251,12 +251,11 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
         agree += _choose(cands, kinds, sample, labels, metric, z)[0] == chosen
     agreement = agree / draws if draws else 1.0
     stable = spread <= UNSTABLE_TV
-    if within:
-        verdict = "tie"
-    elif kinds.get(chosen) != "baseline":
-        verdict = "learned"
+    rule_chosen = kinds.get(chosen) == "baseline"
+    if within if rule_chosen else any(kinds.get(m) == "baseline" for m in within):
+        verdict = "tie"  # a rule is within noise of the choice: no mixture wins
     else:
-        verdict = "rule"
+        verdict = "rule" if rule_chosen else "learned"
     weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
                          spread, stable, agreement, weights)
@@ -287,6 +286,9 @@ def _text(rec: Recommendation, metric: str) -> str:
         s = (f"No mixture wins beyond noise: on {where}, {', '.join(rec.within_noise)} "
              f"{'is' if len(rec.within_noise) == 1 else 'are'} within noise of {rec.source}. "
              f"Recommended by default: {what}, the best of them on those rows, not a clear winner.")
+    elif rec.within_noise:  # a learned choice within noise of other learned candidates only
+        s = (f"Recommended: {what}, better than every rule beyond noise on {where} "
+             f"({', '.join(rec.within_noise)} {'is' if len(rec.within_noise) == 1 else 'are'} within noise of it).")
     else:
         s = f"Recommended: {what}, better than every other candidate beyond noise on {where}."
     if learned and rec.best_rule is not None:
