@@ -47,3 +47,17 @@ def test_config_show_says_which_defaults_apply_and_the_resolved_config_loads_bac
     assert again.regime_defaults == ()  # every key is explicit now
     assert "every key they cover is set in the config" in resolved_yaml(again)
     assert yaml.safe_load(text)["search"]["reward"] == "lookahead"
+
+
+def test_in_memory_tasks_keep_the_library_defaults_and_text_formats_or_paths_do_not():
+    """Tasks with no file and no preset (the Python API's in-memory tasks, the task families) are not text: they
+    keep the defaults chosen on the families (a regression: they once got the text regime's lookahead)."""
+    from taskmix.data.families import make_family
+
+    fam = make_family(1000)
+    assert fam.config.regime == "features" and fam.config.regime_defaults == ()
+    assert fam.config.search.reward == "gradient_alignment" and fam.config.search.horizon == 0.5
+    mem = config_from_dict({"target": "t", "tasks": {"t": {}, "a": {}}}, "c.yaml", ".")
+    assert mem.regime == "features"
+    assert config_from_dict({"target": "t", "tasks": {"t": {"format": "csv"}, "a": {}}}, "c.yaml", ".").regime == "text"
+    assert config_from_dict({"target": "t", "tasks": {"t": {"train": "t.tsv"}, "a": {}}}, "c.yaml", ".").regime == "text"

@@ -331,8 +331,14 @@ defaults, chosen on the task families (BENCHMARKS.md, *families*)."""
 
 
 def _is_text_spec(spec: "TaskSpec") -> bool:
-    return spec.format != "npz" and not (spec.format == "auto" and spec.preset is None
-                                         and str(spec.train or "").lower().endswith(".npz"))
+    """A preset, a text format, or data files other than ``.npz``; a spec with no file and no preset holds
+    in-memory tasks (the Python API, the task families) and keeps the library defaults."""
+    if spec.preset is not None:
+        return True
+    if spec.format != "auto":
+        return spec.format != "npz"
+    paths = [str(p) for p in (spec.train, spec.validation, spec.test) if p]
+    return any(not p.lower().endswith(".npz") for p in paths)
 
 
 class Config(_Strict):
