@@ -206,8 +206,13 @@ def _log_uniform(rng: np.random.Generator, lo: int, hi: int) -> int:
 
 
 def draw_family(fid: int, sources: dict[str, Source], target_rows: tuple[int, int] = TARGET_ROWS,
-                aux_rows: tuple[int, int] = AUX_ROWS, report_max: int | None = None) -> TextFamily:
-    """Family ``fid`` (deterministic given the files present); raises ``ValueError`` if the data cannot form one."""
+                aux_rows: tuple[int, int] = AUX_ROWS, report_max: int | None = None,
+                kinds_allowed: Sequence[str] = KINDS) -> TextFamily:
+    """Family ``fid`` (deterministic given the files present); raises ``ValueError`` if the data cannot form one.
+
+    ``kinds_allowed``: draw the target only from these kinds (``glue``, ``xnli``, ``translate_train``); a
+    restricted draw is a family set of its own (the same ``fid`` may give another family).
+    """
     rng = np.random.default_rng([int(fid), 0x7E47F])
     targets: dict[str, list[tuple[str, str]]] = {
         "glue": [(f"glue/{t}:train", f"glue/{t}:validation") for t in GLUE_TARGETS],
@@ -215,7 +220,10 @@ def draw_family(fid: int, sources: dict[str, Source], target_rows: tuple[int, in
         "translate_train": [(src, f"xnli/{lang}:test") for lang, src in TT_TARGETS],
     }
     avail = {k: [tr for tr in v if tr[0] in sources and tr[1] in sources] for k, v in targets.items()}
-    kinds = [k for k in KINDS if avail[k]]
+    bad = [k for k in kinds_allowed if k not in KINDS]
+    if bad or not kinds_allowed:
+        raise ValueError(f"kinds {list(kinds_allowed)}: expected a non-empty subset of {list(KINDS)}")
+    kinds = [k for k in KINDS if avail[k] and k in kinds_allowed]
     if not kinds:
         raise ValueError("no target can be formed from the files present")
     p = np.asarray([KIND_P[KINDS.index(k)] for k in kinds])
@@ -461,6 +469,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--target-rows", default=f"{TARGET_ROWS[0]},{TARGET_ROWS[1]}", help="LO,HI target training rows")
     ap.add_argument("--aux-rows", default=f"{AUX_ROWS[0]},{AUX_ROWS[1]}", help="LO,HI auxiliary rows (max_train)")
     ap.add_argument("--report-max", type=int, default=None, help="report on at most this many rows (default: the whole split)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated target kinds to draw from (default all: "
+                    + ", ".join(KINDS) + "); e.g. 'glue' for the English GLUE families only (MiniLM encodings, minutes)")
+    ap.add_argument("--recommend", action="store_true",
+                    help="also the comparison's recommended mixture (method 'recommended'), from the methods' rows")
     ap.add_argument("--out", default=None, help="append one JSON line per family to OUT/rows.jsonl (resumable)")
     ap.add_argument("--shard", default="0/1", help="I/K: only families i with i %% K == I")
     ap.add_argument("--summarize", default=None, help="only summarize these rows files (comma-separated)")
@@ -480,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"{data}: no MANIFEST.tsv (the shared data folder; --data DIR)")
     sources = read_manifest(data)
     kw = {"target_rows": tuple(int(v) for v in args.target_rows.split(",")),
-          "aux_rows": tuple(int(v) for v in args.aux_rows.split(",")), "report_max": args.report_max}
+          "aux_rows": tuple(int(v) for v in args.aux_rows.split(",")), "report_max": args.report_max,
+          "kinds_allowed": tuple(k for k in args.kinds.split(",") if k)}
     shard, n_shards = (int(v) for v in args.shard.split("/"))
     ids = [1000 * args.family_seed + i for i in range(args.families) if i % n_shards == shard]
     drawn = draw_families(ids, sources, **kw)
@@ -538,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             continue
         fam = build(tf, store, args.steps, overrides)
         res = bf.run_family(fam, list(range(args.seeds)), variants, methods, 0,
-                            cands=grid_candidates(len(fam.tasks), args.grid_max))
+                            cands=grid_candidates(len(fam.tasks), args.grid_max), recommended=args.recommend)
         res["family_spec"] = tf.describe()
         rows.append(res)
         if out is not None:
