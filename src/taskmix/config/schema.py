@@ -235,6 +235,11 @@ class SearchConfig(_Strict):
         "search's meta-steps (average: an averaged iterate, steadier when the credit is noisy)"))
     time_variant_init: Literal["uniform", "previous"] = "previous"
     """time_variant: start each meta-step's logits from the previous meta-step's (previous) or from the prior's (uniform: search.prior, uniform by default)"""
+    min_weight: float = Field(0.05, ge=0, lt=0.5, description=(
+        "the learned schedules drop every auxiliary whose weight is below this to exactly 0 (each row renormalised; "
+        "the target is never dropped): a softmax policy never reaches 0, and on a small target a few percent of a "
+        "noisy or conflicting task can cost points. 0.05 (default) was chosen on the development families "
+        "(BENCHMARKS.md, min-weight-dev); 0: off"))
 
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":

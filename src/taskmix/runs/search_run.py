@@ -279,14 +279,19 @@ class SearchRun(MetaStepLoop):
 
     def schedules(self) -> dict[str, Schedule]:
         """Both schedules of a time-variant search that :attr:`shares_trajectory` (else only this run's own)."""
-        own = self.schedule()
+        own = self._learned_schedule()
         if not (self.policy.time_variant and self.shares_trajectory):
-            return {self.cfg.search.policy: own}
+            return {self.cfg.search.policy: self._drop_small(own)}
         average = self.cfg.search.time_invariant_weights == "average"
         w = np.asarray(own.weights, dtype=np.float64).mean(axis=0) if average else own.weights[-1]
         prov = {**own.provenance, "method": "learned_time_invariant",
                 "from_search": f"time_variant ({'mean of the rows' if average else 'last row'})"}
-        return {"time_variant": own, "time_invariant": Schedule.from_weights(own.tasks, w, self.row_steps, prov)}
+        ti = Schedule.from_weights(own.tasks, w, self.row_steps, prov)
+        return {"time_variant": self._drop_small(own), "time_invariant": self._drop_small(ti)}
+
+    def _drop_small(self, sched: Schedule) -> Schedule:
+        """``sched`` with the auxiliaries below ``search.min_weight`` at exactly 0 (the target kept)."""
+        return sched.drop_below(self.cfg.search.min_weight, keep=[self.tasks[self.target].name])
 
     def task_effects(self) -> dict[str, dict[str, Any]] | None:
         """Each task's estimated effect on the target (its mean credit) with a 95% interval; None for a scalar reward.
@@ -315,7 +320,11 @@ class SearchRun(MetaStepLoop):
         return out
 
     def schedule(self) -> Schedule:
-        """The learned schedule, with the search's settings in its provenance."""
+        """The learned schedule, with the search's settings in its provenance (auxiliaries below
+        ``search.min_weight`` dropped to exactly 0)."""
+        return self._drop_small(self._learned_schedule())
+
+    def _learned_schedule(self) -> Schedule:
         s = self.cfg.search
         if s.policy == "time_invariant" and s.time_invariant_weights == "average" and self.log:
             last_round = [e for e in self.log if e["round"] == self.log[-1]["round"]]

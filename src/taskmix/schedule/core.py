@@ -190,6 +190,36 @@ class Schedule:
         return Schedule(tuple(tasks), w, self.steps_per_meta_step, dict(self.provenance))
 
     # ------------------------------------------------------------ persistence
+    def drop_below(self, min_weight: float, keep: Sequence[str] = ()) -> "Schedule":
+        """This schedule with every weight below ``min_weight`` set to exactly 0, each row renormalised.
+
+        Tasks in ``keep`` (e.g. the target) are never dropped; a row whose weights would all be dropped keeps
+        its largest.  ``provenance`` gains ``min_weight`` and ``dropped`` (the tasks at 0 in every row).
+
+        >>> s = Schedule.from_weights(["t", "a", "b"], [0.70, 0.27, 0.03])
+        >>> s.drop_below(0.05, keep=["t"]).weights[0].round(3).tolist()
+        [0.722, 0.278, 0.0]
+        """
+        if not (isinstance(min_weight, (int, float)) and not isinstance(min_weight, bool)
+                and 0.0 <= float(min_weight) < 1.0):
+            raise ValueError(f"min_weight: expected a number in [0, 1), got {min_weight!r}")
+        unknown = [k for k in keep if k not in self.tasks]
+        if unknown:
+            raise ValueError(f"keep: unknown task(s) {unknown}; the schedule's tasks are {list(self.tasks)}")
+        if min_weight <= 0.0:
+            return self
+        w = np.array(self.weights, dtype=np.float64)
+        drop = w < min_weight
+        for k in keep:
+            drop[:, self.tasks.index(k)] = False
+        for i in range(len(w)):
+            if drop[i].all():
+                drop[i, int(np.argmax(w[i]))] = False
+        w[drop] = 0.0
+        dropped = [t for j, t in enumerate(self.tasks) if bool(np.all(w[:, j] == 0.0))]
+        prov = {**self.provenance, "min_weight": float(min_weight), "dropped": dropped}
+        return Schedule.from_weights(self.tasks, w, self.steps_per_meta_step, prov)
+
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-compatible values."""
         return {
