@@ -241,6 +241,16 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str) -> None
                      "weights": [float(v) for v in rec.schedule.mean_weights()], "source": rec.source})
 
 
+def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: str, z: float = 0.0) -> None:
+    """:func:`add_recommended_screen` with only ``methods`` (and the rules) as the recommendation's candidates:
+    which candidates a comparison should weigh, screened post hoc on development rows (rows ``name``)."""
+    keep = set(methods) | set(RULES)
+    sub = {**fam_out, "rows": [r for r in fam_out["rows"] if r["method"] in keep]}
+    n = len(sub["rows"])
+    add_recommended_screen(sub, z, name)
+    fam_out["rows"].extend(sub["rows"][n:])
+
+
 def merge(files: Sequence[Path]) -> list[dict[str, Any]]:
     """Families from several rows files (e.g. shards, or a variants-only run beside a full one), rows joined.
 
@@ -440,6 +450,49 @@ def table(stats: dict[str, dict[str, Any]], n_fam: int, n_seeds: int) -> str:
     return "\n".join(lines)
 
 
+EQUAL_RULES = (*RULES, "unimax")
+"""The rules a budget buys, in this order (the first k for k plain runs)."""
+
+
+def equal_compute_table(families: list[dict[str, Any]]) -> str:
+    """Each method against the best rule its cost buys (``taskmix.compare.budget``'s view, on the family rows).
+
+    A (family, seed) row that took ``c`` times the seed's plain (uniform) run's wall time buys ``k = max(1, floor(c))``
+    rules: the first ``k`` of :data:`EQUAL_RULES`, the best on the reward split picked per seed (never on test).
+    Δ: the method's test accuracy − that pick's, in points, mean over families; W/T/L paired over seeds per family.
+    """
+    acc: dict[str, dict[str, list[Any]]] = {}
+    for fam in families:
+        by: dict[tuple[str, int], dict[str, Any]] = {(r["method"], r["seed"]): r for r in fam["rows"]}
+        methods = list(dict.fromkeys(r["method"] for r in fam["rows"]))
+        for m in methods:
+            d, ks = [], []
+            for seed in sorted({r["seed"] for r in fam["rows"]}):
+                row, plain = by.get((m, seed)), by.get(("uniform", seed))
+                if row is None or plain is None or not plain["seconds"]:
+                    continue
+                k = max(1, int(math.floor(float(row["seconds"]) / float(plain["seconds"]) + 1e-9)))
+                pool = [by[(r, seed)] for r in EQUAL_RULES[:k] if (r, seed) in by and by[(r, seed)].get("reward_split") is not None]
+                if not pool:
+                    continue
+                pick = max(pool, key=lambda r: float(r["reward_split"]))
+                d.append(float(row["test"]) - float(pick["test"]))
+                ks.append(k)
+            if d:
+                a = acc.setdefault(m, {"diff": [], "wtl": [], "k": []})
+                a["diff"].append(float(np.mean(d)))
+                a["wtl"].append(_wtl(np.asarray(d)))
+                a["k"] += ks
+    lines = ["| method | plain runs bought (median) | Δ vs best bought rule (points, mean over families) | W/T/L |",
+             "|---|---|---|---|"]
+    order = [m for m in ORDER if m in acc] + sorted(m for m in acc if m not in ORDER)
+    for m in order:
+        a = acc[m]
+        lines.append(f"| {m} | {np.median(a['k']):.0f} | {100 * np.mean(a['diff']):+.2f} | "
+                     f"{a['wtl'].count('win')}/{a['wtl'].count('tie')}/{a['wtl'].count('loss')} |")
+    return "\n".join(lines)
+
+
 def has_same_input_conflict(fam: dict[str, Any]) -> bool:
     """Whether a family (a rows-file line) holds a same-input ``conflict`` or ``orthogonal`` auxiliary."""
     return any(r in SAME_INPUT_CONFLICT_ROLES for r in fam["roles"].values())
@@ -532,6 +585,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--screen-recommend", default=None,
                     help="with --summarize: comma-separated margins z; adds rows 'rec_z<z>', the recommendation's choice "
                          "with that margin from the stored rows (add_recommended_screen; a development screen)")
+    ap.add_argument("--equal-compute", action="store_true",
+                    help="also the equal-compute view: each method against the best rule its wall-time cost buys")
+    ap.add_argument("--screen-candidates", default=None,
+                    help="with --summarize: NAME=m1+m2;NAME2=...: adds rows 'rec_NAME', the recommendation's choice (margin "
+                         "0) when only those methods and the rules are its candidates (add_candidate_screen)")
     ap.add_argument("--recommend", action="store_true",
                     help="also the comparison's recommended mixture (method 'recommended'), from the methods' rows")
     ap.add_argument("--out", default=None, help="append one JSON line per family here (resumable)")
@@ -559,6 +617,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             if zs:
                 for f in fams:
                     add_recommended_screen(f, float(zs), f"rec_z{zs}")
+        for spec in filter(None, (args.screen_candidates or "").split(";")):
+            cname, _, ms = spec.partition("=")
+            for f in fams:
+                add_candidate_screen(f, [m for m in ms.split("+") if m], f"rec_{cname}")
     else:
         methods = [m for m in args.methods.split(",") if m]
         done: dict[int, dict[str, Any]] = {}
@@ -607,6 +669,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     extra = ""
     if generator != "v1" or any(has_same_input_conflict(f) for f in fams):
         extra = composition(fams) + "\n\n" + kind_table(stats, fams)
+    if args.equal_compute:
+        extra += ("\n\n*Equal compute*: a (family, seed) row that took c times the seed's plain (uniform) run's wall "
+                  "time buys k = max(1, floor(c)) rules, the first k of " + ", ".join(EQUAL_RULES) + "; the best of them "
+                  "on the reward split is picked per seed (never on test). Δ: the method's test accuracy − the pick's, in "
+                  "points, mean over families; W/T/L paired over seeds per family.\n\n" + equal_compute_table(fams))
     print(text)
     if extra:
         print("\n" + extra)

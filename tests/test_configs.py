@@ -42,6 +42,9 @@ def test_config_loads_and_validates_without_encoding(rel, monkeypatch):
         resolve_model(model, cfg.resolve)
     if not (SHARED / "MANIFEST.tsv").is_file():
         pytest.skip(f"real GLUE/XNLI data not found at {SHARED}: data files not checked")
+    if cfg.model.regime == "lm":  # language modelling: corpora, not text/label files
+        _check_lm_config(rel, cfg)
+        return
     pytest.importorskip("datasets", reason="text tasks need the 'text' extra")
     from taskmix.data.text import text_task_sources
 
@@ -62,3 +65,20 @@ def test_config_loads_and_validates_without_encoding(rel, monkeypatch):
         assert target["train"].endswith(f"xnli/{lang}/{expected_train}.jsonl")
     if rel == "xnli/hi_many.yaml":
         assert list(cfg.tasks) == ["hi", "en", "ur", "sw", "de", "es", "fr", "tr", "vi", "zh"]
+
+
+def _check_lm_config(rel: str, cfg) -> None:
+    """A shipped language-modelling config: a low-resource target of 300 sentences reported on held-out text, 3-6
+    auxiliaries mixing its script with others, every training corpus disjoint from the target's test text."""
+    from taskmix.data import load_tasks
+
+    assert rel.startswith("lm/") and cfg.target == Path(rel).stem
+    assert 3 <= len(cfg.tasks) - 1 <= 6
+    assert cfg.tasks[cfg.target].max_train == 300 and cfg.tasks[cfg.target].corpus == f"lm/{cfg.target}"
+    tasks = load_tasks(cfg)
+    target = tasks[0]
+    assert target.name == cfg.target and target.test is not None and target.validation is not None
+    test = {bytes(w.tolist()) for w in target.test.x}
+    for t in tasks:
+        assert not test & {bytes(w.tolist()) for w in t.train.x}, f"{rel}: {t.name} trains on a test window"
+    assert {"zh", "th"} & set(cfg.tasks), f"{rel}: no auxiliary in another script"

@@ -131,3 +131,16 @@ def test_two_learned_schedules_within_noise_of_each_other_but_beyond_the_rules_a
     assert rec is not None and rec.verdict == "learned" and rec.kind == "learned"
     other = ({"learned_time_invariant", "learned_time_variant"} - {rec.source}).pop()
     assert rec.within_noise == [other] and "better than every rule beyond noise" in rec.text and other in rec.text
+
+
+def test_peers_and_replayed_online_strategies_are_shown_but_never_recommended() -> None:
+    """They fit their mixtures to the held-out rows themselves: their held-out scores flatter them (CANDIDATE_KINDS)."""
+    kinds = {**KINDS, "regmix": "peer", "exp3-replay": "adaptive-replay"}
+    rows = [r for s in range(5) for r in _rules(s, 0.6)]
+    rows += [_row("regmix", s, 0.95, [1, 2, 0]) for s in range(5)]
+    rows += [_row("exp3-replay", s, 0.9, [1, 0, 2]) for s in range(5)]
+    rec = recommend(rows, kinds)
+    assert rec is not None and rec.source not in ("regmix", "exp3-replay")
+    assert "regmix" not in rec.held_out and "exp3-replay" not in rec.held_out
+    rows += [_row("learned_time_invariant", s, 0.8, [1, 1, 0]) for s in range(5)]
+    assert recommend(rows, kinds).source == "learned_time_invariant"

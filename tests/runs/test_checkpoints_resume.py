@@ -395,7 +395,8 @@ def test_same_seed_same_schedule_and_metrics_different_seed_differs(tiny_tasks) 
     assert [{k: v for k, v in e.items() if k != "seconds"} for e in a.log] == [
         {k: v for k, v in e.items() if k != "seconds"} for e in b.log
     ]
-    assert (ma.test, ma.realised, ma.final_train_loss) == (mb.test, mb.realised, mb.final_train_loss)
+    assert (ma.test, ma.realised) == (mb.test, mb.realised)
+    np.testing.assert_equal(ma.final_train_loss, mb.final_train_loss)  # NaN (equal) for a task dropped to weight 0
     assert not np.array_equal(a.schedule.weights, c.schedule.weights)
     assert ma.realised != mc.realised
 

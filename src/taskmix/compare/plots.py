@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.tasks import metric_label
 from ..errors import OutputError
 from ..files import atomic_write_bytes
 from ..schedule import Schedule
@@ -331,7 +332,7 @@ def plot_headline(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
         ax.set_xlim(*lim)
     ax.set_yticks(y)
     ax.set_yticklabels([text(m) for m in names], fontsize=8)
-    ax.set_xlabel(f"test {text(metric)}")
+    ax.set_xlabel(f"test {text(metric_label(metric))}")  # its name and direction: bits per byte (lower is better)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize=7)
     ns = [int(s["n"]) for s in summary if isinstance(s.get("n"), int)]

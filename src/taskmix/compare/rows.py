@@ -83,6 +83,19 @@ _LOG_PER_TASK_OR_NULL = ("task_train_loss", "reward_se", "reward_se_probe", "rew
 _VERDICTS = ("helps", "unclear", "hurts")
 
 
+NO_LABEL_METRICS = ("bits_per_byte",)
+"""Metrics computed from probabilities, not predicted labels (the language-modelling regime): their rows keep no
+per-example predictions (an empty ``"u8:"``), and ``test`` lies in ``[0, MAX_BITS_PER_BYTE]``."""
+
+MAX_BITS_PER_BYTE = 64.0
+"""The most bits per byte a row may report (a uniform byte model scores 8)."""
+
+
+def _no_labels(predictions: Any) -> bool:
+    """Whether a row's predictions are the empty form (a metric without labels), read without a context."""
+    return predictions == "u8:"
+
+
 def row_digest(row: dict[str, Any]) -> str:
     """sha256 of a results row without its digest field: canonical JSON (sorted keys, no spaces)."""
     body = {k: v for k, v in row.items() if k != ROW_DIGEST}
@@ -132,7 +145,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-REPLAYED_KINDS = ("baseline", "learned", "oracle", "adaptive-replay", "recommended")
+REPLAYED_KINDS = ("baseline", "learned", "oracle", "adaptive-replay", "recommended", "peer")
 """Kinds of method whose rows retrain a schedule and keep its held-out evidence (the recommendation reads it)."""
 
 
@@ -142,8 +155,10 @@ def _held_out(extra: dict[str, Any], where: str, kind: str, seed: int, context: 
         for key in ("reward_split", "reward_predictions"):
             if key not in extra:
                 raise ConfigError(f"{where}: no 'extra.{key}'; a row of a {kind} method keeps its held-out evidence")
+    lm = context is not None and context.metric in NO_LABEL_METRICS
     if "reward_split" in extra:
-        _number(extra["reward_split"], where, "extra.reward_split", 0, 1, "a number in [0, 1]")
+        hi = MAX_BITS_PER_BYTE if lm or (context is None and _no_labels(extra.get("reward_predictions"))) else 1
+        _number(extra["reward_split"], where, "extra.reward_split", 0, hi, f"a number in [0, {hi:g}]")
     if "reward_predictions" not in extra:
         return
     try:
@@ -155,6 +170,10 @@ def _held_out(extra: dict[str, Any], where: str, kind: str, seed: int, context: 
     if len(pred) and int(pred.max()) >= context.num_labels:
         raise ConfigError(f"{where}: 'extra.reward_predictions' holds label {int(pred.max())}, expected labels below "
                           f"{context.num_labels} (the target's labels)")
+    if lm:  # no labels: bits per byte come from the model's probabilities
+        if len(pred):
+            raise ConfigError(f"{where}: 'extra.reward_predictions' holds {len(pred)} labels; a {context.metric} row holds none")
+        return
     if context.reward_labels is None or "reward_split" not in extra:
         return
     y = context.reward_labels(seed)
@@ -313,7 +332,9 @@ def check_row(row: Any, where: str, context: RowContext | None = None) -> dict[s
         raise _bad(where, "kind", row["kind"], f"{kind!r}, the kind of method {method[:60]!r}")
     _number(row["seed"], where, "seed", 0, SEED_LIMIT, "an integer in [0, 2^32)", integer=True, hi_open=True)
     metric = context.metric if context is not None else "accuracy or macro-F1"
-    test = _number(row["test"], where, "test", 0, 1, f"a number in [0, 1] ({metric})")
+    no_labels = context.metric in NO_LABEL_METRICS if context is not None else _no_labels(row.get("predictions"))
+    top = MAX_BITS_PER_BYTE if no_labels else 1
+    test = _number(row["test"], where, "test", 0, top, f"a number in [0, {top:g}] ({metric})")
     _number(row["seconds"], where, "seconds", 0, MAX_SECONDS, "a finite non-negative number of at most 1e9")
     for key in ("train_steps", "evaluations"):
         _number(row[key], where, key, 0, MAX_INT, "an integer in [0, 2^63)", integer=True, hi_open=True)
@@ -330,7 +351,10 @@ def check_row(row: Any, where: str, context: RowContext | None = None) -> dict[s
         pred = decode_labels(row["predictions"])
     except ValueError as e:
         raise ConfigError(f"{where}: 'predictions': {e}") from None
-    if context is not None:
+    if context is not None and no_labels:
+        if len(pred):
+            raise ConfigError(f"{where}: 'predictions' holds {len(pred)} labels; a {context.metric} row holds none")
+    elif context is not None:
         n = len(context.labels)
         if len(pred) != n:
             raise ConfigError(

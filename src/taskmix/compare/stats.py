@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..data.tasks import METRIC_NAMES, metric_label, metric_sign
 from .methods import METHODS
 from .predictions import decode_labels
 
@@ -277,6 +278,8 @@ def examples_interval(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]
     """``(example_se, low, high)`` of ``a - b`` paired over their shared seeds (rows by seed, as :func:`by_method`
     gives), counting seeds and report-split examples (:func:`combined_ci`); None unless every such row of both
     holds ``predictions``."""
+    if metric == "bits_per_byte":  # the language-modelling regime's rows keep no per-example labels
+        return None
     seeds = sorted(set(a) & set(b))
     y = np.asarray(labels)
     pa = _predictions(a, seeds, len(y)) if seeds else None
@@ -297,7 +300,8 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
     (``ci_low``, ``ci_high``; ``ci_method: "t"``), clipped to ``metric``'s range (``ci_clipped``);
     ``few_seeds`` marks ``n < 3``.  The *best baseline* is the rule-based method
     (``single_task``, ``uniform``, ``proportional``, ``temperature_*``,
-    ``examples_proportional``) with the highest mean; every other method gets
+    ``examples_proportional``) with the best mean (the highest; the lowest for a metric that is better lower,
+    :func:`~taskmix.data.tasks.metric_sign`); every other method gets
     the paired difference ``d_s = test(method, s) - test(best, s)`` over the
     seeds both have (``diff_mean``, ``diff_sem``, the 95% paired t interval
     ``diff_ci_low``, ``diff_ci_high``, the paired t-test's two-sided ``diff_p``)
@@ -332,7 +336,8 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
     stats = {m: describe([r["test"] for r in g.values()], metric) for m, g in groups.items()}
     drange = diff_range(metric)
     baselines = [m for m in groups if method_kind(m) == "baseline"]
-    best_base = max(baselines, key=lambda m: stats[m]["mean"]) if baselines else None
+    sign = metric_sign(metric)  # -1 for a metric that is better lower (bits per byte)
+    best_base = max(baselines, key=lambda m: sign * stats[m]["mean"]) if baselines else None
     out = []
     for m, g in groups.items():
         s: dict[str, Any] = dict(stats[m])
@@ -376,7 +381,7 @@ def summarize(rows: Sequence[dict[str, Any]], plain_seconds: float | None = None
                     s["diff_ci_examples_clipped"] = clipped2
                     s["within_noise_examples"] = None if lo2 is None or hi2 is None else bool(lo2 <= 0.0 <= hi2)
         out.append(s)
-    out.sort(key=lambda s: -s["mean"])
+    out.sort(key=lambda s: -sign * s["mean"])
     return out
 
 
@@ -490,9 +495,12 @@ def table_cells(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
 
 
 def format_table(summary: Sequence[dict[str, Any]], metric: str = "test") -> str:
-    """A plain-text (Markdown) table: mean ± std, 95% CI, paired difference, cost."""
+    """A plain-text (Markdown) table: mean ± std, 95% CI, paired difference, cost (``metric``: a task metric, named
+    with its direction above the table, e.g. ``bits per byte (lower is better)``)."""
     head, cells = table_cells(summary)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"{metric_label(metric)} on the report split; Δ < 0 is better" if metric_sign(metric) < 0
+             else f"{metric_label(metric)} on the report split", ""] if metric in METRIC_NAMES else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     lines.append("")
     vs = next((s["vs"] for s in summary if "vs" in s), None)

@@ -70,9 +70,12 @@ class TaskSpec(_Strict):
     columns: dict[str, str] | None = Field(None, description="text_a / text_b / label -> column name")
     labels: list[str] | dict[str, int] | None = None
     """label names (list, index = id) or a name -> id mapping"""
-    metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    """the metric reported for this task"""
+    metric: Literal["accuracy", "macro_f1", "bits_per_byte"] = "accuracy"
+    """the metric reported for this task (bits_per_byte: the language-modelling regime's, lower is better)"""
     max_train: StrictInt | None = Field(None, gt=0, description="use at most this many training rows")
+    corpus: str | None = Field(None, description=(
+        "model.regime lm: the task's text, a .txt file (one sentence or document a line), a .jsonl file (a 'text' "
+        "field) or a preset lm/<lang> (docs/lm.md); max_train then counts sentences"))
 
 
 class SyntheticConfig(_Strict):
@@ -100,6 +103,31 @@ class SyntheticConfig(_Strict):
     """seed of the generated data (independent of the run seed)"""
 
 
+class LMConfig(_Strict):
+    """The language-modelling regime's model and text windows (``model.regime: lm``; docs/lm.md)."""
+
+    arch: Literal["gpt2", "llama"] = "gpt2"
+    """a transformers config, randomly initialised (nothing is downloaded); 256 byte ids"""
+    layers: StrictInt = Field(2, ge=1, le=64)
+    """transformer blocks"""
+    width: StrictInt = Field(128, ge=8, le=2**14)
+    """hidden size (a multiple of heads)"""
+    heads: StrictInt = Field(4, ge=1, le=256)
+    """attention heads"""
+    context: StrictInt = Field(64, ge=2, le=2**14)
+    """bytes a window predicts (each example is a window of context + 1 bytes)"""
+    validation_sentences: StrictInt = Field(200, gt=0, le=10**7)
+    """the target's validation text: sentences held out of its training text (model selection, never reported)"""
+    test_sentences: StrictInt = Field(1000, gt=0, le=10**7)
+    """the target's test text: at most this many sentences (the reported split)"""
+
+    @model_validator(mode="after")
+    def _heads(self) -> "LMConfig":
+        if self.width % self.heads:
+            raise _FieldError("width", f"width ({self.width}) must be a multiple of heads ({self.heads})")
+        return self
+
+
 class ModelConfig(_Strict):
     """The model: an MLP trunk over features (frozen regime) or a transformer (fine-tuning), with per-task or shared heads."""
     hidden: StrictInt = Field(64, gt=0, le=2**16)
@@ -120,8 +148,11 @@ class ModelConfig(_Strict):
         "the learning rate over each training run: none (constant, the default), or decayed linearly or "
         "along a half cosine from lr to 0 at the run's end (a replay: its training steps; a search round: "
         "the steps it trains; the search's probes step at the rate in force)"))
-    regime: Literal["frozen", "finetune"] = "frozen"
-    """frozen: an MLP over cached encoder features; finetune: train the encoder end to end"""
+    regime: Literal["frozen", "finetune", "lm"] = "frozen"
+    """frozen: an MLP over cached encoder features; finetune: train the encoder end to end; lm: a byte-level causal
+    language model trained from scratch on text corpora (model.lm, docs/lm.md)"""
+    lm: LMConfig | None = None
+    """the language model of regime lm (default: LMConfig's defaults)"""
 
 
 class EncoderConfig(_Strict):
@@ -268,6 +299,11 @@ class CompareConfig(_Strict):
         description="hyper-parameters of the online strategies, one section each: {exp3: {lr: 0.5}} "
         "(checked against taskmix.strategies.STRATEGIES when a comparison starts)",
     )
+    peers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="settings of the peer methods (other papers' mixture methods), one section each: "
+        "{regmix: {proxy_runs: 32}} (checked against taskmix.compare.peers.PEER_SETTINGS when a comparison starts)",
+    )
 
 
 class MlflowConfig(_Strict):
@@ -393,6 +429,13 @@ class Config(_Strict):
             if unset:
                 self.search = self.search.model_copy(update=unset)
             self._regime_defaults = tuple(unset)
+        if self.model.regime == "lm" or any(s.corpus is not None for s in self.tasks.values()):
+            self._lm_tasks()
+        else:
+            lm_metric = next((n for n, s in self.tasks.items() if s.metric == "bits_per_byte"), None)
+            if lm_metric is not None:
+                raise _FieldError(f"tasks.{lm_metric}.metric", "bits_per_byte scores a language model: set model.regime: lm "
+                                  "and give the task a corpus")
         names = self.task_names()
         if self.target not in names:
             shown = [_excerpt(n, 40) for n in names[:10]] + (["..."] if len(names) > 10 else [])
@@ -441,9 +484,32 @@ class Config(_Strict):
                 )
         return self
 
+    def _lm_tasks(self) -> None:
+        """Regime lm: every task a corpus (and nothing else), bits per byte its metric; a corpus needs regime lm."""
+        if self.model.regime != "lm":
+            name = next(n for n, s in self.tasks.items() if s.corpus is not None)
+            raise _FieldError(f"tasks.{name}.corpus", "a corpus is a language-modelling task: set model.regime: lm")
+        if self.synthetic is not None:
+            raise _FieldError("synthetic", "model.regime lm trains on text corpora (tasks with corpus:), not the built-in benchmark")
+        if self.model.lm is None:
+            self.model = self.model.model_copy(update={"lm": LMConfig()})
+        for name, spec in self.tasks.items():
+            if spec.corpus is None:
+                raise _FieldError(f"tasks.{name}.corpus", "model.regime lm: every task needs a corpus (a .txt/.jsonl file or lm/<lang>)")
+            other = [k for k in ("train", "validation", "test", "preset", "splits", "columns", "labels") if getattr(spec, k) is not None]
+            if other:
+                raise _FieldError(f"tasks.{name}.{other[0]}", "a corpus task takes corpus, format and max_train only")
+            if spec.metric != "bits_per_byte":
+                if "metric" in spec.model_fields_set:
+                    raise _FieldError(f"tasks.{name}.metric", "a language-modelling task is scored in bits_per_byte")
+                self.tasks[name] = spec.model_copy(update={"metric": "bits_per_byte"})
+
     @property
     def regime(self) -> str:
-        """``"text"`` when some task is text read through a frozen encoder, else ``"features"`` (npz, built-in)."""
+        """``"lm"`` for the language-modelling regime; ``"text"`` when some task is text read through a frozen
+        encoder; else ``"features"`` (npz, built-in)."""
+        if self.model.regime == "lm":
+            return "lm"
         text = self.synthetic is None and any(_is_text_spec(s) for s in self.tasks.values())
         return "text" if text and self.model.regime == "frozen" else "features"
 

@@ -25,6 +25,10 @@ def load_tasks(cfg: "Config", encoder: Any = None) -> list[Task]:
         from .synthetic import make_tasks
 
         return make_tasks(cfg.synthetic)
+    if cfg.model.regime == "lm":  # text corpora cut into byte windows (taskmix.data.corpora)
+        from .corpora import load_corpus_tasks
+
+        return load_corpus_tasks(cfg)
     tasks: list[Task] = []
     for name, spec in cfg.tasks.items():
         is_npz = spec.format == "npz" or (

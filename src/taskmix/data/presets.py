@@ -240,3 +240,26 @@ def _shown(value: Any) -> str:
     except ValueError:  # an int beyond sys.get_int_max_str_digits()
         return "(a number of thousands of digits)"
     return text if len(text) <= 40 else f"{text[:37]}... ({len(text)} digits)"
+
+
+# ------------------------------------------------------- language modelling
+
+LM_SOURCES: dict[str, dict[str, str]] = {
+    **{lang: {"translate_train": f"xnli/{lang}/translate_train_9k"} for lang in ("sw", "ur", "de", "es", "fr", "tr", "vi", "zh")},
+    "en": {"mnli": "glue/mnli/train_9k"},
+    "th": {}, "hi": {},
+}
+"""The language-modelling presets ``lm/<lang>[/<source>]``: each language's training sources (files under
+``data_dir`` without ``.jsonl``; the first is the default).  Every language with XNLI validation and test text
+(:data:`LM_XNLI_EVAL`) also has ``validation`` and ``test`` sources; Hindi and Thai train on XNLI validation."""
+
+LM_XNLI_EVAL = ("en", "ur", "sw", "th", "hi")
+"""Languages with XNLI validation and test text: a target among them is reported on its XNLI test text."""
+
+for _lang in LM_XNLI_EVAL:
+    LM_SOURCES[_lang].update({"validation": f"xnli/{_lang}/validation", "test": f"xnli/{_lang}/test"})
+
+LM_FAMILIES = {"translate_train": "mnli9k", "mnli": "mnli9k", "validation": "xnli-validation", "test": "xnli-test"}
+"""Which rows are translations of each other: row i of every source of one family is the same sentence pair in
+another language (translate-train is row-parallel to MNLI-9k; XNLI's validation and test splits each across
+languages)."""

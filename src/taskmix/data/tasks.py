@@ -21,7 +21,35 @@ import numpy as np
 
 from ..errors import DataError
 
-METRICS = ("accuracy", "macro_f1")
+METRICS = ("accuracy", "macro_f1", "bits_per_byte")
+
+HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "macro_f1": True, "bits_per_byte": False}
+"""Each metric's direction: accuracy and macro-F1 are better higher, bits per byte (a language model's held-out
+loss, :mod:`taskmix.data.corpora`) lower.  Every comparison of metric values goes through :func:`metric_sign`."""
+
+METRIC_NAMES: dict[str, str] = {"accuracy": "accuracy", "macro_f1": "macro-F1", "bits_per_byte": "bits per byte"}
+"""Each metric's name in reports."""
+
+
+def metric_sign(metric: str | None) -> float:
+    """``+1`` for a metric that is better higher (accuracy, macro-F1, unknown), ``-1`` for one that is better lower
+    (bits per byte): ``sign * value`` is a score where higher is always better."""
+    return -1.0 if metric is not None and not HIGHER_IS_BETTER.get(metric, True) else 1.0
+
+
+def metric_score(metric: str | None, value: float) -> float:
+    """``value`` of ``metric`` as a score in [0, 1] where higher is better: accuracy and macro-F1 as they are,
+    bits per byte as ``2 ** -value`` (the geometric-mean probability of a byte).  What searches and online
+    strategies that read the metric itself (the ``accuracy`` reward, Thompson sampling) are given."""
+    return 2.0 ** -float(value) if metric == "bits_per_byte" else float(value)
+
+
+def metric_label(metric: str | None) -> str:
+    """The metric's name and direction for reports, e.g. ``bits per byte (lower is better)``."""
+    if metric is None:
+        return "metric (higher is better)"
+    name = METRIC_NAMES.get(metric, metric)
+    return f"{name} ({'higher' if metric_sign(metric) > 0 else 'lower'} is better)"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any, Sequence, cast
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import LMConfig, ModelConfig
 from ..errors import ConfigError
 
 
@@ -118,3 +118,59 @@ def build_optimizer(cfg: ModelConfig, params) -> torch.optim.Optimizer:
                 pass
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)
+
+
+class ByteLM(MultiTaskModel):
+    """A causal transformer over bytes for the language-modelling regime (``model.regime: lm``).
+
+    Built from a Hugging Face ``transformers`` config (``GPT2Config`` or ``LlamaConfig``, ``model.lm``) with
+    random initialisation and a vocabulary of the 256 byte values; nothing is downloaded.  Every task shares
+    the whole model (there are no heads).  An example is a window of ``context + 1`` bytes
+    (:func:`taskmix.data.corpora.byte_windows`); its loss is the mean next-byte negative log-likelihood (nats)
+    of its last ``context`` bytes, so the mean over windows divided by ``ln 2`` is the text's bits per byte.
+    The model holds ``context + 1`` positions, so a Hugging Face ``Trainer`` can feed it whole windows as
+    ``input_ids`` and ``labels`` (``trunk`` is the ``GPT2LMHeadModel`` / ``LlamaForCausalLM``).
+    """
+
+    VOCAB = 256
+
+    def __init__(self, cfg: LMConfig, n_tasks: int):
+        nn.Module.__init__(self)
+        import transformers
+
+        common: dict[str, Any] = {"vocab_size": self.VOCAB, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
+        hf_cfg: Any
+        if cfg.arch == "gpt2":
+            hf_cfg = transformers.GPT2Config(n_positions=cfg.context + 1, n_embd=cfg.width, n_layer=cfg.layers,
+                                             n_head=cfg.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common)
+            self.trunk = transformers.GPT2LMHeadModel(hf_cfg)
+        else:
+            hf_cfg = transformers.LlamaConfig(hidden_size=cfg.width, intermediate_size=4 * cfg.width,
+                                              num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
+                                              num_key_value_heads=cfg.heads, max_position_embeddings=cfg.context + 1, **common)
+            self.trunk = transformers.LlamaForCausalLM(hf_cfg)
+        self.num_labels = [2] * n_tasks
+        self.shared_head = True
+        self.heads = nn.ModuleList()
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Every parameter: all tasks train the whole model."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def logits(self, x: Any, task: int) -> torch.Tensor:
+        """Next-byte logits ``(windows, context, 256)`` of the windows ``x`` (every task: the same model)."""
+        return self.trunk(input_ids=x[:, :-1]).logits
+
+    def byte_nll(self, x: torch.Tensor) -> torch.Tensor:
+        """The next-byte negative log-likelihood (nats) of every predicted byte, ``(windows, context)``."""
+        logits = self.logits(x, 0)
+        return nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+
+    def per_sample_loss(self, x: Any, y: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Each window's mean next-byte negative log-likelihood (nats); ``y`` is unused (labels are 0)."""
+        return self.byte_nll(x).mean(dim=1)
+
+
+def build_lm_model(cfg: ModelConfig, n_tasks: int) -> ByteLM:
+    """The byte-level causal language model of ``model.lm`` (the regime's defaults when unset)."""
+    return ByteLM(cfg.lm or LMConfig(), n_tasks)

@@ -24,7 +24,7 @@ from ..encoders.trunk import TransformerTrunk
 from ..errors import TrainingError, state_int, state_keys
 from ..replay.sampler import TaskSampler
 from ..schedule import Schedule
-from .models import MultiTaskModel, build_model, build_optimizer
+from .models import ByteLM, MultiTaskModel, build_lm_model, build_model, build_optimizer
 from .parallel import LOCAL
 
 
@@ -78,19 +78,24 @@ class Trainer:
         self.total_steps = int(total_steps or cfg.train.steps)  # the run's length, for model.lr_decay
         self.device = torch.device(resolve_device(cfg.train.device))
         torch.manual_seed(seed)
-        self._mlp_trunk = trunk is None and cfg.model.regime != "finetune"  # every step updates all its weights
+        self.lm = cfg.model.regime == "lm"  # a byte-level causal language model over windows of bytes
+        self._mlp_trunk = trunk is None and cfg.model.regime not in ("finetune", "lm")  # every step updates all its weights
         if trunk is None and cfg.model.regime == "finetune":  # a transformer trained end to end
             trunk = TransformerTrunk.from_config(cfg.encoder, cfg)
         dims = {t.dim for t in self.tasks}
         in_dim = next(iter(dims)) if len(dims) == 1 else None
-        self.model: MultiTaskModel = build_model(cfg.model, in_dim, [cast(int, t.num_labels) for t in self.tasks], trunk).to(self.device)
+        if self.lm:
+            self.model: MultiTaskModel = build_lm_model(cfg.model, len(self.tasks)).to(self.device)
+        else:
+            self.model = build_model(cfg.model, in_dim, [cast(int, t.num_labels) for t in self.tasks], trunk).to(self.device)
         self.optimizer = build_optimizer(cfg.model, self.model.parameters())
         self.step = 0
         self.features = all(isinstance(t.train.x, np.ndarray) for t in self.tasks)
         sizes = [t.n_train for t in self.tasks]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         if self.features:
-            self._x = torch.from_numpy(np.concatenate([t.train.x for t in self.tasks]).astype(np.float32)).to(self.device)
+            x = np.concatenate([t.train.x for t in self.tasks])
+            self._x = torch.from_numpy(x.astype(np.int64 if self.lm else np.float32)).to(self.device)
         self._y = torch.from_numpy(np.concatenate([t.train.y for t in self.tasks])).to(self.device)
         self.last_losses = np.full(len(self.tasks), np.nan)
 
@@ -109,7 +114,7 @@ class Trainer:
     def split_inputs(self, split: Split) -> Any:
         """A split's inputs in the model's input form (a tensor of features, or the text pairs)."""
         if isinstance(split.x, np.ndarray):
-            return torch.from_numpy(split.x.astype(np.float32, copy=False)).to(self.device)
+            return torch.from_numpy(split.x.astype(np.int64 if self.lm else np.float32, copy=False)).to(self.device)
         return list(split.x)
 
     # --------------------------------------------------------------- training
@@ -154,8 +159,28 @@ class Trainer:
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
+    def lm_evaluate(self, split: Split) -> dict[str, float]:
+        """Language-modelling regime: next-byte ``loss`` (mean negative log-likelihood per predicted byte, nats),
+        ``bits_per_byte`` (the same in bits: ``loss / ln 2``) and top-1 next-byte ``accuracy`` on ``split``'s windows."""
+        self.model.eval()
+        lm = cast(ByteLM, self.model)
+        bs = max(1, self.cfg.train.eval_batch_size // max(1, split.x.shape[1]))
+        x_all = self.split_inputs(split)
+        nll, correct, n = 0.0, 0, 0
+        for i in range(0, len(split), bs):
+            x = x_all[i : i + bs]
+            logits = lm.logits(x, 0)
+            nll += float(torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none").double().sum())
+            correct += int((logits.argmax(-1) == x[:, 1:]).sum())
+            n += int(x[:, 1:].numel())
+        return {"loss": nll / n, "bits_per_byte": nll / n / math.log(2), "accuracy": correct / n}
+
+    @torch.no_grad()
     def predict(self, split: Split, task: int) -> tuple[np.ndarray, float]:
-        """Predicted labels and mean cross-entropy on ``split`` under ``task``'s head."""
+        """Predicted labels and mean cross-entropy on ``split`` under ``task``'s head (language-modelling regime:
+        no labels, and the mean next-byte negative log-likelihood)."""
+        if self.lm:
+            return np.zeros(0, dtype=np.int64), self.lm_evaluate(split)["loss"]
         self.model.eval()
         preds, loss_sum = [], 0.0
         bs = self.cfg.train.eval_batch_size
@@ -169,7 +194,10 @@ class Trainer:
         return np.concatenate(preds), loss_sum / len(split)
 
     def evaluate(self, split: Split, task: int) -> dict[str, float]:
-        """Accuracy, loss and macro-F1 of ``task``'s head on ``split``."""
+        """Accuracy, loss and macro-F1 of ``task``'s head on ``split`` (language-modelling regime:
+        :meth:`lm_evaluate`'s loss, bits per byte and next-byte accuracy)."""
+        if self.lm:
+            return self.lm_evaluate(split)
         pred, loss = self.predict(split, task)
         k = cast(int, self.tasks[task].num_labels)
         return {"accuracy": metric_value("accuracy", split.y, pred, k), "loss": loss,
@@ -180,7 +208,10 @@ class Trainer:
         return self.evaluate(split, task)[self.tasks[task].metric]
 
     def metric_and_predictions(self, split: Split, task: int) -> tuple[float, np.ndarray]:
-        """The task's own metric on ``split`` and the predicted labels it was computed from (one per row)."""
+        """The task's own metric on ``split`` and the predicted labels it was computed from (one per row; none in
+        the language-modelling regime, whose bits per byte come from probabilities, not labels)."""
+        if self.lm:
+            return self.lm_evaluate(split)["bits_per_byte"], np.zeros(0, dtype=np.int64)
         pred, _ = self.predict(split, task)
         t = self.tasks[task]
         return metric_value(t.metric, split.y, pred, cast(int, t.num_labels)), pred

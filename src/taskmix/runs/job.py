@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -196,9 +196,14 @@ def check_run_config(cfg: Config) -> None:
 
 
 def prepare_job(cfg: Config, tasks: Sequence[Task], seed: int) -> Job:
-    """The job of ``seed``: the target's reward split carved out (stratified, seeded), every other task as given."""
+    """The job of ``seed``: the target's reward split carved out (stratified, seeded), every other task as given.
+
+    Language modelling (``model.regime: lm``): the reward split is the target's validation text (whole sentences
+    held out of its training text, :mod:`taskmix.data.corpora`), the same for every seed; nothing is carved."""
     names = [t.name for t in tasks]
     target = names.index(cfg.target)
+    if cfg.model.regime == "lm" and tasks[target].validation is not None:
+        return Job(cfg, list(tasks), target, cast(Split, tasks[target].validation), seed)
     carved, reward = carve_reward_split(tasks[target], cfg.search.reward_fraction, seed)
     tasks = list(tasks)
     tasks[target] = carved

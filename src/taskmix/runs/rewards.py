@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import torch
 
-from ..data.tasks import Split
+from ..data.tasks import Split, metric_score
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..registry import Registry
@@ -139,7 +139,7 @@ class AccuracyReward:
 
     def __call__(self, ctx: RewardContext) -> np.ndarray:
         """The target's metric on the reward split, for every task."""
-        m = ctx.trainer.metric(ctx.reward_split, ctx.target)
+        m = metric_score(ctx.trainer.tasks[ctx.target].metric, ctx.trainer.metric(ctx.reward_split, ctx.target))
         return np.full(len(ctx.trainer.tasks), m)
 
 

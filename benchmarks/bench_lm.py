@@ -1,0 +1,261 @@
+"""The language-modelling regime on real multilingual text (issue 24): the mixture landscape, then the learned schedules.
+
+--landscape  for each config (configs/lm/<name>.yaml): target-only, the rules (uniform, proportional, temperature 2
+             and 5, UniMax with a one-epoch cap) and a *test-oracle*: ``--oracle-samples`` random Dirichlet(1)
+             mixtures trained once (selection seed), the ``--oracle-top`` best on test text re-run on the paired
+             seeds.  Every number: bits per byte on the target's test text (lower is better), over ``--seeds``
+             paired seeds (selection seed excluded), with 95% t intervals; the room is the paired difference
+             between the best rule and the oracle.  Writes BENCHMARKS.md section ``lm-landscape``.
+--learned    ``taskmix compare`` on each config over ``--seeds`` paired seeds with every rule, the learned
+             schedules, the online peers and the recommendation; the best rule is the one with the lowest
+             validation bits per byte (the reward split: held-out target sentences, never the test text); every
+             method's paired difference to it (95% t interval) and its cost as a multiple of one plain run.
+             Writes BENCHMARKS.md section ``lm-learned``.
+
+Every cell is one JSON file under ``--out`` (landscape) or one comparison directory resumed with ``--resume``
+(learned): an interrupted run continues where it stopped.  ``--dry-run``: a tiny model and 30 steps, to check
+the plumbing (writes no BENCHMARKS.md section).
+
+Budget of ``--landscape`` at the defaults (4 configs, 3 seeds, 12 oracle samples, top 2): per config 12 + 2 x 3
+oracle runs + 6 rules x 3 seeds = 36 plain runs; a plain run of a shipped config is ~20 s of one core (its header
+says what was measured), so ~12 min per config and ~50 min for four.
+
+Usage: python benchmarks/bench_lm.py --landscape [--configs sw,ur,tr,vi] [--seeds 3] [--out runs/bench_lm]
+       python benchmarks/bench_lm.py --learned [--configs sw,ur,tr,vi] [--seeds 5] [--out runs/bench_lm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(__file__))
+from _md import ROOT, update_section  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats as st  # noqa: E402
+
+from taskmix.config import load_config  # noqa: E402
+from taskmix.data import load_tasks  # noqa: E402
+from taskmix.engine import train_with_schedule  # noqa: E402
+from taskmix.runs import prepare_job  # noqa: E402
+from taskmix.schedule import RULES, Schedule  # noqa: E402
+
+RULE_NAMES = ("single_task", "uniform", "proportional", "temperature_2", "temperature_5", "unimax")
+LEARNED_METHODS = [*RULE_NAMES, "learned_time_invariant", "learned_time_variant", "exp3", "thompson", "gradient_alignment"]
+DRY = ["train.steps=30", "search.meta_steps=3", "train.batch_size=8", "model.lm.layers=1", "model.lm.width=32",
+       "model.lm.heads=2", "model.lm.context=32", "model.lm.test_sentences=100", "model.lm.validation_sentences=50"]
+
+
+def overrides(a) -> list[str]:
+    """The config overrides of the run: the dry run's tiny model, and ``--steps`` (meta-steps kept at 10)."""
+    out = list(DRY) if a.dry_run else []
+    if a.steps is not None:
+        out += [f"train.steps={a.steps}", "search.meta_steps=10"]
+    return out
+
+
+def section(name: str, a) -> str:
+    return name if a.steps is None else f"{name}-{a.steps}"
+
+
+def rule_schedule(rule: str, tasks, cfg) -> Schedule:
+    """A rule's schedule on the tasks' sizes (windows); UniMax with the run's budget in windows."""
+    names = [t.name for t in tasks]
+    sizes = {t.name: t.n_train for t in tasks}
+    base, _, suffix = rule.partition("_")
+    if rule == "single_task":
+        return RULES.get("single_task")(names, target=cfg.target)
+    if base == "temperature":
+        return RULES.get("temperature")(names, sizes=sizes, temperature=float(suffix))
+    if rule == "unimax":
+        return RULES.get("unimax")(names, sizes=sizes, budget=cfg.train.steps * cfg.train.batch_size)
+    return RULES.get(rule)(names, sizes=sizes, target=cfg.target)
+
+
+def oracle_candidates(n: int, k: int) -> np.ndarray:
+    """``k`` mixtures over ``n`` tasks (the target first): half Dirichlet(1) over all tasks, half with a target share
+    uniform in [0.3, 0.95] and the rest Dirichlet(1) over the auxiliaries (low-resource optima sit near the target)."""
+    rng = np.random.default_rng([0x1A6, n])
+    flat = rng.dirichlet(np.ones(n), size=k - k // 2)
+    share = rng.uniform(0.3, 0.95, size=k // 2)
+    near = np.column_stack([share, (1 - share)[:, None] * rng.dirichlet(np.ones(n - 1), size=k // 2)])
+    return np.concatenate([flat, near])
+
+
+def ci(values) -> tuple[float, float, float]:
+    """Mean and 95% t interval."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or np.ptp(v) == 0:
+        return float(v.mean()), float(v.mean()), float(v.mean())
+    half = float(st.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def _tag(w: np.ndarray) -> str:
+    return hashlib.sha256(np.round(np.asarray(w, dtype=np.float64), 9).tobytes()).hexdigest()[:8]
+
+
+def cell(path: Path, run) -> dict:
+    """One resumable cell: its JSON if present, else ``run()`` written atomically."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = run()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(path)
+    return out
+
+
+def train_cell(cfg, tasks, sched: Schedule, seed: int) -> dict:
+    job = prepare_job(cfg, tasks, seed)
+    t0 = time.process_time()
+    r = train_with_schedule(job.tasks, job.target, sched, cfg, seed, eval_splits={"validation": job.reward_split})
+    return {"test": r.test, "validation": r.extra["validation"], "cpu_seconds": time.process_time() - t0,
+            "weights": sched.mean_weights().tolist()}
+
+
+def landscape(a, names) -> None:
+    lines = [
+        "Bits per byte on the target's test text (lower is better), mean [95% t interval] over "
+        f"{a.seeds} paired seeds; the oracle: {a.oracle_samples} random Dirichlet(1) mixtures trained on a selection "
+        f"seed (half of them with a target share in [0.3, 0.95]), the {a.oracle_top} best *on test* re-run on the "
+        "paired seeds; the oracle is the best of those and the rules on test (a bound no method reaches honestly). "
+        "*room*: best rule - oracle, paired (positive: the oracle is better; 0 when a rule is the best mixture tried).",
+        "",
+        "| config | target-only | uniform | proportional | T=2 | T=5 | UniMax | oracle | best rule | room (paired) | oracle mixture |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cpu = 0.0
+    for name in names:
+        cfg = load_config(ROOT / "configs" / "lm" / f"{name}.yaml", overrides(a))
+        tasks = load_tasks(cfg)
+        plain = {k: v for k, v in cfg.fingerprint().items() if k not in ("search", "compare")}  # plain runs only
+        key = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
+        d = Path(a.out) / "landscape" / f"{name}-{key}"  # a changed config starts afresh
+        d.mkdir(parents=True, exist_ok=True)
+        seeds = list(range(1, a.seeds + 1))  # seed 0 selects the oracle's candidates
+        res: dict[str, list[float]] = {}
+        for rule in RULE_NAMES:
+            sched = rule_schedule(rule, tasks, cfg)
+            cells = [cell(d / f"{rule}-s{s}.json", lambda s=s: train_cell(cfg, tasks, sched, s)) for s in seeds]
+            res[rule] = [c["test"] for c in cells]
+            cpu += sum(c["cpu_seconds"] for c in cells)
+        cands = oracle_candidates(len(tasks), a.oracle_samples)
+        first = []
+        for k, w in enumerate(cands):
+            sched = Schedule.from_weights([t.name for t in tasks], w)
+            c = cell(d / f"oracle{k}-{_tag(w)}-s0.json", lambda sched=sched: train_cell(cfg, tasks, sched, 0))
+            first.append(c["test"])
+            cpu += c["cpu_seconds"]
+        top = np.argsort(first)[: a.oracle_top]
+        oracle: dict[int, list[float]] = {}
+        for k in top:
+            sched = Schedule.from_weights([t.name for t in tasks], cands[k])
+            cells = [cell(d / f"oracle{k}-{_tag(cands[k])}-s{s}.json", lambda s=s, sched=sched: train_cell(cfg, tasks, sched, s))
+                     for s in seeds]
+            oracle[int(k)] = [c["test"] for c in cells]
+            cpu += sum(c["cpu_seconds"] for c in cells)
+        best_k = min(oracle, key=lambda k: np.mean(oracle[k]))
+        best_rule = min(RULE_NAMES, key=lambda r: np.mean(res[r]))
+        if np.mean(res[best_rule]) < np.mean(oracle[best_k]):  # the oracle is the best mixture tried, rules included
+            oracle_test, mix = res[best_rule], f"the rule {best_rule}"
+        else:
+            oracle_test = oracle[best_k]
+            mix = ", ".join(f"{t.name} {w:.2f}" for t, w in zip(tasks, cands[best_k]))
+        room = ci(np.asarray(res[best_rule]) - np.asarray(oracle_test))
+
+        def fmt(v):
+            m, lo, hi = ci(v)
+            return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+
+        lines.append(f"| {name} | " + " | ".join(fmt(res[r]) for r in RULE_NAMES) + f" | {fmt(oracle_test)} | {best_rule} | "
+                     f"{room[0]:+.3f} [{room[1]:+.3f}, {room[2]:+.3f}] | {mix} |")
+        print(lines[-1], flush=True)
+    lines += ["", f"CPU time of the cells: {cpu / 60:.1f} min (cells resumed from --out count as they were measured)."]
+    text = "\n".join(lines)
+    print(text)
+    if not (a.dry_run or a.no_md):
+        update_section(section("lm-landscape", a), f"## {section('lm-landscape', a)}: the mixture landscape of the language-modelling regime (issue 24)\n\n" + text)
+
+
+def learned(a, names) -> None:
+    from taskmix.compare import run_compare
+
+    lines = [
+        f"Bits per byte on the target's test text (lower is better), {a.seeds} paired seeds. The best rule is the rule "
+        "with the lowest *validation* bits per byte (the reward split: held-out target sentences, never the test "
+        "text); Δ: paired difference to it, 95% t interval (negative: better). Cost: median CPU seconds per run as "
+        "a multiple of one plain run (the uniform rows).",
+        "",
+    ]
+    for name in names:
+        cfg = load_config(ROOT / "configs" / "lm" / f"{name}.yaml", overrides(a) + [f"compare.methods={json.dumps(a.methods.split(','))}"])
+        tasks = load_tasks(cfg)
+        out = Path(a.out) / "learned" / (name if a.steps is None else f"{name}-{a.steps}")
+        resume = (out / "rows.jsonl").is_file()
+        res = run_compare(cfg, tasks, out, seeds=a.seeds, resume=resume)
+        rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines() if x.strip()]
+        by = {}
+        for r in rows:
+            by.setdefault(r["method"], {})[int(r["seed"])] = r
+        seeds = sorted(set.intersection(*(set(g) for g in by.values())))
+        val = {m: np.mean([by[m][s]["extra"]["reward_split"] for s in seeds]) for m in RULE_NAMES if m in by}
+        best = min(val, key=val.get)
+        plain = np.median([by["uniform"][s]["seconds"] for s in seeds])
+        lines += [f"### {name} (best rule on validation: {best})", "",
+                  "| method | bits per byte [95% CI] | Δ vs best rule [95% paired CI] | cost × plain |", "|---|---|---|---|"]
+        order = sorted(by, key=lambda m: np.mean([by[m][s]["test"] for s in seeds]))
+        for m in order:
+            test = [by[m][s]["test"] for s in seeds]
+            mean, lo, hi = ci(test)
+            d = ci(np.asarray(test) - np.asarray([by[best][s]["test"] for s in seeds]))
+            cost = np.median([by[m][s]["seconds"] for s in seeds]) / plain
+            dcell = "(best rule)" if m == best else f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]"
+            lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {dcell} | {cost:.2f} |")
+        verdict = (res.get("verdict") or "").split(" On the report split")[0]
+        lines += ["", f"Verdict of the comparison: {verdict}", ""]
+        print("\n".join(lines[-(len(order) + 6):]), flush=True)
+    text = "\n".join(lines)
+    if not (a.dry_run or a.no_md):
+        update_section(section("lm-learned", a), f"## {section('lm-learned', a)}: learned and recommended schedules in the language-modelling regime (issue 24)\n\n" + text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--landscape", action="store_true")
+    mode.add_argument("--learned", action="store_true")
+    ap.add_argument("--configs", default="sw,ur,tr,vi")
+    ap.add_argument("--seeds", type=int, default=None, help="paired seeds (default: 3 landscape, 5 learned)")
+    ap.add_argument("--oracle-samples", type=int, default=12)
+    ap.add_argument("--oracle-top", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench_lm"))
+    ap.add_argument("--dry-run", action="store_true", help="a tiny model, 30 steps; no BENCHMARKS.md section")
+    ap.add_argument("--steps", type=int, default=None, help="train.steps of every run (how the landscape moves with "
+                    "the budget; the section's name gets the suffix -<steps>)")
+    ap.add_argument("--no-md", action="store_true", help="print the table, leave BENCHMARKS.md alone")
+    ap.add_argument("--methods", default=",".join(LEARNED_METHODS), help="--learned: the comparison's methods "
+                    "(default: every rule, both learned schedules, the online strategies)")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    if a.seeds is None:
+        a.seeds = 3 if a.landscape else 5
+    if a.dry_run:
+        a.seeds, a.oracle_samples, a.oracle_top = min(a.seeds, 2), min(a.oracle_samples, 3), min(a.oracle_top, 1)
+        a.out = str(Path(a.out) / "dry-run")
+    names = a.configs.split(",")
+    (landscape if a.landscape else learned)(a, names)
+
+
+if __name__ == "__main__":
+    main()
