@@ -9,7 +9,9 @@ import pytest
 
 MODULES = ["taskmix", "taskmix.registry", "taskmix.strategies", "taskmix.data", "taskmix.engine", "taskmix.runs",
            "taskmix.compare", "taskmix.compare.methods", "taskmix.compare.runner", "taskmix.compare.rows", "taskmix.compare.recommend",
-           "taskmix.strategies.mixer"]
+           "taskmix.strategies.mixer",
+           "taskmix.compare.peers", "taskmix.compare.peers._regmix", "taskmix.compare.peers._mixmin",
+           "taskmix.compare.peers.settings", "taskmix.compare.budget", "taskmix.schedule.rules"]
 
 
 @pytest.mark.parametrize("name", MODULES)

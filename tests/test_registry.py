@@ -38,7 +38,7 @@ def test_one_registry_per_kind_and_every_method_has_a_kind() -> None:
     from taskmix.schedule import RULES
     from taskmix.strategies import STRATEGIES
 
-    kinds = {"baseline", "learned", "oracle", "adaptive", "adaptive-replay", "recommended"}
+    kinds = {"baseline", "learned", "oracle", "adaptive", "adaptive-replay", "recommended", "peer"}
     assert all(METHODS.meta(n, "kind") in kinds for n in METHODS)
     assert METHODS.meta("temperature_2", "kind") == "baseline"
     # derived, not listed twice: every rule with method=True and every strategy is a method

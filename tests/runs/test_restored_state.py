@@ -255,7 +255,7 @@ def test_search_run_refuses_a_bad_state_and_restores_nothing(small, edit, match)
     np.testing.assert_array_equal(run.schedule().weights, full.schedule().weights)
 
 
-@pytest.mark.parametrize("name", ["exp3", "thompson", "gradient_alignment"])
+@pytest.mark.parametrize("name", ["exp3", "thompson", "gradient_alignment", "doremi", "aioli"])
 def test_online_runs_check_their_state(small, name) -> None:
     cfg, tasks = small
     job = prepare_job(cfg, tasks, cfg.seed)

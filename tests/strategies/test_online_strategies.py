@@ -256,7 +256,7 @@ def test_gradient_alignment_raises_the_weight_of_the_aligned_task_on_a_toy_model
 # -------------------------------------------------------------- the runner
 
 
-@pytest.mark.parametrize("name", ["exp3", "thompson", "gradient_alignment"])
+@pytest.mark.parametrize("name", ["exp3", "thompson", "gradient_alignment", "doremi", "aioli"])
 def test_online_run_is_a_replay_of_its_time_variant_schedule(name):
     job = toy_job(seed=2, **{"train.steps": 30, "search.meta_steps": 3})
     run = AdaptiveRun(job.tasks, job.target, job.reward_split, job.cfg, job.seed,
@@ -329,8 +329,9 @@ def test_per_batch_draws_one_task_per_step():
 def test_adaptive_methods_are_registered_with_their_exact_names():
     online = {n for n in METHODS if METHODS.meta(n, "kind") == "adaptive"}
     replays = {n for n in METHODS if METHODS.meta(n, "kind") == "adaptive-replay"}
-    assert online == {"exp3", "thompson", "gradient_alignment"}
-    assert replays == {"exp3-replay", "thompson-replay", "gradient_alignment-replay"}
+    strategies = {"exp3", "thompson", "gradient_alignment", "doremi", "doremi_target", "aioli", "aioli_target"}
+    assert online == strategies
+    assert replays == {f"{n}-replay" for n in strategies}
 
 
 def test_method_rows_report_cost_schedule_and_log():

@@ -6,6 +6,7 @@ True
 """
 
 from .methods import DEFAULT_METHODS, METHODS, check_config, run_method, select_methods
+from . import peers  # noqa: F401,E402  # registers the peer methods into METHODS (after methods)
 from .runner import run_cells, run_compare, warm_up
 from .stats import bootstrap_ci, format_table, paired_t, summarize, t_ci
 

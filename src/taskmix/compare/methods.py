@@ -13,7 +13,9 @@ which no method sees before the final evaluation.  Seeds are paired: method
 sampler seed as every other method on seed ``s``.
 
 Each entry's ``kind`` (``baseline``, ``learned``, ``oracle``, ``adaptive``,
-``adaptive-replay``) is what reports group by.  ``adaptive`` and
+``adaptive-replay``, ``peer``) is what reports group by; ``peer`` methods
+(:mod:`taskmix.compare.peers`: RegMix, MixMin, ...) are other papers' ways to
+find a static mixture, each retrained like the learned ones.  ``adaptive`` and
 ``adaptive-replay`` are the online strategies' methods: the kind strings are
 stored in results rows and kept; docs and help call these *online strategies*.
 
@@ -34,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..config import Config
-from ..data.tasks import Task
+from ..data.tasks import Task, metric_sign
 from ..engine.trainer import Trainer
 from ..errors import ConfigError, TrainingError
 from ..registry import Registry
@@ -46,7 +48,7 @@ from ..replay.sampler import TaskSampler
 from ..schedule import RULES, Schedule, jsonable, rule_parameter
 from ..strategies import STRATEGIES
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "check_config", "method_row", "run_method", "select_methods"]
+__all__ = ["CONFIG_CHECKS", "DEFAULT_METHODS", "METHODS", "check_config", "method_row", "run_method", "select_methods"]
 
 Method = Callable[[Job], MethodResult]
 METHODS: Registry[Method] = Registry("method", field="compare.methods")
@@ -74,9 +76,11 @@ def static_method(build: Callable[[Job], Schedule]) -> Method:
 
 
 def rule_method(rule: str, **fixed: Any) -> Method:
-    """The method of rule ``rule`` (:data:`taskmix.schedule.RULES`) with the job's target, sizes and cap."""
+    """The method of rule ``rule`` (:data:`taskmix.schedule.RULES`) with the job's target, sizes, cap and budget
+    (the examples a run draws, ``train.steps * train.batch_size``: UniMax's)."""
     build = RULES.get(rule)
-    return static_method(lambda j: build(j.names, target=j.cfg.target, sizes=j.sizes, cap=j.cfg.compare.cap, **fixed))
+    return static_method(lambda j: build(j.names, target=j.cfg.target, sizes=j.sizes, cap=j.cfg.compare.cap,
+                                         budget=j.cfg.train.steps * j.cfg.train.batch_size, **fixed))
 
 
 def _parametric(rule: str) -> Callable[[str], Method]:
@@ -92,6 +96,8 @@ for _rule in RULES:
     _param = RULES.meta(_rule, "parameter")
     if _param:
         METHODS.register_family(f"{_rule}_", _parametric(_rule), placeholder=_param.upper()[0], kind="baseline")
+        if RULES.meta(_rule, "plain"):  # also the bare name, with the rule's default value (unimax)
+            METHODS.register(_rule, rule_method(_rule), kind="baseline")
     else:
         METHODS.register(_rule, rule_method(_rule), kind="baseline")
 
@@ -259,11 +265,12 @@ def checked_method(z: float = 0.0) -> Callable[[Job], MethodResult]:
         t0 = time.perf_counter()
         cands = {m: METHODS.get(m)(job) for m in ("learned_time_invariant", "learned_time_variant", *CHECK_RULES)}
         score = {m: float(r.extra["reward_split"]) for m, r in cands.items()}
-        learned = max(("learned_time_invariant", "learned_time_variant"), key=lambda m: score[m])
-        best_rule = max(CHECK_RULES, key=lambda m: score[m])
+        sign = metric_sign(job.tasks[job.target].metric)  # -1: better lower (bits per byte)
+        learned = max(("learned_time_invariant", "learned_time_variant"), key=lambda m: sign * score[m])
+        best_rule = max(CHECK_RULES, key=lambda m: sign * score[m])
         p = min(max(score[learned], 1e-3), 1 - 1e-3)
-        se = float(np.sqrt(2 * p * (1 - p) / max(1, len(job.reward_split))))
-        kept = learned if score[best_rule] - score[learned] <= z * se else best_rule
+        se = float(np.sqrt(2 * p * (1 - p) / max(1, len(job.reward_split)))) if sign > 0 else 0.0  # binomial: accuracy
+        kept = learned if sign * (score[best_rule] - score[learned]) <= z * se else best_rule
         res = cands[kept]
         assert res.schedule is not None
         prov = {**res.schedule.provenance, "method": "learned_checked", "kept": kept, "check": score, "check_z": z,
@@ -316,12 +323,13 @@ def oracle_method(job: Job) -> MethodResult:
     t0 = time.perf_counter()
     best, best_score, scores = None, -np.inf, []
     steps = 0
+    sign = metric_sign(job.tasks[job.target].metric)  # -1: better lower (bits per byte)
     for w in grid:
         sched = Schedule.from_weights(job.names, w, provenance={"method": "oracle_candidate"})
         score = _reward_split_score(job, sched)
         steps += job.cfg.train.steps
         scores.append({"weights": w.tolist(), "reward_split": score})
-        if score > best_score:
+        if best is None or sign * score > sign * best_score:
             best, best_score = sched, score
     assert best is not None
     best = Schedule(best.tasks, best.weights, 1, {"method": "oracle", "grid_points": len(grid), "reward_split": best_score})
@@ -370,6 +378,8 @@ def online_method(name: str, **kwargs: Any) -> Callable[[Job], MethodResult]:
                 "online": True,
                 "average_weights": res.average.weights[0].tolist(),
                 "realised": _realised(res.log),
+                "reference_steps": res.reference_steps,  # DoReMi's reference run, in train_steps too
+                "cost_plain_runs": res.steps / job.cfg.train.steps,
             },
         )
 
@@ -398,7 +408,9 @@ def replay_method(name: str, schedule: str = "average", **kwargs: Any) -> Callab
             extra_steps=res.steps,
             evals=res.evaluations + 1,
             log=res.log,
-            extra={"online_test": online_test, "online_seconds": seconds, "replayed": schedule},
+            extra={"online_test": online_test, "online_seconds": seconds, "replayed": schedule,
+                   "reference_steps": res.reference_steps,
+                   "cost_plain_runs": (res.steps + job.cfg.train.steps) / job.cfg.train.steps},
         )
 
     return run
@@ -435,6 +447,11 @@ def select_methods(cfg: Config, oracle: bool = False) -> list[str]:
     return names
 
 
+CONFIG_CHECKS: list[Callable[[Config], None]] = []
+"""More checks of a comparison's config, added by the packages that register methods (the peers' settings,
+``compare.peers``); each raises :class:`ConfigError` naming the field."""
+
+
 def check_config(cfg: Config, oracle: bool = False) -> None:
     """Check every registry name in ``cfg`` before any work: the run's (:func:`taskmix.runs.job.check_run_config`:
     reward, prior, strategies' settings, device) and the comparison's methods.
@@ -444,6 +461,8 @@ def check_config(cfg: Config, oracle: bool = False) -> None:
     check_run_config(cfg)
     try:
         select_methods(cfg, oracle)
+        for check in CONFIG_CHECKS:
+            check(cfg)
     except ConfigError as e:
         raise ConfigError(f"{cfg.source}: {e}") from None
 

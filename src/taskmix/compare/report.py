@@ -14,9 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.tasks import metric_label
 from ..files import atomic_write_text
 from ..runs.runlog import RunLogger, clear_events, write_hparams
 from ..schedule import Schedule
+from .budget import EQUAL_COMPUTE_NOTE, equal_compute, equal_compute_cells
 from .plots import plot_headline, report_plots
 from .stats import FEW_SEEDS, interval_notes, method_kind, ratio_cell, summarize, table_cells
 
@@ -231,6 +233,18 @@ def effect_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[s
     return head, cells
 
 
+def _equal_compute_table(results: dict[str, Any], rows: Sequence[dict[str, Any]],
+                         metric: str) -> tuple[list[str], list[list[str]]]:
+    """The equal-compute table (:mod:`taskmix.compare.budget`); no cells without rules or a plain run's length."""
+    steps = ((results.get("config") or {}).get("train") or {}).get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        uniform = sorted(int(r.get("train_steps") or 0) for r in rows if r.get("method") == "uniform")
+        steps = uniform[len(uniform) // 2] if uniform else 0
+    if not steps or not any(r.get("kind") == "baseline" for r in rows):
+        return [], []
+    return equal_compute_cells(equal_compute([r for r in rows if r.get("method") != "recommended"], steps, metric))
+
+
 def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[dict[str, Any]],
                  tensorboard: bool = True) -> dict[str, Path]:
     """Write ``report.md``, a self-contained ``report.html``, ``plots/*.png`` and per-row logs.
@@ -255,7 +269,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     metric = results.get("metric", "metric")
     summary = results.get("summary") or summarize(rows, metric=metric)
     split = results.get("report_split", "test")
-    title = f"taskmix comparison: {target} ({metric} on {split})"
+    title = f"taskmix comparison: {target} ({metric_label(metric)} on {split})"  # e.g. bits per byte (lower is better)
     head, cells = table_cells(summary)
     chead, ccells = cost_cells(summary)
     notes = _notes(results, summary)
@@ -282,6 +296,9 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     md += [f"- {n}" for n in notes]
     md += ["", "## Per seed", "", f"Test {metric} of every (method, seed) run.", "", _md_table(shead, scells), ""]
     md += ["## Cost", "", _md_table(chead, ccells), ""]
+    eq_head, eq_cells = _equal_compute_table(results, rows, metric)
+    if eq_cells:
+        md += ["## Equal compute", "", _md_table(eq_head, eq_cells), "", "- " + EQUAL_COMPUTE_NOTE, ""]
     ehead, ecells = effect_cells(rows)
     if ecells:
         md += ["## Per-task effects on the target", "", _md_table(ehead, ecells), "",
@@ -318,6 +335,8 @@ def write_report(out_dir: str | Path, results: dict[str, Any], rows: Sequence[di
     body += [f"<li>{html.escape(n)}</li>" for n in notes]
     body += ["</ul>", "<h2>Per seed</h2>", f"<p>Test {html.escape(metric)} of every (method, seed) run.</p>",
              _html_table(shead, scells, hl), "<h2>Cost</h2>", _html_table(chead, ccells)]
+    if eq_cells:
+        body += ["<h2>Equal compute</h2>", _html_table(eq_head, eq_cells), f"<p>{html.escape(EQUAL_COMPUTE_NOTE)}</p>"]
     if ecells:
         body += ["<h2>Per-task effects on the target</h2>", _html_table(ehead, ecells), f"<p>{html.escape(EFFECTS_NOTE)}</p>"]
     for key, name in sections:

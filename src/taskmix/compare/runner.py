@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..config import Config
-from ..data.tasks import Task
+from ..data.tasks import Task, metric_label, metric_sign
 from ..engine.trainer import train_with_schedule
 from ..errors import ConfigError, OutputError, TrainingError
 from ..files import OutputLock, atomic_write_text, read_input_bytes
@@ -33,6 +33,7 @@ from ..runs.progress import ProgressReporter, make_progress, reporting
 from ..runs.stamp import package_versions, write_run_stamp
 from ..runs.tracking import check_tracking, track_compare
 from ..schedule import RULES, Schedule, jsonable
+from .budget import equal_compute
 from .methods import METHODS, method_row, run_method, select_methods
 from .plots import plot_schedule
 from .predictions import encode_labels
@@ -212,7 +213,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
     labels = target.report_split.y
     summary = summarize(rows, plain_seconds=plain_seconds, plain_steps=cfg.train.steps, labels=labels,
                         metric=target.metric, num_labels=target.num_labels)
-    table = format_table(summary)
+    table = format_table(summary, metric=target.metric)
     results = {
         "target": cfg.target,
         "metric": target.metric,
@@ -223,10 +224,11 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         "plain_run_seconds": plain_seconds,
         "rows": public_rows,
         "summary": summary,
+        "equal_compute": equal_compute([r for r in rows if r["method"] != "recommended"], cfg.train.steps, target.metric),
         "config": cfg.model_dump(mode="json"),
         "versions": package_versions(command),
     }
-    answer = _with_report_split(rec, summary, rows) if rec is not None else None
+    answer = _with_report_split(rec, summary, rows, target.metric) if rec is not None else None
     if answer is not None:
         results["recommendation"] = answer
         atomic_write_text(out / "recommended.json", strict_json(answer, indent=2) + "\n")
@@ -303,7 +305,8 @@ def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, see
             "extra": {**row.get("extra", {}), "source": rec.source, "verdict": rec.verdict}}
 
 
-def _with_report_split(rec: Recommendation, summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _with_report_split(rec: Recommendation, summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]],
+                       metric: str | None = None) -> dict[str, Any]:
     """The recommendation's record, with what its rows score on the report split (which the choice never saw)."""
     out = rec.to_dict()
     mine = next((s for s in summary if s["method"] == RECOMMENDED), None)
@@ -324,7 +327,8 @@ def _with_report_split(rec: Recommendation, summary: Sequence[dict[str, Any]], r
                 report[f"vs_{key}"] = {"method": method, "mean": pt["mean"], "ci_low": pt["ci_low"], "ci_high": pt["ci_high"],
                                        "p": pt["p"]}
     out["report_split"] = report
-    words = [f"On the report split (never used to choose) it scores {report['mean']:.4f}"]
+    unit = f" {metric_label(metric)}" if metric is not None and metric_sign(metric) < 0 else ""
+    words = [f"On the report split (never used to choose) it scores {report['mean']:.4f}{unit}"]
     for key, label in (("vs_single_task", "target-only"), ("vs_best_rule", "the best rule")):
         v = report.get(key)
         if v:

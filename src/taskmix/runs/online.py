@@ -26,9 +26,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..data.tasks import metric_score
 from ..engine.trainer import Trainer
 from ..errors import state_int, state_keys, state_real, state_reals
-from ..replay.sampler import ExampleStreams, categorical, check_generator_state
+from ..replay.sampler import ExampleStreams, TaskSampler, categorical, check_generator_state
 from ..schedule import Schedule
 from ..strategies import FEEDBACK_KINDS, MetaStepInfo, Strategy, make_strategy, strategy_kwargs
 from .job import GLOBAL_RNG_KEYS, Job, MetaStepLoop, RunResult, as_job, check_global_rng_state, global_rng_state, restore_global_rng
@@ -44,6 +45,8 @@ class OnlineResult(RunResult):
     time_variant: Schedule
     average: Schedule
     evaluations: int
+    reference_steps: int = 0
+    """Steps of the reference model trained before the run (DoReMi's), included in ``steps``."""
 
 
 class OnlineRun(MetaStepLoop):
@@ -59,7 +62,11 @@ class OnlineRun(MetaStepLoop):
     strategy asks for -- a reward-split evaluation (``reward_metric``, plus one
     before training for the first comparison) or a gradient-alignment
     computation (``alignment``, ``1 + K x probe_batches`` backward passes, no
-    optimiser steps).  The reward-split accuracy and loss logged every
+    optimiser steps) or the per-task held-out losses (``heldout_loss``, one
+    evaluation of every task's probe rows).  A strategy that ``needs_reference``
+    (DoReMi) without its reference losses gets a reference model first: a plain
+    uniform run of ``train.steps`` steps, counted in the result's ``steps``
+    (``reference_steps``).  The reward-split accuracy and loss logged every
     meta-step for every strategy are a diagnostic and, as in
     :class:`taskmix.runs.search_run.SearchRun`, not counted (``thompson`` reuses that
     evaluation as its feedback, so nothing is evaluated twice).
@@ -92,6 +99,7 @@ class OnlineRun(MetaStepLoop):
         self.total_budget = int(cfg.train.steps)
         self.spm = int(cfg.steps_per_meta_step)
         self.meta_steps = -(-self.total_budget // self.spm)
+        strategy.set_budget(self.meta_steps)
         self.meta_step = 0
         self.step = 0
         self.seconds = 0.0
@@ -99,6 +107,11 @@ class OnlineRun(MetaStepLoop):
         self.log: list[dict[str, Any]] = []
         self.used: list[list[float]] = []  # weights in force during each meta-step
         t0 = time.perf_counter()
+        self.heldout = self._heldout_splits() if "heldout_loss" in strategy.feedback else None
+        self.reference_steps = 0
+        if getattr(strategy, "needs_reference", False) and not getattr(strategy, "has_reference", True):
+            strategy.set_reference(self._train_reference())  # type: ignore[attr-defined]  # before any seeding below
+            self.reference_steps = self.total_budget
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)
         self.trainer = Trainer(self.tasks, cfg, self.seed, trunk_factory() if trunk_factory else None)
@@ -115,7 +128,7 @@ class OnlineRun(MetaStepLoop):
         )
         self.previous_metric: float | None = None
         if "reward_metric" in strategy.feedback:
-            self.previous_metric = self.trainer.metric(self.reward_split, self.target)
+            self.previous_metric = metric_score(self.tasks[self.target].metric, self.trainer.metric(self.reward_split, self.target))
             self.evaluations += 1
         self.seconds += time.perf_counter() - t0
 
@@ -154,11 +167,14 @@ class OnlineRun(MetaStepLoop):
         with np.errstate(invalid="ignore", divide="ignore"):
             task_loss = np.where(counts > 0, loss_sums / np.maximum(counts, 1), np.nan)
         diag = self.trainer.evaluate(self.reward_split, self.target)
-        metric = diag[self.tasks[self.target].metric]
+        metric = metric_score(self.tasks[self.target].metric, diag[self.tasks[self.target].metric])  # higher is better, in [0, 1]
         info = MetaStepInfo(step=self.step, steps=steps, weights=w, counts=counts, task_loss=task_loss)
         if "reward_metric" in self.strategy.feedback:
             info.metric, info.previous_metric = metric, self.previous_metric
             self.previous_metric = metric
+            self.evaluations += 1
+        if self.heldout is not None:
+            info.heldout_loss = self.heldout_losses(self.trainer)
             self.evaluations += 1
         if self.alignment is not None:
             ctx = RewardContext(self.trainer, self.target, self.reward_split, bs, self.probe_rng, self.meta_step)
@@ -237,7 +253,45 @@ class OnlineRun(MetaStepLoop):
     def result(self) -> OnlineResult:
         """The run's schedules, log and cost so far."""
         return OnlineResult(time_variant=self.time_variant_schedule(), average=self.average_schedule(), log=list(self.log),
-                              seconds=self.seconds, steps=self.step, evaluations=self.evaluations)
+                              seconds=self.seconds, steps=self.step + self.reference_steps, evaluations=self.evaluations,
+                              reference_steps=self.reference_steps)
+
+    # ------------------------------------------------------- held-out losses
+    HELDOUT_ROWS = 512
+    """Rows of an auxiliary's training data probed for its held-out loss when it has no validation split."""
+
+    def _heldout_splits(self) -> list[Any]:
+        """Per task, the rows its held-out loss is measured on: the target's reward split (carved out of its
+        training data); an auxiliary's validation split, else a fixed sample of its training rows (in-sample: the
+        families and the real-text suites give auxiliaries no validation split).  Never the reported split."""
+        rng = np.random.Generator(np.random.PCG64([self.seed, 0x4E1D]))
+        out: list[Any] = []
+        for i, t in enumerate(self.tasks):
+            if i == self.target:
+                out.append(self.reward_split)
+            elif t.validation is not None and len(t.validation) > 0:
+                out.append(t.validation)
+            else:
+                n = t.n_train
+                out.append(t.train.take(np.sort(rng.choice(n, size=min(n, self.HELDOUT_ROWS), replace=False))))
+        return out
+
+    def heldout_losses(self, trainer: Trainer) -> np.ndarray:
+        """Every task's mean loss on its held-out rows (:meth:`_heldout_splits`) under ``trainer``'s model."""
+        assert self.heldout is not None
+        return np.asarray([trainer.evaluate(split, i)["loss"] for i, split in enumerate(self.heldout)], dtype=np.float64)
+
+    def _train_reference(self) -> np.ndarray:
+        """DoReMi's reference: a plain run on the uniform mixture (``train.steps`` steps, this run's seed), and its
+        per-task held-out losses."""
+        cfg = self.cfg
+        sched = Schedule.from_weights([t.name for t in self.tasks], np.full(len(self.tasks), 1.0 / len(self.tasks)),
+                                      provenance={"method": "reference"})
+        tr = Trainer(self.tasks, cfg, self.seed)
+        sampler = TaskSampler(sched, cfg.train.batch_size, [t.n_train for t in self.tasks], seed=self.seed, per=cfg.train.per)
+        for _ in range(self.total_budget):
+            tr.train_step(*sampler.next_batch())
+        return self.heldout_losses(tr)
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -277,7 +331,7 @@ class OnlineRun(MetaStepLoop):
         if state_int(state["step"], f"{where}.step", 0, self.total_budget) != step:
             raise ValueError(f"{where}.step: {state['step']}, but {meta_step} meta-step(s) of {self.spm} steps give {step}")
         fb = self.strategy.feedback
-        per_meta_step = ("reward_metric" in fb) + (self.alignment is not None)
+        per_meta_step = ("reward_metric" in fb) + (self.alignment is not None) + (self.heldout is not None)
         evaluations = ("reward_metric" in fb) + meta_step * per_meta_step
         if state_int(state["evaluations"], f"{where}.evaluations", 0, 2**53) != evaluations:
             raise ValueError(f"{where}.evaluations: {state['evaluations']}, but {meta_step} meta-step(s) cost {evaluations}")

@@ -1,4 +1,4 @@
-"""The rule-based mixtures (``RULES``): single task, uniform, proportional, temperature, examples-proportional, explicit."""
+"""The rule-based mixtures (``RULES``): single task, uniform, proportional, temperature, examples-proportional, UniMax, explicit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..registry import Registry
 from .core import Schedule
 
 __all__ = ["RULES", "auxiliary_only", "examples_proportional", "explicit", "proportional", "rule_parameter", "rule_weights",
-           "single_task", "temperature", "uniform"]
+           "single_task", "temperature", "uniform", "unimax"]
 
 
 # --------------------------------------------------------------- rule-based
@@ -109,11 +109,48 @@ def explicit(tasks: Sequence[str], weights: Mapping[str, float] | Sequence[float
     return Schedule.from_weights(tasks, w, provenance={"method": "explicit"})
 
 
+UNIMAX_EPOCHS = 1.0
+"""UniMax's default cap: at most this many epochs of any task over the run (the paper sweeps small N; taskmix takes 1)."""
+
+
+def unimax(tasks: Sequence[str], sizes: Mapping[str, int], budget: int | None = None, epochs: float = UNIMAX_EPOCHS,
+           **_: Any) -> Schedule:
+    """UniMax (Chung et al., 2023): the run's budget spread uniformly over the tasks, no task past ``epochs`` epochs.
+
+    ``budget`` is the examples the run draws (``train.steps * train.batch_size``).  Tasks are visited from the
+    smallest: each gets ``min(remaining / tasks left, epochs * n_i)`` examples, and what a capped task cannot take
+    is spread over the larger ones.  When every task is capped (the budget exceeds ``epochs`` epochs of all the
+    data) the weights are the caps, i.e. proportional to the sizes.  The target is one task like the others.
+
+    >>> unimax(["a", "b", "c"], {"a": 10, "b": 100, "c": 1000}, budget=300).weights[0].round(4).tolist()
+    [0.0333, 0.3333, 0.6333]
+    """
+    if budget is None:
+        raise ScheduleError("unimax: needs the run's budget (train.steps * train.batch_size examples)")
+    if isinstance(budget, bool) or not (isinstance(budget, (int, float, np.integer, np.floating)) and math.isfinite(budget)
+                                        and budget > 0):
+        raise ScheduleError(f"unimax: budget must be a positive finite number of examples, got {budget!r}")
+    if isinstance(epochs, bool) or not (isinstance(epochs, (int, float, np.integer, np.floating)) and math.isfinite(epochs)
+                                        and epochs > 0):
+        raise ScheduleError(f"unimax: epochs must be a positive finite number, got {epochs!r}")
+    n = _sizes(tasks, sizes)
+    alloc = np.zeros(len(tasks))
+    left = float(budget)
+    for k, i in enumerate(np.argsort(n, kind="stable")):
+        alloc[i] = min(left / (len(tasks) - k), float(epochs) * n[i])
+        left -= alloc[i]
+    if not alloc.sum() > 0:
+        raise ScheduleError("unimax: every task is empty")
+    return Schedule.from_weights(tasks, alloc, provenance={"method": "unimax", "epochs": float(epochs),
+                                                           "budget": float(budget), "capped": bool(left > 1e-9 * budget)})
+
+
 RULES: Registry[Callable[..., Schedule]] = Registry("rule")
 """The rule-based mixtures, by name.  Each rule takes the task names and the keyword arguments it needs
 (``target``, ``sizes``, ``temperature``, ``cap``, ``weights``) and ignores the others.  Metadata:
 ``method`` -- usable as a comparison method as it is (``explicit`` needs the user's weights);
-``parameter`` -- the keyword a method name's suffix sets (``temperature_2``)."""
+``parameter`` -- the keyword a method name's suffix sets (``temperature_2``);
+``plain`` -- a parametric rule that is also a method under its bare name, with the default value (``unimax``)."""
 RULES.register("single_task", single_task, method=True)
 RULES.register("uniform", uniform, method=True)
 RULES.register("auxiliary_only", auxiliary_only, method=True)
@@ -121,6 +158,7 @@ RULES.register("proportional", proportional, method=True)
 RULES.register("temperature", temperature, method=True, parameter="temperature")
 RULES.register("examples_proportional", examples_proportional, method=True)
 RULES.register("explicit", explicit, method=False)
+RULES.register("unimax", unimax, method=True, parameter="epochs", plain=True)
 
 
 def rule_parameter(rule: str, suffix: str) -> dict[str, float]:

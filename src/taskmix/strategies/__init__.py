@@ -8,6 +8,14 @@ name                   what it is                                               
                        2019), a Beta-Bernoulli bandit                              metric
 ``gradient_alignment`` :class:`GradientAlignment` -- MultiDDS-like (Wang et al.,   gradient alignment with the
                        2020)                                                       target's reward split
+``doremi``             :class:`DoReMi` -- DoReMi (Xie et al., 2023): group DRO on    per-task held-out loss (and
+                       the excess loss over a reference model                      a reference run first)
+``doremi_target``      :class:`DoReMiTarget` -- DoReMi's update on the target's     gradient alignment with the
+                       gradient alignment (DoGE's out-of-domain rule)              target's reward split
+``aioli``              :class:`Aioli` -- Aioli (Chen et al., ICLR 2025): mixing-   per-task held-out loss
+                       law sweeps, exponentiated-gradient steps
+``aioli_target``       :class:`AioliTarget` -- Aioli on the target's row of the     per-task held-out loss
+                       mixing law only
 =====================  ==========================================================  =========================
 
 Each strategy's hyper-parameters are its constructor arguments, set from the
@@ -28,7 +36,7 @@ rows), ``AdaptiveRun`` / ``AdaptiveResult`` and the ``taskmix.adaptive`` alias.
 >>> [round(float(w), 3) for w in s.weights(0)]
 [0.333, 0.333, 0.333]
 >>> STRATEGIES.names()
-['exp3', 'thompson', 'gradient_alignment']
+['exp3', 'thompson', 'gradient_alignment', 'doremi', 'doremi_target', 'aioli', 'aioli_target']
 """
 
 from __future__ import annotations
@@ -39,7 +47,9 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError
 from ..registry import Registry
+from .aioli import Aioli, AioliTarget
 from .base import FEEDBACK_KINDS, MetaStepInfo, Strategy, softmax
+from .doremi import DoReMi, DoReMiTarget
 from .exp3 import EXP3
 from .credit import alignment
 from .gradient_alignment import GradientAlignment
@@ -48,6 +58,10 @@ from .policy import Policy
 from .thompson import ThompsonSampling
 
 __all__ = [
+    "Aioli",
+    "AioliTarget",
+    "DoReMi",
+    "DoReMiTarget",
     "EXP3",
     "FEEDBACK_KINDS",
     "STRATEGIES",
@@ -66,7 +80,7 @@ __all__ = [
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy", field="compare.strategies")
 """Every online strategy class, by its ``name``."""
-for _cls in (EXP3, ThompsonSampling, GradientAlignment):
+for _cls in (EXP3, ThompsonSampling, GradientAlignment, DoReMi, DoReMiTarget, Aioli, AioliTarget):
     STRATEGIES.register(_cls.name, _cls)
 
 _RUN_ARGUMENTS = ("n_tasks", "target", "seed")  # set by the run, not by the config
@@ -108,4 +122,6 @@ def check_settings(cfg: Config, n_tasks: int = 2) -> None:
         try:
             make_strategy(name, n_tasks, 0, 0, **strategy_kwargs(cfg, name))
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"compare.strategies.{name}: {e}") from None
+            msg = str(e).removeprefix(f"{name}: ")
+            bad = next((a for a in allowed if msg.startswith((f"{a} ", f"{a}[", f"{a}:"))), None)
+            raise ConfigError(f"compare.strategies.{name}{'.' + bad if bad else ''}: {msg}") from None

@@ -32,7 +32,7 @@ from ..replay.sampler import check_generator_state
 
 __all__ = ["FEEDBACK_KINDS", "MetaStepInfo", "Strategy", "softmax"]
 
-FEEDBACK_KINDS = ("task_loss", "reward_metric", "alignment")
+FEEDBACK_KINDS = ("task_loss", "reward_metric", "alignment", "heldout_loss")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -140,6 +140,11 @@ class MetaStepInfo:
             (before any training for the first one).
         alignment: per-task gradient alignment with the target's reward-split
             gradient (``None`` unless the strategy asks for ``alignment``).
+        heldout_loss: per-task mean loss at the end of the meta-step on a fixed
+            probe of each task's data -- the target's reward split (held out of
+            training), each auxiliary's validation split, else a fixed sample of
+            its training rows (``None`` unless the strategy asks for
+            ``heldout_loss``; DoReMi, Aioli).
     """
 
     step: int
@@ -150,6 +155,7 @@ class MetaStepInfo:
     metric: float | None = None
     previous_metric: float | None = None
     alignment: np.ndarray | None = None
+    heldout_loss: np.ndarray | None = None
 
     @property
     def shares(self) -> np.ndarray:
@@ -214,6 +220,10 @@ class Strategy(ABC):
     def log_extra(self, info: MetaStepInfo | None = None) -> dict[str, Any]:
         """Strategy-specific values for the meta-step log; called after :meth:`update` with the same ``info``."""
         return {}
+
+    def set_budget(self, meta_steps: int) -> None:
+        """Told by the run before its first meta-step: how many meta-steps it has (default: ignored; Aioli tiles
+        its rounds into it)."""
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The constructor arguments that define this strategy (stamped into exported schedules)."""
