@@ -45,10 +45,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats as st
 
+from ..data.tasks import metric_label, metric_sign
 from ..schedule import Schedule
 from .predictions import decode_labels
 
-__all__ = ["BOOTSTRAP", "RECOMMENDED", "UNSTABLE_TV", "Recommendation", "recommend"]
+__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "RECOMMENDED", "UNSTABLE_TV", "Recommendation", "recommend"]
 
 RECOMMENDED = "recommended"
 """The method name of the rows that retrain the recommendation on every seed."""
@@ -66,6 +67,15 @@ MARGIN_Z = 0.0
 better held-out score wins.  Chosen on the development families (BENCHMARKS.md, *recommend-margin*): a margin of
 0.5, 1 or 1.96 standard errors sent more families to a rule, and the rules are far from the best mixture there
 (regret 3.5 / 3.9 / 4.6 / 6.9 points for 0 / 0.5 / 1 / 1.96 on the wide families, 1.0 / 1.1 / 1.6 / 2.2 on v1)."""
+
+
+CANDIDATE_KINDS = ("baseline", "learned")
+"""The kinds of method a recommendation chooses between: the rules and the learned schedules.  Not the oracle (it
+chose on the same held-out rows), nor an online run's own model (not a replayed schedule), nor the replayed online
+strategies and the peers (``adaptive-replay``, ``peer``): they fit their mixtures to the target's held-out rows
+directly, so their held-out scores flatter them.  Chosen on the development families (BENCHMARKS.md,
+*peers-dev*): with the peers and replayed online strategies as candidates, the recommendation's regret rose from
+2.94 to 3.42 points (screened from the stored rows)."""
 
 
 @dataclass
@@ -105,8 +115,8 @@ def _candidates(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> 
     bad: set[str] = set()
     for r in rows:
         m = str(r["method"])
-        if m == RECOMMENDED or kinds.get(m) in (None, "oracle", "adaptive"):
-            continue  # the oracle chose on the same held-out rows; an online run's model is not a replayed schedule
+        if m == RECOMMENDED or kinds.get(m) not in CANDIDATE_KINDS:
+            continue  # see CANDIDATE_KINDS
         h = (r.get("extra") or {}).get("reward_split")
         if r.get("schedule") is None or not isinstance(h, (int, float)) or isinstance(h, bool) or not math.isfinite(h):
             bad.add(m)
@@ -117,8 +127,11 @@ def _candidates(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> 
 
 def _difference(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str, Any]], seeds: Sequence[int],
                 labels: Mapping[int, np.ndarray] | None, metric: str) -> dict[str, Any]:
-    """Held-out difference ``a - b`` over ``seeds``: mean, standard error, 95% interval and how it was pooled."""
-    per_seed = np.asarray([a[s]["extra"]["reward_split"] - b[s]["extra"]["reward_split"] for s in seeds], dtype=np.float64)
+    """Held-out advantage of ``a`` over ``b`` over ``seeds`` (``a - b``; ``b - a`` for a metric that is better lower,
+    :func:`~taskmix.data.tasks.metric_sign`): mean, standard error, 95% interval and how it was pooled."""
+    sign = metric_sign(metric)
+    per_seed = np.asarray([sign * (a[s]["extra"]["reward_split"] - b[s]["extra"]["reward_split"]) for s in seeds],
+                          dtype=np.float64)
     mean = float(per_seed.mean())
     n = len(per_seed)
     se_seeds = float(per_seed.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
@@ -190,7 +203,8 @@ def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping
     The best other candidate is chosen over the best rule when its held-out advantage exceeds ``z`` standard
     errors (``z = 0``: any advantage).
     """
-    mean = {m: float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])) for m, g in cands.items()}
+    sign = metric_sign(metric)  # scores where higher is better
+    mean = {m: sign * float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])) for m, g in cands.items()}
     rules = [m for m in cands if kinds.get(m) == "baseline"]
     others = [m for m in cands if kinds.get(m) != "baseline"]
     best_rule = max(rules, key=lambda m: (mean[m], m == "single_task")) if rules else None
@@ -275,6 +289,13 @@ def _interval(d: Mapping[str, Any] | None) -> str:
     return f"{d['mean']:+.3f} {ci}"
 
 
+def _unit(metric: str) -> str:
+    """The unit of a held-out advantage: the metric, and which way is better."""
+    if metric_sign(metric) > 0:
+        return f" in {metric}"
+    return f" advantage in {metric_label(metric)}, positive: lower"
+
+
 def _text(rec: Recommendation, metric: str) -> str:
     """The verdict in plain words (a few sentences, no table)."""
     n = len(rec.seeds)
@@ -292,7 +313,7 @@ def _text(rec: Recommendation, metric: str) -> str:
     else:
         s = f"Recommended: {what}, better than every other candidate beyond noise on {where}."
     if learned and rec.best_rule is not None:
-        s += f" Against the best rule, {rec.best_rule}: {_interval(rec.versus_rule)} in {metric} on those rows."
+        s += f" Against the best rule, {rec.best_rule}: {_interval(rec.versus_rule)}{_unit(metric)} on those rows."
     elif not learned and rec.best_other is not None:
         s += f" The best learned candidate, {rec.best_other}: {_interval(rec.versus_rule)} against it on those rows."
     if learned:
