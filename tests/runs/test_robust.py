@@ -190,3 +190,18 @@ def test_search_prior_by_rule_name_and_its_refusals():
         prior_mixture("explicit", ["a", "b"], "a", {"a": 1, "b": 1})
     with pytest.raises(ConfigError, match="search.prior: sizes: no training-set size"):
         Mixer.from_config(cfg)  # a size-based prior needs the tasks' sizes
+
+
+def test_text_splits_are_keyed_by_content_so_a_comparison_reuses_its_search_for_text_tasks():
+    """Each comparison cell carves new split objects: a key by identity never matched for text (the time-variant
+    row searched again); by content, equal text and labels share one search and any difference does not."""
+    from taskmix.compare.methods import _data_key
+    from taskmix.data.tasks import Split
+
+    pairs = [("a premise", "a hypothesis"), ("another", None)]
+    a, b = Split(list(pairs), np.array([0, 1])), Split([tuple(p) for p in pairs], np.array([0, 1]))
+    assert a.x is not b.x and _data_key(a) == _data_key(b)
+    assert _data_key(Split(list(pairs), np.array([1, 1]))) != _data_key(a)
+    assert _data_key(Split([("a premise", "other"), ("another", None)], np.array([0, 1]))) != _data_key(a)
+    feats = Split(np.zeros((2, 3), np.float32), np.array([0, 1]))
+    assert _data_key(feats) == _data_key(Split(np.zeros((2, 3), np.float32), np.array([0, 1])))

@@ -111,12 +111,14 @@ _SEARCH_CACHE_SIZE = 4
 
 
 def _data_key(split: Any) -> Any:
-    """Identifies a split's data: a digest of feature arrays (a compare carves a new copy per cell), else its identity."""
+    """Identifies a split's data by content: a digest of its inputs and labels (a compare carves a new copy per cell)."""
     if isinstance(split.x, np.ndarray):
         h = hashlib.sha1(np.ascontiguousarray(split.x).tobytes())
-        h.update(np.ascontiguousarray(split.y).tobytes())
-        return h.hexdigest()
-    return id(split.x)  # alive while cached: the cached run holds the tasks
+    else:  # text: each cell carves new split objects, so key by content (an identity key never matched)
+        h = hashlib.sha1(json.dumps([list(p) if isinstance(p, (list, tuple)) else p for p in split.x],
+                                    ensure_ascii=False, default=str).encode())
+    h.update(np.ascontiguousarray(split.y).tobytes())
+    return h.hexdigest()
 
 
 def _search_key(job: Job, cfg: Config) -> tuple[Any, ...]:
