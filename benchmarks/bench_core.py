@@ -27,7 +27,7 @@ from _md import mean_pm, update_section  # noqa: E402
 from taskmix.compare import run_compare  # noqa: E402
 from taskmix.runs import prepare_job  # noqa: E402
 from taskmix.config import builtin_config  # noqa: E402
-from taskmix.sampler import TaskSampler  # noqa: E402
+from taskmix.replay.sampler import TaskSampler  # noqa: E402
 from taskmix.schedule import Schedule, uniform  # noqa: E402
 from taskmix.runs import SearchRun  # noqa: E402
 from taskmix.data import load_tasks  # noqa: E402
