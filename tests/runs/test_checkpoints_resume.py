@@ -400,3 +400,18 @@ def test_same_seed_same_schedule_and_metrics_different_seed_differs(tiny_tasks) 
     assert not np.array_equal(a.schedule.weights, c.schedule.weights)
     assert ma.realised != mc.realised
 
+
+
+def test_a_run_made_before_a_setting_existed_resumes_with_its_old_value_and_only_then() -> None:
+    from taskmix.errors import ConfigError
+    from taskmix.runs.checkpoint import check_compatible
+
+    old = {"config": {"search": {"lr": 0.02}, "train": {"steps": 10}}, "seed": 0}
+    check_compatible(old, {"search": {"lr": 0.02, "min_weight": 0.0}, "train": {"steps": 10}}, 0, "run")
+    with pytest.raises(ConfigError, match=r"search.min_weight \(added since this run: set search.min_weight=0.0"):
+        check_compatible(old, {"search": {"lr": 0.02, "min_weight": 0.05}, "train": {"steps": 10}}, 0, "run")
+    with pytest.raises(ConfigError, match="search.lr"):
+        check_compatible(old, {"search": {"lr": 0.03, "min_weight": 0.0}, "train": {"steps": 10}}, 0, "run")
+    saved_new = {"config": {"search": {"lr": 0.02, "min_weight": 0.05}, "train": {"steps": 10}}, "seed": 0}
+    with pytest.raises(ConfigError, match="search.min_weight"):  # recorded in the run: an ordinary difference
+        check_compatible(saved_new, {"search": {"lr": 0.02, "min_weight": 0.0}, "train": {"steps": 10}}, 0, "run")

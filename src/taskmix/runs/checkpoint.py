@@ -393,17 +393,43 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix or "(root)"]
 
 
+SINCE: dict[str, Any] = {"search.min_weight": 0.0}
+"""Settings added after runs were made, with the value that reproduces how those runs ran: a run directory whose
+config lacks the key resumes when the config sets exactly that value (and is refused, saying so, otherwise)."""
+
+
+def _lookup(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return _MISSING
+        d = d[part]
+    return d
+
+
+_MISSING = object()
+
+
 def check_compatible(
     saved: dict[str, Any], config: dict[str, Any], seed: int, where: str, data: dict[str, Any] | None = None
 ) -> None:
-    """Refuse to resume when the config, the seed or (if recorded) the data summary differ, naming the keys."""
-    diffs = diff_keys(saved.get("config", {}), config)
+    """Refuse to resume when the config, the seed or (if recorded) the data summary differ, naming the keys.
+
+    A key of :data:`SINCE` that the saved config lacks is no difference when the config sets it to the value that
+    reproduces the old run."""
+    old = saved.get("config", {})
+    diffs = []
+    for k in diff_keys(old, config):
+        if k in SINCE and _lookup(old, k) is _MISSING:
+            if _lookup(config, k) != SINCE[k]:
+                diffs.append(f"{k} (added since this run: set {k}={SINCE[k]} to resume it as it ran)")
+            continue
+        diffs.append(k)
     if saved.get("seed") != seed and "seed" not in diffs:
         diffs.append("seed")
     if data is not None and "data" in saved:
         diffs += [f"data: {k}" for k in diff_keys(saved["data"], data)]
     if diffs:
-        shown = [d[:60] for d in diffs[:8]] + ([f"... ({len(diffs) - 8} more)"] if len(diffs) > 8 else [])
+        shown = [d if " (added since" in d else d[:60] for d in diffs[:8]] + ([f"... ({len(diffs) - 8} more)"] if len(diffs) > 8 else [])
         raise ConfigError(
             f"{where}: cannot resume, the config differs from the checkpointed run at {', '.join(shown)}; "
             "use the original config or a new --out directory"
