@@ -204,7 +204,9 @@ def learned(a, names) -> None:
         out = Path(a.out) / "learned" / (name if a.steps is None else f"{name}-{a.steps}")
         resume = (out / "rows.jsonl").is_file()
         res = run_compare(cfg, tasks, out, seeds=a.seeds, resume=resume)
-        rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines() if x.strip()]
+        wanted = set(a.methods.split(",")) | {"recommended"}  # a resumed directory may hold rows of other methods
+        rows = [r for r in map(json.loads, filter(str.strip, (out / "rows.jsonl").read_text().splitlines()))
+                if r["method"] in wanted and int(r["seed"]) < cfg.seed + a.seeds]
         by = {}
         for r in rows:
             by.setdefault(r["method"], {})[int(r["seed"])] = r

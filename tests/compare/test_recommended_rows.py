@@ -89,3 +89,22 @@ def test_recommended_is_not_a_method_to_list_and_can_be_switched_off(tmp_path: P
     assert o.exit_code == 0, o.stderr
     assert not (tmp_path / OUT / "recommended.json").exists()
     assert "recommendation" not in json.loads((tmp_path / OUT / "results.json").read_text())
+
+
+def test_resume_may_add_a_method_and_keeps_every_row_it_has(finished: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(finished / OUT, tmp_path / OUT)
+    before = {(r["method"], r["seed"]): r for r in _rows(tmp_path)}
+    o = invoke(["compare", "builtin", "--methods", METHODS + ",proportional", "--out", OUT, *SMALL, "--seeds", "2",
+                "--resume"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    after = {(r["method"], r["seed"]): r for r in _rows(tmp_path)}
+    assert {k for k in after if k[0] == "proportional"} == {("proportional", 0), ("proportional", 1)}
+    for k, r in before.items():  # the rows it had are kept as they were (a recommendation may be renewed)
+        if k[0] != "recommended":
+            assert after[k] == r
+    # any other setting still blocks the resume, and says which
+    o = invoke(["compare", "builtin", "--methods", METHODS, "--out", OUT, *SMALL, "--seeds", "2", "--resume",
+                "-o", "search.epsilon=0.2"], tmp_path)
+    assert o.exit_code == 2 and "search.epsilon" in o.stderr and "compare.methods" not in o.stderr

@@ -128,6 +128,16 @@ def run_compare(
             reporter.finish()
 
 
+def _without_methods(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved comparison's record with ``compare.methods`` and ``compare.recommend`` left out of its config: a
+    resume may run other methods (or none more, or the recommendation or not) without touching the rows kept."""
+    config = saved.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("compare"), dict):
+        return saved
+    section = {k: v for k, v in config["compare"].items() if k not in ("methods", "recommend")}
+    return {**saved, "config": {**config, "compare": section}}
+
+
 def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list[str], seed_list: list[int], oracle: bool,
                     backend: str, address: str | None, resume: bool, progress: ProgressReporter, command: str,
                     allow_changed_data: bool = False) -> dict[str, Any]:
@@ -143,7 +153,9 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
                 raise ValueError("not an object")
         except (OSError, ValueError):
             raise ConfigError(f"{meta_path}: missing or unreadable; cannot check that --resume uses the same config") from None
-        check_compatible(saved, fingerprint, saved.get("seed"), str(out))  # type: ignore[arg-type]  # seeds are per row
+        # which methods run is no difference: every row is one (method, seed), so a resume may add or drop methods
+        check_compatible(_without_methods(saved), _without_methods({"config": fingerprint})["config"], saved.get("seed"),  # type: ignore[arg-type]  # seeds are per row
+                         str(out))
         check_inputs(saved.get("inputs"), inputs, str(meta_path), allow_changed_data, cfg)  # before the rows are read
         reward_labels = functools.lru_cache(maxsize=None)(lambda s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y))
         # every field checked; `test` and `extra.reward_split` against the row's own predictions
