@@ -20,8 +20,14 @@ Budget of ``--landscape`` at the defaults (4 configs, 3 seeds, 12 oracle samples
 oracle runs + 6 rules x 3 seeds = 36 plain runs; a plain run of a shipped config is ~20 s of one core (its header
 says what was measured), so ~12 min per config and ~50 min for four.
 
+--peers      every offline peer (DoReMi and DoReMi-target, retrained; Aioli and Aioli-target, online; MixMin) in its
+             own comparison (``--out``/peers/<config>, ``--seeds`` 3), shown beside the rows of ``--learned`` on the
+             same seeds; *Aioli's bar*: on how many configs each method beats stratified (uniform) sampling beyond
+             its paired interval.  Writes BENCHMARKS.md section ``lm-peers``.
+
 Usage: python benchmarks/bench_lm.py --landscape [--configs sw,ur,tr,vi] [--seeds 3] [--out runs/bench_lm]
        python benchmarks/bench_lm.py --learned [--configs sw,ur,tr,vi] [--seeds 5] [--out runs/bench_lm]
+       python benchmarks/bench_lm.py --peers [--configs sw,ur,tr,vi] [--seeds 3] [--out runs/bench_lm]
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ from taskmix.runs import prepare_job  # noqa: E402
 from taskmix.schedule import RULES, Schedule  # noqa: E402
 
 RULE_NAMES = ("single_task", "uniform", "proportional", "temperature_2", "temperature_5", "unimax")
-LEARNED_METHODS = [*RULE_NAMES, "learned_time_invariant", "learned_time_variant", "exp3", "thompson", "gradient_alignment"]
+LEARNED_METHODS = [*RULE_NAMES, "learned_time_invariant", "learned_time_variant", "exp3", "thompson", "gradient_alignment",
+                   "regmix"]
+METHODS_SHOWN = LEARNED_METHODS  # the rows of --learned that --peers shows beside the peers
 DRY = ["train.steps=30", "search.meta_steps=3", "train.batch_size=8", "model.lm.layers=1", "model.lm.width=32",
        "model.lm.heads=2", "model.lm.context=32", "model.lm.test_sentences=100", "model.lm.validation_sentences=50"]
 
@@ -188,48 +196,172 @@ def landscape(a, names) -> None:
         update_section(section("lm-landscape", a), f"## {section('lm-landscape', a)}: the mixture landscape of the language-modelling regime (issue 24)\n\n" + text)
 
 
+PEER_METHODS = ["uniform", "doremi-replay", "doremi_target-replay", "aioli", "aioli_target", "mixmin"]
+
+
+def landscape_dir(a, name: str, cfg) -> Path:
+    """The ``--landscape`` cells of a config (the key: its plain-run settings, as ``landscape`` computes it)."""
+    plain = {k: v for k, v in cfg.fingerprint().items() if k not in ("search", "compare")}
+    key = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(a.out) / "landscape" / f"{name}-{key}"
+
+
+def landscape_oracle(a, name: str, cfg) -> dict[int, float] | None:
+    """The test-oracle of ``--landscape`` (the best on test of its re-run mixtures and the rules), seed -> bits per
+    byte, on its paired seeds (1, 2, ...; seed 0 selected the candidates); ``None`` before the landscape ran."""
+    d = landscape_dir(a, name, cfg)
+    if not d.is_dir():
+        return None
+    runs: dict[str, dict[int, float]] = {}
+    for f in d.glob("*-s*.json"):
+        stem, _, seed = f.stem.rpartition("-s")
+        if int(seed) > 0:
+            runs.setdefault(stem, {})[int(seed)] = json.loads(f.read_text())["test"]
+    n = max(len(v) for v in runs.values())
+    full = {k: v for k, v in runs.items() if len(v) == n}
+    best = min(full, key=lambda k: np.mean(list(full[k].values())))
+    return full[best]
+
+
+def compare_rows(out: Path, methods, seeds: int, first: int) -> dict[str, dict[int, dict]]:
+    """method -> seed -> row of a comparison directory, for ``methods`` and the seeds ``first .. first + seeds - 1``."""
+    by: dict[str, dict[int, dict]] = {}
+    if not (out / "rows.jsonl").is_file():
+        return by
+    for r in map(json.loads, filter(str.strip, (out / "rows.jsonl").read_text().splitlines())):
+        if r["method"] in methods and first <= int(r["seed"]) < first + seeds:
+            by.setdefault(r["method"], {})[int(r["seed"])] = r
+    return by
+
+
+def run_dir(a, kind: str, name: str) -> Path:
+    """The comparison directory of a config: ``--out``/<kind>/<config>[-<steps>]."""
+    return Path(a.out) / kind / (name if a.steps is None else f"{name}-{a.steps}")
+
+
+def _interval(d) -> str:
+    return f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]"
+
+
+def _sign(d) -> int:
+    """+1: better (lower bits per byte) beyond the 95% interval, -1: worse beyond it, 0: within noise."""
+    return 1 if d[2] < 0 else (-1 if d[1] > 0 else 0)
+
+
 def learned(a, names) -> None:
+    """``taskmix compare`` on every config with the rules, the learned schedules, the online strategies and RegMix
+    (resumed where ``--out`` has rows), then the table against the validation-picked best rule and the oracle."""
     from taskmix.compare import run_compare
 
+    methods = a.methods.split(",")
     lines = [
         f"Bits per byte on the target's test text (lower is better), {a.seeds} paired seeds. The best rule is the rule "
         "with the lowest *validation* bits per byte (the reward split: held-out target sentences, never the test "
-        "text); Δ: paired difference to it, 95% t interval (negative: better). Cost: median CPU seconds per run as "
-        "a multiple of one plain run (the uniform rows).",
+        "text); Δ: paired difference to it, 95% t interval (negative: better). *vs oracle*: mean bits per byte "
+        "relative to *lm-landscape*'s test-oracle, paired on its seeds 1-3 (the goal: within +1%). Cost: median CPU "
+        "seconds per run as a multiple of one plain run (the uniform rows); a learned row's cost is its search plus "
+        "its retrain, the recommended row's every candidate it weighed plus its retrain.",
         "",
     ]
+    tally: dict[str, list[int]] = {}
     for name in names:
-        cfg = load_config(ROOT / "configs" / "lm" / f"{name}.yaml", overrides(a) + [f"compare.methods={json.dumps(a.methods.split(','))}"])
+        cfg = load_config(ROOT / "configs" / "lm" / f"{name}.yaml", overrides(a) + [f"compare.methods={json.dumps(methods)}"])
         tasks = load_tasks(cfg)
-        out = Path(a.out) / "learned" / (name if a.steps is None else f"{name}-{a.steps}")
-        resume = (out / "rows.jsonl").is_file()
-        res = run_compare(cfg, tasks, out, seeds=a.seeds, resume=resume)
-        wanted = set(a.methods.split(",")) | {"recommended"}  # a resumed directory may hold rows of other methods
-        rows = [r for r in map(json.loads, filter(str.strip, (out / "rows.jsonl").read_text().splitlines()))
-                if r["method"] in wanted and int(r["seed"]) < cfg.seed + a.seeds]
-        by = {}
-        for r in rows:
-            by.setdefault(r["method"], {})[int(r["seed"])] = r
+        out = run_dir(a, "learned", name)
+        res = run_compare(cfg, tasks, out, seeds=a.seeds, resume=(out / "rows.jsonl").is_file())
+        by = compare_rows(out, set(methods) | {"recommended"}, a.seeds, cfg.seed)
         seeds = sorted(set.intersection(*(set(g) for g in by.values())))
         val = {m: np.mean([by[m][s]["extra"]["reward_split"] for s in seeds]) for m in RULE_NAMES if m in by}
         best = min(val, key=val.get)
         plain = np.median([by["uniform"][s]["seconds"] for s in seeds])
+        oracle = None if a.dry_run else landscape_oracle(a, name, cfg)
         lines += [f"### {name} (best rule on validation: {best})", "",
-                  "| method | bits per byte [95% CI] | Δ vs best rule [95% paired CI] | cost × plain |", "|---|---|---|---|"]
+                  "| method | bits per byte [95% CI] | Δ vs best rule [95% paired CI] | vs oracle | cost × plain |",
+                  "|---|---|---|---|---|"]
         order = sorted(by, key=lambda m: np.mean([by[m][s]["test"] for s in seeds]))
         for m in order:
             test = [by[m][s]["test"] for s in seeds]
             mean, lo, hi = ci(test)
             d = ci(np.asarray(test) - np.asarray([by[best][s]["test"] for s in seeds]))
+            tally.setdefault(m, []).append(0 if m == best else _sign(d))
             cost = np.median([by[m][s]["seconds"] for s in seeds]) / plain
-            dcell = "(best rule)" if m == best else f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]"
-            lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {dcell} | {cost:.2f} |")
+            common = sorted(set(oracle or {}) & set(by[m]))
+            rel = (f"{100 * (np.mean([by[m][s]['test'] for s in common]) / np.mean([oracle[s] for s in common]) - 1):+.1f}%"
+                   if oracle and common else "–")
+            dcell = "(best rule)" if m == best else _interval(d)
+            lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {dcell} | {rel} | {cost:.2f} |")
         verdict = (res.get("verdict") or "").split(" On the report split")[0]
         lines += ["", f"Verdict of the comparison: {verdict}", ""]
         print("\n".join(lines[-(len(order) + 6):]), flush=True)
+    lines += ["### Over the configs", "",
+              "Configs where each method is better than the validation-picked best rule beyond its paired interval "
+              "(better) / within it (tie) / worse beyond it (worse):", "",
+              "| method | better | tie | worse |", "|---|---|---|---|"]
+    for m, v in sorted(tally.items(), key=lambda kv: (-kv[1].count(1), kv[1].count(-1))):
+        lines.append(f"| {m} | {v.count(1)} | {v.count(0)} | {v.count(-1)} |")
     text = "\n".join(lines)
+    print("\n".join(lines[-(len(tally) + 5):]))
     if not (a.dry_run or a.no_md):
         update_section(section("lm-learned", a), f"## {section('lm-learned', a)}: learned and recommended schedules in the language-modelling regime (issue 24)\n\n" + text)
+
+
+def peers(a, names) -> None:
+    """Every peer on every config (issue 25): the peers' own comparison (``--out``/peers/<config>, no recommendation)
+    beside the rows of ``--learned`` (rules, learned, online strategies, RegMix, recommended) on the same seeds;
+    Aioli's bar: on how many configs each method beats stratified (uniform) sampling beyond its paired interval."""
+    from taskmix.compare import run_compare
+
+    methods = a.methods.split(",")
+    lines = [
+        f"Bits per byte on the target's test text (lower is better), the first {a.seeds} paired seeds of *lm-learned* "
+        "(its rows reused: rules, learned schedules, online strategies, RegMix, recommended) and of the peers' own "
+        "comparison (`--peers`: DoReMi and its target form, Aioli and its target form, MixMin). Δ vs stratified: "
+        "paired difference to uniform sampling, 95% t interval (negative: better); *vs oracle*: relative to "
+        "*lm-landscape*'s test-oracle on its seeds; cost: CPU seconds as a multiple of one plain run.",
+        "",
+    ]
+    bar: dict[str, list[int]] = {}
+    cost_all: dict[str, list[float]] = {}
+    for name in names:
+        cfg = load_config(ROOT / "configs" / "lm" / f"{name}.yaml", overrides(a) + [f"compare.methods={json.dumps(methods)}",
+                                                                                     "compare.recommend=false"])
+        tasks = load_tasks(cfg)
+        out = run_dir(a, "peers", name)
+        run_compare(cfg, tasks, out, seeds=a.seeds, resume=(out / "rows.jsonl").is_file())
+        by = compare_rows(run_dir(a, "learned", name), set(METHODS_SHOWN) | {"recommended"}, a.seeds, cfg.seed)
+        by.update(compare_rows(out, set(methods) - {"uniform"}, a.seeds, cfg.seed))
+        by = {m: g for m, g in by.items() if len(g) == a.seeds}
+        if "uniform" not in by:
+            by["uniform"] = compare_rows(out, {"uniform"}, a.seeds, cfg.seed)["uniform"]
+        seeds = sorted(by["uniform"])
+        plain = np.median([by["uniform"][s]["seconds"] for s in seeds])
+        oracle = None if a.dry_run else landscape_oracle(a, name, cfg)
+        lines += [f"### {name}", "", "| method | bits per byte [95% CI] | Δ vs stratified [95% paired CI] | vs oracle | cost × plain |",
+                  "|---|---|---|---|---|"]
+        for m in sorted(by, key=lambda m: np.mean([by[m][s]["test"] for s in seeds])):
+            test = [by[m][s]["test"] for s in seeds]
+            mean, lo, hi = ci(test)
+            d = ci(np.asarray(test) - np.asarray([by["uniform"][s]["test"] for s in seeds]))
+            cost = float(np.median([by[m][s]["seconds"] for s in seeds]) / plain)
+            if m != "uniform":
+                bar.setdefault(m, []).append(_sign(d))
+                cost_all.setdefault(m, []).append(cost)
+            common = sorted(set(oracle or {}) & set(seeds))
+            rel = (f"{100 * (np.mean([by[m][s]['test'] for s in common]) / np.mean([oracle[s] for s in common]) - 1):+.1f}%"
+                   if oracle and common else "–")
+            lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {'(stratified)' if m == 'uniform' else _interval(d)} | {rel} | {cost:.2f} |")
+        lines.append("")
+        print("\n".join(lines[-(len(by) + 4):]), flush=True)
+    lines += ["### Aioli's bar: configs where each method beats stratified sampling", "",
+              f"Out of {len(names)} configs: better than uniform beyond the paired interval / within it / worse beyond it; "
+              "cost: median over the configs.", "",
+              "| method | beats stratified | tie | worse | cost × plain |", "|---|---|---|---|---|"]
+    for m, v in sorted(bar.items(), key=lambda kv: (-kv[1].count(1), kv[1].count(-1))):
+        lines.append(f"| {m} | {v.count(1)} | {v.count(0)} | {v.count(-1)} | {np.median(cost_all[m]):.2f} |")
+    text = "\n".join(lines)
+    print("\n".join(lines[-(len(bar) + 6):]))
+    if not (a.dry_run or a.no_md):
+        update_section(section("lm-peers", a), f"## {section('lm-peers', a)}: every peer in the language-modelling regime, and Aioli's bar (issue 25)\n\n" + text)
 
 
 def main() -> None:
@@ -237,6 +369,7 @@ def main() -> None:
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--landscape", action="store_true")
     mode.add_argument("--learned", action="store_true")
+    mode.add_argument("--peers", action="store_true")
     ap.add_argument("--configs", default="sw,ur,tr,vi")
     ap.add_argument("--seeds", type=int, default=None, help="paired seeds (default: 3 landscape, 5 learned)")
     ap.add_argument("--oracle-samples", type=int, default=12)
@@ -246,17 +379,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="train.steps of every run (how the landscape moves with "
                     "the budget; the section's name gets the suffix -<steps>)")
     ap.add_argument("--no-md", action="store_true", help="print the table, leave BENCHMARKS.md alone")
-    ap.add_argument("--methods", default=",".join(LEARNED_METHODS), help="--learned: the comparison's methods "
-                    "(default: every rule, both learned schedules, the online strategies)")
+    ap.add_argument("--methods", default=None, help="the comparison's methods (--learned default: every rule, both "
+                    "learned schedules, the online strategies, RegMix; --peers: uniform and the offline peers)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.seeds is None:
-        a.seeds = 3 if a.landscape else 5
+        a.seeds = 5 if a.learned else 3
+    if a.methods is None:
+        a.methods = ",".join(PEER_METHODS if a.peers else LEARNED_METHODS)
     if a.dry_run:
         a.seeds, a.oracle_samples, a.oracle_top = min(a.seeds, 2), min(a.oracle_samples, 3), min(a.oracle_top, 1)
         a.out = str(Path(a.out) / "dry-run")
     names = a.configs.split(",")
-    (landscape if a.landscape else learned)(a, names)
+    (landscape if a.landscape else learned if a.learned else peers)(a, names)
 
 
 if __name__ == "__main__":
