@@ -248,6 +248,20 @@ def _sign(d) -> int:
     return 1 if d[2] < 0 else (-1 if d[1] > 0 else 0)
 
 
+def _vs_oracle(rows: dict[int, dict], oracle: dict[int, float] | None) -> str:
+    """A method's mean bits per byte relative to the oracle's, on the seeds both have ("–" without an oracle)."""
+    common = sorted(set(oracle or {}) & set(rows))
+    if not (oracle and common):
+        return "–"
+    return f"{100 * (np.mean([rows[s]['test'] for s in common]) / np.mean([oracle[s] for s in common]) - 1):+.1f}%"
+
+
+def _tally_rows(tally: dict[str, list[int]], more: dict[str, str] | None = None) -> list[str]:
+    """One table row per method: how many configs it is better / tied / worse (``_sign``), most wins first."""
+    return [f"| {m} | {v.count(1)} | {v.count(0)} | {v.count(-1)} |" + (f" {more[m]} |" if more else "")
+            for m, v in sorted(tally.items(), key=lambda kv: (-kv[1].count(1), kv[1].count(-1)))]
+
+
 def learned(a, names) -> None:
     """``taskmix compare`` on every config with the rules, the learned schedules, the online strategies and RegMix
     (resumed where ``--out`` has rows), then the table against the validation-picked best rule and the oracle."""
@@ -285,9 +299,7 @@ def learned(a, names) -> None:
             d = ci(np.asarray(test) - np.asarray([by[best][s]["test"] for s in seeds]))
             tally.setdefault(m, []).append(0 if m == best else _sign(d))
             cost = np.median([by[m][s]["seconds"] for s in seeds]) / plain
-            common = sorted(set(oracle or {}) & set(by[m]))
-            rel = (f"{100 * (np.mean([by[m][s]['test'] for s in common]) / np.mean([oracle[s] for s in common]) - 1):+.1f}%"
-                   if oracle and common else "–")
+            rel = _vs_oracle(by[m], oracle)
             dcell = "(best rule)" if m == best else _interval(d)
             lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {dcell} | {rel} | {cost:.2f} |")
         verdict = (res.get("verdict") or "").split(" On the report split")[0]
@@ -297,8 +309,7 @@ def learned(a, names) -> None:
               "Configs where each method is better than the validation-picked best rule beyond its paired interval "
               "(better) / within it (tie) / worse beyond it (worse):", "",
               "| method | better | tie | worse |", "|---|---|---|---|"]
-    for m, v in sorted(tally.items(), key=lambda kv: (-kv[1].count(1), kv[1].count(-1))):
-        lines.append(f"| {m} | {v.count(1)} | {v.count(0)} | {v.count(-1)} |")
+    lines += _tally_rows(tally)
     text = "\n".join(lines)
     print("\n".join(lines[-(len(tally) + 5):]))
     if not (a.dry_run or a.no_md):
@@ -346,9 +357,7 @@ def peers(a, names) -> None:
             if m != "uniform":
                 bar.setdefault(m, []).append(_sign(d))
                 cost_all.setdefault(m, []).append(cost)
-            common = sorted(set(oracle or {}) & set(seeds))
-            rel = (f"{100 * (np.mean([by[m][s]['test'] for s in common]) / np.mean([oracle[s] for s in common]) - 1):+.1f}%"
-                   if oracle and common else "–")
+            rel = _vs_oracle({k: by[m][k] for k in seeds}, oracle)
             lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {'(stratified)' if m == 'uniform' else _interval(d)} | {rel} | {cost:.2f} |")
         lines.append("")
         print("\n".join(lines[-(len(by) + 4):]), flush=True)
@@ -356,8 +365,7 @@ def peers(a, names) -> None:
               f"Out of {len(names)} configs: better than uniform beyond the paired interval / within it / worse beyond it; "
               "cost: median over the configs.", "",
               "| method | beats stratified | tie | worse | cost × plain |", "|---|---|---|---|---|"]
-    for m, v in sorted(bar.items(), key=lambda kv: (-kv[1].count(1), kv[1].count(-1))):
-        lines.append(f"| {m} | {v.count(1)} | {v.count(0)} | {v.count(-1)} | {np.median(cost_all[m]):.2f} |")
+    lines += _tally_rows(bar, {m: f"{np.median(c):.2f}" for m, c in cost_all.items()})
     text = "\n".join(lines)
     print("\n".join(lines[-(len(bar) + 6):]))
     if not (a.dry_run or a.no_md):
