@@ -20,10 +20,12 @@ Budget of ``--landscape`` at the defaults (4 configs, 3 seeds, 12 oracle samples
 oracle runs + 6 rules x 3 seeds = 36 plain runs; a plain run of a shipped config is ~20 s of one core (its header
 says what was measured), so ~12 min per config and ~50 min for four.
 
---peers      every offline peer (DoReMi and DoReMi-target, retrained; Aioli and Aioli-target, online; MixMin) in its
-             own comparison (``--out``/peers/<config>, ``--seeds`` 3), shown beside the rows of ``--learned`` on the
-             same seeds; *Aioli's bar*: on how many configs each method beats stratified (uniform) sampling beyond
-             its paired interval.  Writes BENCHMARKS.md section ``lm-peers``.
+--peers      every rule and every peer (DoReMi and DoReMi-target, retrained; Aioli and Aioli-target, online; MixMin;
+             RegMix) in its own comparison (``--out``/peers/<config>, ``--seeds`` 3), shown beside the rows of
+             ``--learned`` on the same seeds where ``--out`` holds them; against stratified (uniform) sampling, the
+             validation-picked best rule and the best rule the method's cost buys (equal compute); *Aioli's bar*: on
+             how many configs each method beats stratified sampling beyond its paired interval.  Writes
+             BENCHMARKS.md section ``lm-peers``.
 
 Usage: python benchmarks/bench_lm.py --landscape [--configs sw,ur,tr,vi] [--seeds 3] [--out runs/bench_lm]
        python benchmarks/bench_lm.py --learned [--configs sw,ur,tr,vi] [--seeds 5] [--out runs/bench_lm]
@@ -196,7 +198,8 @@ def landscape(a, names) -> None:
         update_section(section("lm-landscape", a), f"## {section('lm-landscape', a)}: the mixture landscape of the language-modelling regime (issue 24)\n\n" + text)
 
 
-PEER_METHODS = ["uniform", "doremi-replay", "doremi_target-replay", "aioli", "aioli_target", "mixmin"]
+PEER_METHODS = [*RULE_NAMES, "doremi-replay", "doremi_target-replay", "aioli", "aioli_target", "mixmin", "regmix"]
+"""The ``--peers`` comparison: every rule beside every peer (UniMax is a rule), so its table stands without --learned."""
 
 
 def landscape_dir(a, name: str, cfg) -> Path:
@@ -262,6 +265,20 @@ def _tally_rows(tally: dict[str, list[int]], more: dict[str, str] | None = None)
             for m, v in sorted(tally.items(), key=lambda kv: (-kv[1].count(1), kv[1].count(-1)))]
 
 
+def _bought(by: dict[str, dict[int, dict]], m: str, seeds) -> str:
+    """The equal-compute view: the method's bits per byte minus the best rule its cost buys, mean over seeds.  A run
+    that took ``c`` plain runs buys the first ``k = max(1, floor(c))`` rules of :data:`RULE_NAMES`, the best of them
+    picked on validation per seed (never on test)."""
+    d = []
+    for s in seeds:
+        k = max(1, int(math.floor(by[m][s]["seconds"] / by["uniform"][s]["seconds"] + 1e-9)))
+        pool = [by[r][s] for r in RULE_NAMES[:k] if r in by]
+        if pool:
+            d.append(by[m][s]["test"] - min(pool, key=lambda r: r["extra"]["reward_split"])["test"])
+    k = min(len(RULE_NAMES), max(1, int(np.median([by[m][s]["seconds"] / by["uniform"][s]["seconds"] for s in seeds]))))
+    return f"{np.mean(d):+.4f} ({k} rule{'s' if k > 1 else ''})" if d else "–"
+
+
 def learned(a, names) -> None:
     """``taskmix compare`` on every config with the rules, the learned schedules, the online strategies and RegMix
     (resumed where ``--out`` has rows), then the table against the validation-picked best rule and the oracle."""
@@ -324,14 +341,19 @@ def peers(a, names) -> None:
 
     methods = a.methods.split(",")
     lines = [
-        f"Bits per byte on the target's test text (lower is better), the first {a.seeds} paired seeds of *lm-learned* "
-        "(its rows reused: rules, learned schedules, online strategies, RegMix, recommended) and of the peers' own "
-        "comparison (`--peers`: DoReMi and its target form, Aioli and its target form, MixMin). Δ vs stratified: "
-        "paired difference to uniform sampling, 95% t interval (negative: better); *vs oracle*: relative to "
-        "*lm-landscape*'s test-oracle on its seeds; cost: CPU seconds as a multiple of one plain run.",
+        f"Bits per byte on the target's test text (lower is better), {a.seeds} paired seeds: the peers' own comparison "
+        "(`--peers`: every rule, DoReMi as published and in its target-weighted form, Aioli and its target form, MixMin, "
+        "RegMix), with the rows of *lm-learned* on the same seeds where `--out` holds them. Δ vs stratified: paired "
+        "difference to uniform sampling, 95% t interval (negative: better); Δ vs best rule: to the rule with the lowest "
+        "*validation* bits per byte (held-out target sentences, never the test text); Δ vs best bought rule: the "
+        "equal-compute view, to the best (on validation) of the first k rules in the order single_task, uniform, "
+        "proportional, temperature 2, temperature 5, UniMax, where k is the method's cost in plain runs (rounded down), "
+        "mean over seeds; *vs oracle*: relative to *lm-landscape*'s test-oracle on its seeds (– where `--out` lacks it); "
+        "cost: CPU seconds as a multiple of one plain (uniform) run, counting reference and proxy models and sweeps.",
         "",
     ]
     bar: dict[str, list[int]] = {}
+    vs_best: dict[str, list[int]] = {}
     cost_all: dict[str, list[float]] = {}
     for name in names:
         cfg = load_config(ROOT / "configs" / "lm" / f"{name}.yaml", overrides(a) + [f"compare.methods={json.dumps(methods)}",
@@ -340,25 +362,29 @@ def peers(a, names) -> None:
         out = run_dir(a, "peers", name)
         run_compare(cfg, tasks, out, seeds=a.seeds, resume=(out / "rows.jsonl").is_file())
         by = compare_rows(run_dir(a, "learned", name), set(METHODS_SHOWN) | {"recommended"}, a.seeds, cfg.seed)
-        by.update(compare_rows(out, set(methods) - {"uniform"}, a.seeds, cfg.seed))
+        by.update(compare_rows(out, set(methods), a.seeds, cfg.seed))  # the peers' own rows win where both have one
         by = {m: g for m, g in by.items() if len(g) == a.seeds}
-        if "uniform" not in by:
-            by["uniform"] = compare_rows(out, {"uniform"}, a.seeds, cfg.seed)["uniform"]
         seeds = sorted(by["uniform"])
         plain = np.median([by["uniform"][s]["seconds"] for s in seeds])
         oracle = None if a.dry_run else landscape_oracle(a, name, cfg)
-        lines += [f"### {name}", "", "| method | bits per byte [95% CI] | Δ vs stratified [95% paired CI] | vs oracle | cost × plain |",
-                  "|---|---|---|---|---|"]
+        val = {m: np.mean([by[m][s]["extra"]["reward_split"] for s in seeds]) for m in RULE_NAMES if m in by}
+        best = min(val, key=val.get)
+        lines += [f"### {name} (best rule on validation: {best})", "",
+                  "| method | bits per byte [95% CI] | Δ vs stratified [95% paired CI] | Δ vs best rule [95% paired CI] "
+                  "| Δ vs best bought rule | vs oracle | cost × plain |", "|---|---|---|---|---|---|---|"]
         for m in sorted(by, key=lambda m: np.mean([by[m][s]["test"] for s in seeds])):
             test = [by[m][s]["test"] for s in seeds]
             mean, lo, hi = ci(test)
             d = ci(np.asarray(test) - np.asarray([by["uniform"][s]["test"] for s in seeds]))
+            db = ci(np.asarray(test) - np.asarray([by[best][s]["test"] for s in seeds]))
             cost = float(np.median([by[m][s]["seconds"] for s in seeds]) / plain)
             if m != "uniform":
                 bar.setdefault(m, []).append(_sign(d))
                 cost_all.setdefault(m, []).append(cost)
+            vs_best.setdefault(m, []).append(0 if m == best else _sign(db))
             rel = _vs_oracle({k: by[m][k] for k in seeds}, oracle)
-            lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {'(stratified)' if m == 'uniform' else _interval(d)} | {rel} | {cost:.2f} |")
+            lines.append(f"| {m} | {mean:.4f} [{lo:.4f}, {hi:.4f}] | {'(stratified)' if m == 'uniform' else _interval(d)} "
+                         f"| {'(best rule)' if m == best else _interval(db)} | {_bought(by, m, seeds)} | {rel} | {cost:.2f} |")
         lines.append("")
         print("\n".join(lines[-(len(by) + 4):]), flush=True)
     lines += ["### Aioli's bar: configs where each method beats stratified sampling", "",
@@ -366,8 +392,12 @@ def peers(a, names) -> None:
               "cost: median over the configs.", "",
               "| method | beats stratified | tie | worse | cost × plain |", "|---|---|---|---|---|"]
     lines += _tally_rows(bar, {m: f"{np.median(c):.2f}" for m, c in cost_all.items()})
+    lines += ["", "### Against the validation-picked best rule", "",
+              f"Out of {len(names)} configs: better than the best rule (picked per config on validation text) beyond the "
+              "paired interval / within it / worse beyond it.", "", "| method | better | tie | worse |", "|---|---|---|---|"]
+    lines += _tally_rows(vs_best)
     text = "\n".join(lines)
-    print("\n".join(lines[-(len(bar) + 6):]))
+    print("\n".join(lines[-(len(bar) + len(vs_best) + 12):]))
     if not (a.dry_run or a.no_md):
         update_section(section("lm-peers", a), f"## {section('lm-peers', a)}: every peer in the language-modelling regime, and Aioli's bar (issue 25)\n\n" + text)
 

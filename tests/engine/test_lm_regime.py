@@ -238,3 +238,19 @@ def test_llama_architecture_trains_too(tiny) -> None:
     tr2 = Trainer(tasks, cfg, seed=1)
     tr2.load_state_dict(state)
     assert tr2.evaluate(x, 0) == tr.evaluate(x, 0)
+
+
+def test_mixmin_mixes_every_corpus_by_its_next_byte_probabilities(tiny) -> None:
+    """MixMin's generative case: one byte vocabulary, so no corpus is excluded; the convex fit of the per-corpus models'
+    next-byte distributions is at least as good on the held-out target bytes as the best single corpus's model."""
+    from taskmix.compare.methods import run_method
+
+    _, cfg, tasks = tiny
+    row = run_method(cfg, tasks, "mixmin", 0)
+    ex = row["extra"]
+    assert ex["excluded"] == [] and ex["proxy_runs"] == len(tasks)
+    assert row["schedule"]["provenance"]["heads"] == "one byte vocabulary (language modelling)"
+    w = np.asarray(row["schedule"]["weights"][0])
+    assert w.shape == (len(tasks),) and w.sum() == pytest.approx(1.0) and np.all(w >= 0)
+    assert ex["mixture_loss"] <= min(ex["source_loss"].values()) + 1e-9
+    assert 0 < ex["mixture_loss"] < math.log(256) + 0.5  # nats per byte of trained byte models

@@ -15,6 +15,10 @@ and a retrain then leaves the target's own head untrained.
 The target's own model is trained on the target's training rows minus the reward split, so every model is scored
 on rows it never saw (cross-fitted), and none sees the reported split.
 
+Language modelling (``model.regime: lm``).  Every task's model speaks the same byte vocabulary, the paper's
+generative case: ``p[i, t]`` is model ``i``'s probability of the reward split's byte ``t`` given its context (every
+predicted byte of the held-out target windows), and the fit minimises the mixture's next-byte cross-entropy.
+
 >>> import numpy as np
 >>> p = np.array([[0.9, 0.8, 0.1, 0.7], [0.2, 0.3, 0.9, 0.6], [0.01, 0.01, 0.01, 0.01]])
 >>> mixture_weights(p).round(3).tolist()   # the third model puts ~0 on every true label: weight exactly 0
@@ -93,8 +97,15 @@ def _fit_head(h: torch.Tensor, y: torch.Tensor, k: int, steps: int, l2: float, s
 
 
 def target_probabilities(tr: Trainer, job: Job, source: int, s: MixMinSettings) -> np.ndarray:
-    """The probability model ``tr`` (trained on task ``source`` alone) gives each reward-split row's true label."""
+    """The probability model ``tr`` (trained on task ``source`` alone) gives each reward-split row's true label
+    (language modelling: each predicted byte of the reward split's windows, flattened)."""
     x = tr.split_inputs(job.reward_split)
+    if tr.lm:  # one byte vocabulary: the probability of every predicted byte of the held-out windows
+        with torch.no_grad():
+            tr.model.eval()
+            bs = max(1, tr.cfg.train.eval_batch_size // max(1, int(x.shape[1])))
+            nll = torch.cat([tr.model.byte_nll(x[i:i + bs]).reshape(-1) for i in range(0, len(x), bs)])  # type: ignore[operator]
+        return torch.exp(-nll.double()).clamp(0.0, 1.0).cpu().numpy()
     y = torch.from_numpy(job.reward_split.y).to(tr.device)
     if source == job.target or tr.model.shared_head:
         with torch.no_grad():
@@ -119,15 +130,17 @@ def mixmin_method(job: Job) -> MethodResult:
     s = peer_settings(job.cfg, "mixmin")
     steps = proxy_steps(job, s.proxy_fraction)
     n = len(job.tasks)
-    shared = job.cfg.model.heads == "shared"
-    heads = "shared" if shared else f"per-task heads: {s.per_task_heads}"
+    lm = job.cfg.model.regime == "lm"
+    shared = job.cfg.model.heads == "shared" or lm
+    heads = "one byte vocabulary (language modelling)" if lm else "shared" if shared else f"per-task heads: {s.per_task_heads}"
     used = list(range(n)) if shared or s.per_task_heads == "probe" else [job.target]
     t0 = time.perf_counter()
-    p = np.zeros((len(used), len(job.reward_split)))
+    rows = []
     if len(used) > 1:  # one source alone needs no fit (and no proxy)
-        for row, i in enumerate(used):
+        for i in used:
             tr = train_proxy(job, np.eye(n)[i], steps, seed=job.seed * 7919 + 1 + i)
-            p[row] = target_probabilities(tr, job, i, s)
+            rows.append(target_probabilities(tr, job, i, s))
+    p = np.stack(rows) if rows else np.zeros((1, len(job.reward_split)))
     w = np.zeros(n)
     w[used] = mixture_weights(p, s.zero_below) if len(used) > 1 else 1.0
     seconds = time.perf_counter() - t0
