@@ -572,6 +572,10 @@ def report(fams: list[dict[str, Any]], args: argparse.Namespace) -> None:
     n_seeds = len({r["seed"] for f in fams for r in f["rows"]})
     text = bf.table(stats, len(fams), n_seeds)
     extra = "\n\n".join(s for s in (headline(stats, fams), text_composition(fams), bf.kind_table(stats, fams)) if s)
+    extra += ("\n\n*Equal compute*: a (family, seed) row that took c times the seed's plain (uniform) run's wall time buys "
+              "k = max(1, floor(c)) rules, the first k of " + ", ".join(bf.EQUAL_RULES) + "; the best of them on the reward "
+              "split is picked per seed (never on test). Δ: the method's test accuracy − the pick's, in points, mean over "
+              "families; W/T/L paired over seeds per family.\n\n" + bf.equal_compute_table(fams))
     print(text + "\n\n" + extra)
     if args.write:
         from _md import update_section

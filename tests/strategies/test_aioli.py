@@ -92,6 +92,16 @@ def test_rounds_tile_the_budget():
     assert s.rounds_done() == 2
 
 
+def test_a_round_whose_exploit_is_cut_short_still_sweeps():
+    """Six tasks in ten meta-steps (the shipped LM configs): warm-up, the sweep, then three of the four meta-steps at
+    ``p`` -- the last round needs its sweep and one meta-step at ``p``, not its whole exploit phase."""
+    s = Aioli(6, exploit_meta_steps=4, warmup_meta_steps=1)
+    s.set_budget(10)
+    assert [s.phase(m)[0] for m in range(10)] == ["warmup"] + ["sweep"] * 6 + ["exploit"] * 3
+    s.set_budget(7)  # no meta-step at p would follow the sweep: the whole run at the prior
+    assert [s.phase(m)[0] for m in range(7)] == ["warmup"] + ["final"] * 6
+
+
 def test_refusals_name_the_argument():
     with pytest.raises(ValueError, match="aioli: one_hot_factor"):
         Aioli(4, one_hot_factor=0.2)  # not above 1/K: the sweeps would not be invertible

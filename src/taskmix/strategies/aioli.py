@@ -141,7 +141,7 @@ class Aioli(Strategy):
         if self.total_meta_steps is None:
             return False
         start = self.warmup_meta_steps + index * self.round_length
-        return start + self.sweep_length + max(self.exploit_meta_steps, 1) > self.total_meta_steps
+        return start + self.sweep_length + 1 > self.total_meta_steps  # the round's exploit may be cut short
 
     def phase(self, meta_step: int) -> tuple[str, int]:
         """``("warmup", i)``, ``("sweep", position in the sweep)``, ``("exploit", i)`` or ``("final", i)`` (a last
