@@ -122,15 +122,23 @@ def _row(method: str, res: Any) -> dict[str, Any]:
             "reward_predictions": encode_labels(np.asarray(rp)) if rp is not None else None}
 
 
+def recommendation_of(rows: Sequence[dict[str, Any]], jobs: dict[int, Any]) -> Any:
+    """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from a family's stored method
+    rows, pooled over the seeds of ``jobs`` (each seed's prepared job gives its reward-split labels); None when no
+    candidate replays a schedule."""
+    kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows
+             if r["method"] in METHODS and r["method"] != RECOMMENDED}
+    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
+                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
+                  for r in rows if r["method"] in kinds and r["seed"] in jobs]
+    return recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy")
+
+
 def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
     """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from this family's rows, pooled
     over its seeds, retrained on each seed (a rule's: that rule's own row) -- as ``taskmix compare`` does."""
-    kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows if r["method"] in METHODS}
-    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
-                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
-                  for r in rows if r["method"] in kinds]
     jobs = {s: prepare_job(fam.config, fam.tasks, s) for s in seeds}
-    rec = recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy")
+    rec = recommendation_of(rows, jobs)
     if rec is None:
         return
     for s in seeds:
@@ -144,7 +152,8 @@ def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int
             test, held, cost = res.test, res.extra["reward_split"], cost + res.seconds
         rows.append({"family": fam.seed, "seed": s, "method": RECOMMENDED, "test": test, "reward_split": held,
                      "weights": [float(v) for v in rec.schedule.mean_weights()], "seconds": cost,
-                     "source": rec.source, "verdict": rec.verdict, "spread": rec.spread})
+                     "source": rec.source, "verdict": rec.verdict, "spread": rec.spread,
+                     "agreement": rec.choice_agreement})
 
 
 def candidates(fam: Family, n_random: int, shares: Sequence[float] = (0.5,), relatives: bool = False) -> list[tuple[str, np.ndarray]]:

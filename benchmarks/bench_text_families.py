@@ -51,6 +51,12 @@ Usage:
   python benchmarks/bench_text_families.py --families 16 --seeds 3 --family-seed 201 --out /tmp/tdev
   python benchmarks/bench_text_families.py --families 24 --seeds 3 --family-seed 202 --shard I/2 --out /tmp/teval/sI
   python benchmarks/bench_text_families.py --summarize /tmp/teval/s0/rows.jsonl,/tmp/teval/s1/rows.jsonl --write
+  # stability of the answer (issue 22): the same families on disjoint seeds, then the two recommendations
+  python benchmarks/bench_text_families.py --families 24 --seeds 3 --seed-offset 3 --no-oracle --family-seed 202 \
+      --methods single_task,uniform,proportional,temperature_2,unimax,learned_time_invariant,learned_time_variant \
+      --recommend --out /tmp/tstab
+  python benchmarks/bench_text_families.py --families 24 --family-seed 202 \
+      --stability /tmp/teval/s0/rows.jsonl+/tmp/teval/s1/rows.jsonl,/tmp/tstab/rows.jsonl --write
 """
 
 from __future__ import annotations
@@ -455,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--families", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-offset", type=int, default=0, help="seeds OFFSET .. OFFSET + SEEDS - 1 (a disjoint seed set "
+                    "for --stability)")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the test-oracle's grid (for --stability runs)")
     ap.add_argument("--family-seed", type=int, default=201, help="families 1000*S .. 1000*S + N - 1 (201: development, 202: evaluation)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="the shared data folder (MANIFEST.tsv)")
     ap.add_argument("--cache-dir", default=os.environ.get("TASKMIX_CACHE"), help="embedding cache (default $TASKMIX_CACHE or ~/.cache/taskmix)")
@@ -475,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="also the comparison's recommended mixture (method 'recommended'), from the methods' rows")
     ap.add_argument("--out", default=None, help="append one JSON line per family to OUT/rows.jsonl (resumable)")
     ap.add_argument("--shard", default="0/1", help="I/K: only families i with i %% K == I")
+    ap.add_argument("--stability", default=None, help="A,B: rows files of the same families on disjoint seeds (shards "
+                    "joined with '+'); compare the two recommendations (issue 22, acceptance 3)")
     ap.add_argument("--summarize", default=None, help="only summarize these rows files (comma-separated)")
     ap.add_argument("--detail", default=None, help="also print one line per family for this method")
     ap.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
@@ -499,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     drawn = draw_families(ids, sources, **kw)
     which = TEXT_SEEDS.get(args.family_seed, "ad hoc (neither the development set 201 nor the evaluation set 202)")
     store = TextStore(data, args.cache_dir, args.encoder_threads)
+    if args.stability:
+        return stability(drawn, store, args)
     if args.dry_run or args.encode_only:
         print(f"{len(drawn)} text families ({which}), {args.seeds} seeds:")
         for f in drawn:
@@ -550,16 +563,88 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(done[tf.fid])
             continue
         fam = build(tf, store, args.steps, overrides)
-        res = bf.run_family(fam, list(range(args.seeds)), variants, methods, 0,
-                            cands=grid_candidates(len(fam.tasks), args.grid_max), recommended=args.recommend)
+        res = bf.run_family(fam, list(range(args.seed_offset, args.seed_offset + args.seeds)), variants, methods, 0,
+                            oracle=not args.no_oracle, cands=grid_candidates(len(fam.tasks), args.grid_max),
+                            recommended=args.recommend)
         res["family_spec"] = tf.describe()
         rows.append(res)
         if out is not None:
             with out.open("a") as fh:
                 fh.write(json.dumps(res) + "\n")
-        print(f"family {tf.fid} ({tf.kind}, {tf.target.key}): oracle {res['oracle']['test']:.3f} ({res['oracle']['best']}), "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        orc = f"oracle {res['oracle']['test']:.3f} ({res['oracle']['best']})" if "oracle" in res else "no oracle"
+        print(f"family {tf.fid} ({tf.kind}, {tf.target.key}): {orc}, {time.perf_counter() - t0:.0f} s", flush=True)
     return report([f for f in rows if "oracle" in f], args)
+
+
+def _load_rows(files: str) -> dict[int, list[dict[str, Any]]]:
+    """Every stored method row of comma-separated rows files, by family (with or without an oracle)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for f in (f for f in files.split(",") if f):
+        for line in Path(f).read_text().splitlines():
+            if line.strip():
+                fam = json.loads(line)
+                out.setdefault(int(fam["family"]), []).extend(fam["rows"])
+    return out
+
+
+def stability(drawn: Sequence[TextFamily], store: TextStore, args: argparse.Namespace) -> None:
+    """Issue 22, acceptance 3 on real text: the recommendations of two comparisons on disjoint seed sets.
+
+    ``--stability A,B``: two rows files (or ``+``-joined shard lists) holding the same families on disjoint seeds.
+    Each side's recommendation is recomputed from its stored rows exactly as the comparison makes it (the rules and
+    the learned schedules as candidates, held-out rows pooled over that side's seeds), and the two mixtures'
+    total-variation distance is reported per family.  A family passes when they lie within ``UNSTABLE_TV``, or when
+    a verdict warns: a tie with a rule, a spread above ``UNSTABLE_TV`` or a choice fewer than 70% of seed resamples
+    make.
+    """
+    from taskmix.compare.recommend import UNSTABLE_TV
+    from taskmix.runs import prepare_job
+
+    sides = [_load_rows(part.replace("+", ",")) for part in args.stability.split(",")]
+    if len(sides) != 2:
+        raise SystemExit("--stability A,B: two rows files (shards joined with '+')")
+    lines, tvs, stats = [], [], {"close": 0, "flagged": 0, "silent": 0}
+    for tf in drawn:
+        if not all(tf.fid in side for side in sides):
+            continue
+        fam = build(tf, store, args.steps, parse_overrides(args.override))
+        recs = []
+        for side in sides:
+            seeds = sorted({int(r["seed"]) for r in side[tf.fid]})
+            recs.append((seeds, bf.recommendation_of(side[tf.fid], {s: prepare_job(fam.config, fam.tasks, s) for s in seeds})))
+        (sa, a), (sb, b) = recs
+        if a is None or b is None:
+            continue
+        if set(sa) & set(sb):
+            raise SystemExit(f"family {tf.fid}: the two sides share seeds {sorted(set(sa) & set(sb))}")
+        tv = 0.5 * float(np.abs(a.schedule.mean_weights() - b.schedule.mean_weights()).sum())
+        tvs.append(tv)
+        warned = [r for r in (a, b) if r.verdict == "tie" or not r.stable or r.choice_agreement < 0.7]
+        kind = "close" if tv <= UNSTABLE_TV else "flagged" if warned else "silent"
+        stats[kind] += 1
+
+        def cell(r: Any) -> str:
+            return (f"{r.source} ({r.verdict}, agreement {r.choice_agreement:.0%}, spread {r.spread:.2f}): "
+                    + "/".join(f"{w:.2f}" for w in r.schedule.mean_weights()))
+        lines.append(f"| {tf.fid} | {tf.target.key} ({len(tf.target_rows)}) | {cell(a)} | {cell(b)} | {tv:.3f} | "
+                     f"{ {'close': 'within', 'flagged': 'beyond, verdict warns', 'silent': 'beyond, no warning'}[kind]} |")
+    if not tvs:
+        raise SystemExit("--stability: no family is in both rows files")
+    n = len(tvs)
+    seeds_text = [f"{min(sd)}–{max(sd)}" for sd, _ in recs]
+    body = ("| family | target (rows) | seeds " + seeds_text[0] + ": recommended (verdict), weights target/aux… | seeds "
+            + seeds_text[1] + ": recommended | TV | ≤ " + f"{UNSTABLE_TV:g}" + " |\n|---|---|---|---|---|---|\n"
+            + "\n".join(lines)
+            + f"\n\n{n} families: the two recommendations lie within total variation {UNSTABLE_TV:g} in **{stats['close']}/{n}**"
+            f" (median TV {np.median(tvs):.3f}, mean {np.mean(tvs):.3f}); beyond it with a verdict that warns (a tie with a rule,"
+            f" an unstable consensus or an uncertain choice) in {stats['flagged']}; beyond it with no warning in "
+            f"**{stats['silent']}**.")
+    print(body)
+    if args.write:
+        from _md import update_section
+
+        by = f"Rows produced by `{args.produced_by}`.\n\n" if args.produced_by else ""
+        update_section(args.section or "text-families-stability", by + body)
 
 
 def report(fams: list[dict[str, Any]], args: argparse.Namespace) -> None:

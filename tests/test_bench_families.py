@@ -59,6 +59,24 @@ def test_quick_family_summary():
     assert "learned" in bf.table(stats, 1, 2)
 
 
+def test_recommendation_from_stored_rows_is_the_one_the_run_made():
+    """``recommendation_of`` on a family's stored rows (what ``--stability`` reads) chooses the mixture the run's
+    ``recommended`` rows carry, and a seed set it is not given does not enter."""
+    torch.set_num_threads(1)
+    fam = _family()
+    res = bf.run_family(fam, [0, 1], {}, ("single_task", "uniform", "learned_time_invariant"), n_random=0,
+                        oracle=False, recommended=True)
+    made = [r for r in res["rows"] if r["method"] == "recommended"]
+    assert len(made) == 2 and "oracle" not in res
+    jobs = {s: prepare_job(fam.config, fam.tasks, s) for s in (0, 1)}
+    rec = bf.recommendation_of(res["rows"], jobs)
+    assert rec.source == made[0]["source"] and rec.verdict == made[0]["verdict"]
+    assert np.allclose(rec.schedule.mean_weights(), made[0]["weights"])
+    assert 0.0 <= made[0]["agreement"] <= 1.0
+    one = bf.recommendation_of(res["rows"], {0: jobs[0]})
+    assert one.seeds == [0]
+
+
 def test_final_check_uses_the_reward_split_only():
     """The final check picks on reward-split scores only."""
     rows = [{"seed": 0, "method": m, "test": 0.5, "reward_split": 0.7, "seconds": 1.0, "weights": None} for m in bf.RULES]
