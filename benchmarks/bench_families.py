@@ -222,32 +222,55 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
     return out
 
 
-def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str) -> None:
+def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family: Family | None = None,
+                           prefer: str = "rule") -> None:
     """A development screen of the recommendation's margin ``z`` from a family's stored rows, without retraining.
 
     The choice is made exactly as :func:`add_recommended` makes it (held-out rows only); where it picks a learned
     method, the row's test score is that method's own score on each seed -- the consensus of the seeds' schedules
     is not retrained, so this approximates the ``recommended`` rows (exact for rules, and for ``learned_support``
-    whenever every seed kept the same tasks).
+    whenever every seed kept the same tasks).  ``family``: the family the rows came from (default: rebuilt with
+    :func:`make_family`).  ``prefer="learned"`` screens the opposite burden of proof: the best learned candidate
+    unless the best rule beats it on the held-out rows by more than ``z`` standard errors.
     """
+    if prefer not in ("rule", "learned"):
+        raise ValueError(f"prefer: expected 'rule' or 'learned', got {prefer!r}")
     rows = fam_out["rows"]
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows if r["method"] in METHODS and r["method"] != RECOMMENDED}
     if not all(r.get("schedule") is not None for r in rows if r["method"] in kinds):
         raise SystemExit("the rows hold no schedules: rerun them with this version of bench_families.py")
     seeds = sorted({r["seed"] for r in rows})
-    fam = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
+    fam = family if family is not None else make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
     as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
                    "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
                   for r in rows if r["method"] in kinds]
-    rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z)
+    rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=0.0 if prefer == "learned" else z)
     if rec is None:
         return
+    source = rec.source
+    d = rec.versus_rule  # best learned - best rule on the held-out rows
+    if prefer == "learned" and rec.kind == "baseline" and rec.best_other is not None and d and d.get("se") is not None:
+        if d["mean"] > -z * float(d["se"]):  # the rule does not win beyond z SE: keep the learned candidate
+            source = rec.best_other
     for s in seeds:
         same = [r for r in rows if r["seed"] == s and r["method"] in rec.held_out]
-        src = next(r for r in same if r["method"] == rec.source)
+        src = next(r for r in same if r["method"] == source)
         rows.append({**src, "method": name, "seconds": sum(float(r["seconds"]) for r in same),
-                     "weights": [float(v) for v in rec.schedule.mean_weights()], "source": rec.source})
+                     "weights": [float(v) for v in (rec.schedule.mean_weights() if source == rec.source
+                                                    else np.mean([r["weights"] for r in rows if r["method"] == source], axis=0))],
+                     "source": source})
+
+
+def screen_spec(spec: str) -> tuple[float, str, str]:
+    """``"1.96"`` -> ``(1.96, "rule", "rec_z1.96")``; ``"L1"`` -> ``(1.0, "learned", "rec_L1")`` (a screen's margin,
+    which side carries the burden of proof, and its rows' name)."""
+    prefer = "learned" if spec.startswith("L") else "rule"
+    try:
+        z = float(spec[1:] if prefer == "learned" else spec)
+    except ValueError:
+        raise SystemExit(f"--screen-recommend {spec!r}: expected a margin z or L<z>") from None
+    return z, prefer, (f"rec_L{spec[1:]}" if prefer == "learned" else f"rec_z{spec}")
 
 
 def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: str, z: float = 0.0) -> None:
@@ -593,7 +616,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME:search.key=value,...")
     ap.add_argument("--screen-recommend", default=None,
                     help="with --summarize: comma-separated margins z; adds rows 'rec_z<z>', the recommendation's choice "
-                         "with that margin from the stored rows (add_recommended_screen; a development screen)")
+                         "with that margin from the stored rows (add_recommended_screen; a development screen); 'L<z>': "
+                         "rows 'rec_L<z>', the best learned candidate unless a rule beats it by more than z SE")
     ap.add_argument("--equal-compute", action="store_true",
                     help="also the equal-compute view: each method against the best rule its wall-time cost buys")
     ap.add_argument("--screen-candidates", default=None,
@@ -624,8 +648,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         fams = merge([Path(f) for f in args.summarize.split(",") if f])
         for zs in (args.screen_recommend or "").split(","):
             if zs:
+                z, prefer, name = screen_spec(zs)
                 for f in fams:
-                    add_recommended_screen(f, float(zs), f"rec_z{zs}")
+                    add_recommended_screen(f, z, name, prefer=prefer)
         for spec in filter(None, (args.screen_candidates or "").split(";")):
             cname, _, ms = spec.partition("=")
             for f in fams:

@@ -486,6 +486,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--shard", default="0/1", help="I/K: only families i with i %% K == I")
     ap.add_argument("--stability", default=None, help="A,B: rows files of the same families on disjoint seeds (shards "
                     "joined with '+'); compare the two recommendations (issue 22, acceptance 3)")
+    ap.add_argument("--screen-recommend", default=None,
+                    help="with --summarize: margins to screen post hoc, as bench_families (z: a learned candidate needs z "
+                         "SE over the best rule; L<z>: a rule needs z SE over the best learned candidate)")
     ap.add_argument("--summarize", default=None, help="only summarize these rows files (comma-separated)")
     ap.add_argument("--detail", default=None, help="also print one line per family for this method")
     ap.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
@@ -495,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    if args.summarize:
+    if args.summarize and not args.screen_recommend:
         fams = bf.merge([Path(f) for f in args.summarize.split(",") if f])
         return report(fams, args)
     data = Path(args.data)
@@ -507,9 +510,21 @@ def main(argv: Sequence[str] | None = None) -> None:
           "kinds_allowed": tuple(k for k in args.kinds.split(",") if k)}
     shard, n_shards = (int(v) for v in args.shard.split("/"))
     ids = [1000 * args.family_seed + i for i in range(args.families) if i % n_shards == shard]
+    if args.summarize:  # with --screen-recommend: the families the rows hold, rebuilt for their held-out labels
+        fams = bf.merge([Path(f) for f in args.summarize.split(",") if f])
+        ids = [int(f["family"]) for f in fams]
     drawn = draw_families(ids, sources, **kw)
     which = TEXT_SEEDS.get(args.family_seed, "ad hoc (neither the development set 201 nor the evaluation set 202)")
     store = TextStore(data, args.cache_dir, args.encoder_threads)
+    if args.summarize:
+        by_id = {tf.fid: tf for tf in drawn}
+        for spec in args.screen_recommend.split(","):
+            if spec:
+                z, prefer, name = bf.screen_spec(spec)
+                for f in fams:
+                    fam = build(by_id[int(f["family"])], store, args.steps, parse_overrides(args.override))
+                    bf.add_recommended_screen(f, z, name, family=fam, prefer=prefer)
+        return report(fams, args)
     if args.stability:
         return stability(drawn, store, args)
     if args.dry_run or args.encode_only:

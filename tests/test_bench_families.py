@@ -75,6 +75,13 @@ def test_recommendation_from_stored_rows_is_the_one_the_run_made():
     assert 0.0 <= made[0]["agreement"] <= 1.0
     one = bf.recommendation_of(res["rows"], {0: jobs[0]})
     assert one.seeds == [0]
+    # the post hoc screens: a huge margin puts the burden of proof on one side, which then never wins
+    bf.add_recommended_screen(res, 100.0, "rec_z100", family=fam)
+    bf.add_recommended_screen(res, 100.0, "rec_L100", family=fam, prefer="learned")
+    by = {r["method"]: r["source"] for r in res["rows"] if r["method"].startswith("rec_")}
+    assert by == {"rec_z100": by["rec_z100"], "rec_L100": "learned_time_invariant"}
+    assert by["rec_z100"] in ("single_task", "uniform")
+    assert bf.screen_spec("L1.96") == (1.96, "learned", "rec_L1.96") and bf.screen_spec("0")[1:] == ("rule", "rec_z0")
 
 
 def test_final_check_uses_the_reward_split_only():
