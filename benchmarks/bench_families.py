@@ -125,13 +125,15 @@ def _row(method: str, res: Any) -> dict[str, Any]:
 def recommendation_of(rows: Sequence[dict[str, Any]], jobs: dict[int, Any]) -> Any:
     """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from a family's stored method
     rows, pooled over the seeds of ``jobs`` (each seed's prepared job gives its reward-split labels); None when no
-    candidate replays a schedule."""
+    candidate replays a schedule.  The incumbent rule, if any, is the jobs' config's (``compare.incumbent``)."""
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows
              if r["method"] in METHODS and r["method"] != RECOMMENDED}
     as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
                    "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
                   for r in rows if r["method"] in kinds and r["seed"] in jobs]
-    return recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy")
+    cc = next(iter(jobs.values())).cfg.compare
+    return recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy",
+                     incumbent=cc.incumbent, incumbent_z=cc.incumbent_margin)
 
 
 def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
@@ -231,10 +233,11 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
     is not retrained, so this approximates the ``recommended`` rows (exact for rules, and for ``learned_support``
     whenever every seed kept the same tasks).  ``family``: the family the rows came from (default: rebuilt with
     :func:`make_family`).  ``prefer="learned"`` screens the opposite burden of proof: the best learned candidate
-    unless the best rule beats it on the held-out rows by more than ``z`` standard errors.
+    unless the best rule beats it on the held-out rows by more than ``z`` standard errors; ``prefer="incumbent"``:
+    :data:`INCUMBENT` (a default rule) unless the best candidate beats it by more than ``z`` standard errors.
     """
-    if prefer not in ("rule", "learned"):
-        raise ValueError(f"prefer: expected 'rule' or 'learned', got {prefer!r}")
+    if prefer not in ("rule", "learned", "incumbent"):
+        raise ValueError(f"prefer: expected 'rule', 'learned' or 'incumbent', got {prefer!r}")
     rows = fam_out["rows"]
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows if r["method"] in METHODS and r["method"] != RECOMMENDED}
     if not all(r.get("schedule") is not None for r in rows if r["method"] in kinds):
@@ -245,7 +248,8 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
     as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
                    "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
                   for r in rows if r["method"] in kinds]
-    rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=0.0 if prefer == "learned" else z)
+    rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z if prefer == "rule" else 0.0,
+                    incumbent=INCUMBENT if prefer == "incumbent" else None, incumbent_z=z if prefer == "incumbent" else 0.0)
     if rec is None:
         return
     source = rec.source
@@ -262,15 +266,19 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
                      "source": source})
 
 
+INCUMBENT = "proportional"
+"""The default rule of the ``P<z>`` screen (:func:`add_recommended_screen` with ``prefer="incumbent"``)."""
+
+
 def screen_spec(spec: str) -> tuple[float, str, str]:
-    """``"1.96"`` -> ``(1.96, "rule", "rec_z1.96")``; ``"L1"`` -> ``(1.0, "learned", "rec_L1")`` (a screen's margin,
-    which side carries the burden of proof, and its rows' name)."""
-    prefer = "learned" if spec.startswith("L") else "rule"
+    """``"1.96"`` -> ``(1.96, "rule", "rec_z1.96")``; ``"L1"`` -> ``(1.0, "learned", "rec_L1")``; ``"P1"`` ->
+    ``(1.0, "incumbent", "rec_P1")`` (a screen's margin, which side carries the burden of proof, its rows' name)."""
+    prefer = {"L": "learned", "P": "incumbent"}.get(spec[:1], "rule")
     try:
-        z = float(spec[1:] if prefer == "learned" else spec)
+        z = float(spec[1:] if prefer != "rule" else spec)
     except ValueError:
-        raise SystemExit(f"--screen-recommend {spec!r}: expected a margin z or L<z>") from None
-    return z, prefer, (f"rec_L{spec[1:]}" if prefer == "learned" else f"rec_z{spec}")
+        raise SystemExit(f"--screen-recommend {spec!r}: expected a margin z, L<z> or P<z>") from None
+    return z, prefer, (f"rec_{spec}" if prefer != "rule" else f"rec_z{spec}")
 
 
 def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: str, z: float = 0.0) -> None:

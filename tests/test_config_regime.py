@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from taskmix.config import config_from_dict, load_config, resolved_yaml
-from taskmix.config.schema import TEXT_SEARCH_DEFAULTS
+from taskmix.config.schema import TEXT_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
 
 
 def _cfg(tmp_path: Path, train: str = "t.csv", **sections) -> object:
@@ -21,7 +21,10 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
     assert cfg.regime == "text"
     assert cfg.search.reward == "lookahead" and cfg.search.horizon == 1.0 and cfg.search.time_invariant_weights == "average"
     assert cfg.search.probe_steps == 7  # set in the config: the config wins
-    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"}
+    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"} | {"compare.incumbent"}
+    assert cfg.compare.incumbent == TEXT_COMPARE_DEFAULTS["incumbent"] == "proportional"
+    own = _cfg(tmp_path, compare={"incumbent": None})  # set in the config, even to null: the config wins
+    assert own.compare.incumbent is None and "compare.incumbent" not in own.regime_defaults
 
 
 @pytest.mark.parametrize("train, sections, why", [
@@ -31,7 +34,7 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
 def test_features_and_fine_tuning_keep_the_library_defaults(tmp_path, train, sections, why):
     cfg = _cfg(tmp_path, train, **sections)
     assert cfg.regime == "features" and cfg.regime_defaults == ()
-    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5
+    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5 and cfg.compare.incumbent is None
     assert f"search defaults: features ({why})" in resolved_yaml(cfg)
     builtin = load_config(None)
     assert builtin.regime == "features" and builtin.search.reward == "gradient_alignment"
@@ -41,6 +44,7 @@ def test_config_show_says_which_defaults_apply_and_the_resolved_config_loads_bac
     cfg = _cfg(tmp_path)
     text = resolved_yaml(cfg)
     assert "# search defaults: text (text tasks through a frozen encoder): reward=lookahead" in text
+    assert "; compare.incumbent=proportional (measured on" in text
     (tmp_path / "resolved.yaml").write_text(text)
     again = load_config(tmp_path / "resolved.yaml")
     assert again.search == cfg.search and again.fingerprint() == cfg.fingerprint()

@@ -144,3 +144,67 @@ def test_peers_and_replayed_online_strategies_are_shown_but_never_recommended() 
     assert "regmix" not in rec.held_out and "exp3-replay" not in rec.held_out
     rows += [_row("learned_time_invariant", s, 0.8, [1, 1, 0]) for s in range(5)]
     assert recommend(rows, kinds).source == "learned_time_invariant"
+
+
+def _with_predictions(seed: int, n: int, correct: dict[str, float], rng: np.random.Generator) -> list[dict]:
+    """Rows whose reward-split predictions are right on a share ``correct[m]`` of ``n`` held-out rows (labels 0)."""
+    out = []
+    for m, w in (("single_task", [1, 0, 0]), ("uniform", [1, 1, 1]), ("proportional", [1, 4, 4]),
+                 ("learned_time_invariant", [0.2, 0.7, 0.1])):
+        preds = (rng.random(n) >= correct[m]).astype(np.int64)  # 0 (right) with probability correct[m]
+        out.append(_row(m, seed, float(np.mean(preds == 0)), w, preds=preds))
+    return out
+
+
+def test_an_incumbent_rule_is_kept_unless_a_candidate_beats_it_beyond_its_margin() -> None:
+    rng = np.random.default_rng(7)
+    labels = {s: np.zeros(200, dtype=np.int64) for s in range(3)}
+    # a learned candidate a hair better than proportional on 3 x 200 held-out rows: the best, not beyond 1 SE
+    close = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.66,
+                                                                      "learned_time_invariant": 0.67}, rng)]
+    free = recommend(close, KINDS, labels)
+    held = {m: np.mean([r["extra"]["reward_split"] for r in close if r["method"] == m]) for m in KINDS if m in
+            {"single_task", "uniform", "proportional", "learned_time_invariant"}}
+    assert free is not None and free.source == max(held, key=held.get) != "proportional"
+    kept = recommend(close, KINDS, labels, incumbent="proportional")
+    assert kept is not None and kept.source == "proportional" and kept.kind == "baseline"
+    assert kept.incumbent == "proportional" and kept.challenger == free.source
+    vi = kept.versus_incumbent
+    assert vi is not None and 0 < vi["mean"] <= kept.incumbent_z * vi["se"]
+    assert kept.verdict == "tie" and "the default rule" in kept.text and "compare.incumbent" in kept.text
+    assert kept.to_dict()["challenger"] == free.source
+    # a margin of 0: any advantage replaces the incumbent, as without one
+    assert recommend(close, KINDS, labels, incumbent="proportional", incumbent_z=0).source == free.source
+
+    # a candidate far better than the incumbent replaces it, and nothing says "kept"
+    far = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.62,
+                                                                    "learned_time_invariant": 0.85}, rng)]
+    won = recommend(far, KINDS, labels, incumbent="proportional")
+    assert won is not None and won.source == "learned_time_invariant" and won.verdict == "learned"
+    assert won.incumbent == "proportional" and won.challenger is None and "default rule" not in won.text
+    # an incumbent that is not among the candidates is left out
+    no_prop = [r for r in far if r["method"] != "proportional"]
+    assert recommend(no_prop, KINDS, labels, incumbent="proportional").incumbent is None
+
+
+def test_an_incumbent_must_be_a_rule_and_its_margin_a_finite_non_negative_number() -> None:
+    rows = [r for s in range(3) for r in _rules(s, 0.7)]
+    with pytest.raises(ValueError, match="incumbent must be the name of a rule"):
+        recommend(rows, KINDS, incumbent="learned_time_invariant")
+    for bad in (-1.0, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="incumbent_z must be"):
+            recommend(rows, KINDS, incumbent="proportional", incumbent_z=bad)  # type: ignore[arg-type]
+
+
+def test_compare_incumbent_is_checked_before_any_work() -> None:
+    from taskmix.compare import check_config
+    from taskmix.config import builtin_config
+    from taskmix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"compare\.incumbent: expected the name of a rule .*got 'learned_time_invariant'"):
+        check_config(builtin_config(["compare.incumbent=learned_time_invariant"]))
+    with pytest.raises(ConfigError, match=r"compare\.incumbent: 'unimax' is not among the compared methods"):
+        check_config(builtin_config(["compare.incumbent=unimax", "compare.methods=[uniform,proportional]"]))
+    check_config(builtin_config(["compare.incumbent=proportional", "compare.methods=[uniform,proportional]"]))
+    with pytest.raises(ConfigError, match="incumbent_margin"):
+        builtin_config(["compare.incumbent_margin=-1"])

@@ -446,6 +446,19 @@ def select_methods(cfg: Config, oracle: bool = False) -> list[str]:
         METHODS.entry(n)
         if METHODS.meta(n, "kind") == "recommended":
             _recommended(None)  # type: ignore[arg-type]  # refused: the runner writes these rows itself
+    inc = cfg.compare.incumbent
+    if inc is not None:
+        rules = [m for m in METHODS.names() if "<" not in m and METHODS.meta(m, "kind") == "baseline"] + ["temperature_<T>"]
+        try:
+            is_rule = METHODS.meta(inc, "kind") == "baseline"
+        except ConfigError:
+            is_rule = False
+        if not is_rule:
+            raise ConfigError(f"compare.incumbent: expected the name of a rule ({', '.join(rules)}) or null, got {inc!r}")
+        explicit = "incumbent" in cfg.compare.model_fields_set and "compare.incumbent" not in cfg.regime_defaults
+        if cfg.compare.recommend and inc not in names and explicit:  # a default rule not compared is left out
+            raise ConfigError(f"compare.incumbent: {inc!r} is not among the compared methods; add it to compare.methods, "
+                              "or set compare.incumbent: null")
     return names
 
 

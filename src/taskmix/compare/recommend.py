@@ -13,7 +13,11 @@ over seeds and decides:
    reward-split predictions and the metric is accuracy, the difference is pooled over every (seed, held-out
    row) pair, and its standard error is the larger of the per-row one and the one over seeds; otherwise it is
    the paired t interval over seeds;
-3. when a rule is within noise (95%) of the recommended candidate (or, for a rule, any other candidate), the
+3. with an **incumbent** (a default rule, e.g. ``proportional``: ``compare.incumbent``), the choice of step 2 is
+   recommended only when it beats the incumbent on those rows by more than ``incumbent_z`` standard errors;
+   otherwise the incumbent is kept.  On flat landscapes (real text) the best of several candidates on a few
+   hundred held-out rows is mostly the luckiest one; the incumbent keeps that choice from chasing noise;
+4. when a rule is within noise (95%) of the recommended candidate (or, for a rule, any other candidate), the
    verdict says that no mixture wins (``"tie"``) and names them, rather than crowning one.
 
 A learned recommendation is the seeds' **consensus**: the mean of the seeds' schedules (row by row when
@@ -45,11 +49,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats as st
 
+from ..config.schema import INCUMBENT_MARGIN
 from ..data.tasks import metric_label, metric_sign
 from ..schedule import Schedule
 from .predictions import decode_labels
 
-__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "RECOMMENDED", "UNSTABLE_TV", "Recommendation", "recommend"]
+__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "INCUMBENT_Z", "RECOMMENDED", "UNSTABLE_TV", "Recommendation", "recommend"]
 
 RECOMMENDED = "recommended"
 """The method name of the rows that retrain the recommendation on every seed."""
@@ -61,6 +66,11 @@ BOOTSTRAP = 400
 """Resamples of the seeds for ``choice_agreement``."""
 
 _Z95 = 1.959963984540054
+
+INCUMBENT_Z = INCUMBENT_MARGIN
+"""Standard errors of held-out advantage over the incumbent rule a candidate needs to replace it (with an incumbent).
+Chosen on the real-text development families (BENCHMARKS.md, *text-families-dev*: regret to the test-oracle 0.05 /
+0.03 / 0.56 points for 0.5 / 1 / 1.96, against 0.65 without an incumbent)."""
 
 MARGIN_Z = 0.0
 """Standard errors of held-out advantage over the best rule a learned candidate needs to be recommended: none, the
@@ -97,6 +107,10 @@ class Recommendation:
     stable: bool
     choice_agreement: float  # share of seed resamples that make the same choice
     weights: dict[str, float] = field(default_factory=dict)  # mean weight per task of the recommended schedule
+    incumbent: str | None = None  # the default rule a candidate had to beat by incumbent_z SE (None: no incumbent)
+    incumbent_z: float | None = None
+    challenger: str | None = None  # the best candidate when the incumbent was kept over it
+    versus_incumbent: dict[str, Any] | None = None  # challenger - incumbent on held-out rows (when kept)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON values (``recommended.json``)."""
@@ -105,7 +119,8 @@ class Recommendation:
             "weights": self.weights, "schedule": self.schedule.to_dict(), "best_rule": self.best_rule,
             "best_other": self.best_other, "held_out": self.held_out, "versus_rule": self.versus_rule,
             "within_noise": self.within_noise, "spread": self.spread, "stable": self.stable,
-            "choice_agreement": self.choice_agreement,
+            "choice_agreement": self.choice_agreement, "incumbent": self.incumbent, "incumbent_z": self.incumbent_z,
+            "challenger": self.challenger, "versus_incumbent": self.versus_incumbent,
         }
 
 
@@ -197,12 +212,27 @@ def _consensus(group: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], sou
 
 def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
             labels: Mapping[int, np.ndarray] | None, metric: str,
-            z: float) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+            z: float, incumbent: str | None = None, incumbent_z: float = INCUMBENT_Z,
+            ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """``(chosen, best_rule, best_other, other - rule difference)`` on the held-out scores of ``seeds``.
 
     The best other candidate is chosen over the best rule when its held-out advantage exceeds ``z`` standard
-    errors (``z = 0``: any advantage).
+    errors (``z = 0``: any advantage); then, with an ``incumbent`` among the candidates, that choice replaces the
+    incumbent only when it beats it by more than ``incumbent_z`` standard errors.
     """
+    chosen, best_rule, best_other, d = _choose_best(cands, kinds, seeds, labels, metric, z)
+    if incumbent is not None and incumbent in cands and chosen != incumbent:
+        di = _difference(cands[chosen], cands[incumbent], seeds, labels, metric)
+        se = di.get("se")
+        if se is None or not math.isfinite(se) or not di["mean"] > incumbent_z * se:
+            chosen = incumbent
+    return chosen, best_rule, best_other, d
+
+
+def _choose_best(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
+                 labels: Mapping[int, np.ndarray] | None, metric: str,
+                 z: float) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """:func:`_choose` without an incumbent."""
     sign = metric_sign(metric)  # scores where higher is better
     mean = {m: sign * float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])) for m, g in cands.items()}
     rules = [m for m in cands if kinds.get(m) == "baseline"]
@@ -221,23 +251,33 @@ def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping
 
 
 def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], labels: Mapping[int, np.ndarray] | None = None,
-              metric: str = "accuracy", bootstrap: int = BOOTSTRAP, z: float | None = None) -> Recommendation | None:
+              metric: str = "accuracy", bootstrap: int = BOOTSTRAP, z: float | None = None,
+              incumbent: str | None = None, incumbent_z: float = INCUMBENT_Z) -> Recommendation | None:
     """The recommended mixture of a comparison's ``rows`` (None when no method replays a schedule).
 
     ``kinds``: each method's kind (``baseline`` for the rules); ``labels``: each seed's reward-split labels,
     to pool the held-out evidence over rows (accuracy only).  Seeds are those every candidate has.  ``z``: how many
     standard errors of held-out advantage a learned candidate needs over the best rule (default :data:`MARGIN_Z`).
+    ``incumbent``: a rule kept unless the choice beats it by more than ``incumbent_z`` standard errors (ignored when
+    it is not among the candidates).
     """
     z = MARGIN_Z if z is None else float(z)
     if not (math.isfinite(z) and z >= 0):
         raise ValueError(f"z must be a finite number >= 0, got {z!r}")
+    if isinstance(incumbent_z, bool) or not isinstance(incumbent_z, (int, float)) or not (
+            math.isfinite(incumbent_z) and incumbent_z >= 0):
+        raise ValueError(f"incumbent_z must be a finite number >= 0, got {incumbent_z!r}")
+    if incumbent is not None and (not isinstance(incumbent, str) or kinds.get(incumbent, "baseline") != "baseline"):
+        raise ValueError(f"incumbent must be the name of a rule (a method of kind 'baseline'), got {incumbent!r}")
     cands = _candidates(rows, kinds)
     if not cands:
         return None
     seeds = sorted(set.intersection(*(set(g) for g in cands.values())))
     if not seeds:
         return None
-    chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric, z)
+    chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric, z, incumbent, incumbent_z)
+    challenger = _choose_best(cands, kinds, seeds, labels, metric, z)[0] if incumbent in cands else None
+    kept = challenger is not None and challenger != chosen
     held_out: dict[str, dict[str, Any]] = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
                     "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
                 for m, g in cands.items()}
@@ -262,7 +302,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     draws = bootstrap if len(seeds) > 1 else 0
     for _ in range(draws):  # resample the seeds with replacement (a seed drawn twice counts twice)
         sample = sorted(rng.choice(seeds, size=len(seeds), replace=True).tolist())
-        agree += _choose(cands, kinds, sample, labels, metric, z)[0] == chosen
+        agree += _choose(cands, kinds, sample, labels, metric, z, incumbent, incumbent_z)[0] == chosen
     agreement = agree / draws if draws else 1.0
     stable = spread <= UNSTABLE_TV
     rule_chosen = kinds.get(chosen) == "baseline"
@@ -272,7 +312,9 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
         verdict = "rule" if rule_chosen else "learned"
     weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
-                         spread, stable, agreement, weights)
+                         spread, stable, agreement, weights, incumbent if incumbent in cands else None,
+                         float(incumbent_z) if incumbent in cands else None, challenger if kept else None,
+                         _difference(cands[str(challenger)], cands[chosen], seeds, labels, metric) if kept else None)
     rec.text = _text(rec, metric)
     return rec
 
@@ -306,12 +348,17 @@ def _text(rec: Recommendation, metric: str) -> str:
     if rec.verdict == "tie":
         s = (f"No mixture wins beyond noise: on {where}, {', '.join(rec.within_noise)} "
              f"{'is' if len(rec.within_noise) == 1 else 'are'} within noise of {rec.source}. "
-             f"Recommended by default: {what}, the best of them on those rows, not a clear winner.")
+             f"Recommended by default: {what}, "
+             f"{'the default rule' if rec.challenger is not None else 'the best of them on those rows'}, not a clear winner.")
     elif rec.within_noise:  # a learned choice within noise of other learned candidates only
         s = (f"Recommended: {what}, better than every rule beyond noise on {where} "
              f"({', '.join(rec.within_noise)} {'is' if len(rec.within_noise) == 1 else 'are'} within noise of it).")
     else:
         s = f"Recommended: {what}, better than every other candidate beyond noise on {where}."
+    if rec.challenger is not None:
+        s += (f" {rec.source} is the default rule (compare.incumbent), kept because the best candidate on those rows, "
+              f"{rec.challenger}, does not beat it by more than {rec.incumbent_z:g} standard error"
+              f"{'' if rec.incumbent_z == 1 else 's'}: {_interval(rec.versus_incumbent)}{_unit(metric)}.")
     if learned and rec.best_rule is not None:
         s += f" Against the best rule, {rec.best_rule}: {_interval(rec.versus_rule)}{_unit(metric)} on those rows."
     elif not learned and rec.best_other is not None:

@@ -279,7 +279,8 @@ def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, 
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in base}
     labels = {s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y) for s in seeds}
     target = tasks[[t.name for t in tasks].index(cfg.target)]
-    return recommend(base, kinds, labels, target.metric)
+    return recommend(base, kinds, labels, target.metric, incumbent=cfg.compare.incumbent,
+                     incumbent_z=cfg.compare.incumbent_margin)
 
 
 def _same_mixture(row: dict[str, Any], rec: Recommendation) -> bool:
