@@ -91,6 +91,22 @@ def test_recommended_is_not_a_method_to_list_and_can_be_switched_off(tmp_path: P
     assert "recommendation" not in json.loads((tmp_path / OUT / "results.json").read_text())
 
 
+def test_an_incumbent_rule_is_the_answer_unless_beaten_and_a_bad_one_is_refused_before_any_work(tmp_path: Path) -> None:
+    o = invoke(["compare", "builtin", "--seeds", "2", "--methods", METHODS, "--out", OUT, *SMALL,
+                "-o", "compare.incumbent=uniform", "-o", "compare.incumbent_margin=10"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    assert rec["source"] == "uniform" and rec["incumbent"] == "uniform" and rec["incumbent_z"] == 10
+    best = max(rec["held_out"], key=lambda m: rec["held_out"][m]["mean"])
+    assert best != "uniform"  # kept over a better-scoring candidate (on these seeds): the verdict says so, and by how much
+    assert rec["challenger"] == best and "compare.incumbent" in rec["text"]
+    assert rec["versus_incumbent"]["mean"] > 0
+    o = invoke(["compare", "builtin", "--methods", "uniform,single_task", "--out", "bad", *SMALL,
+                "-o", "compare.incumbent=proportional"], tmp_path)
+    assert o.exit_code == 2 and "compare.incumbent: 'proportional' is not among the compared methods" in o.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_resume_may_add_a_method_and_keeps_every_row_it_has(finished: Path, tmp_path: Path) -> None:
     import shutil
 
