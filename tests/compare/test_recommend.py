@@ -182,6 +182,11 @@ def test_an_incumbent_rule_is_kept_unless_a_candidate_beats_it_beyond_its_margin
     won = recommend(far, KINDS, labels, incumbent="proportional")
     assert won is not None and won.source == "learned_time_invariant" and won.verdict == "learned"
     assert won.incumbent == "proportional" and won.challenger is None and "default rule" not in won.text
+    # a margin no advantage reaches keeps the incumbent even against a clear winner, and the verdict says so
+    stuck = recommend(far, KINDS, labels, incumbent="proportional", incumbent_z=100)
+    assert stuck is not None and stuck.source == "proportional" and stuck.challenger == "learned_time_invariant"
+    assert stuck.versus_incumbent["beyond_noise"] and "compare.incumbent" in stuck.text
+    assert "better than every other candidate" not in stuck.text
     # an incumbent that is not among the candidates is left out
     no_prop = [r for r in far if r["method"] != "proportional"]
     assert recommend(no_prop, KINDS, labels, incumbent="proportional").incumbent is None

@@ -345,24 +345,28 @@ def _text(rec: Recommendation, metric: str) -> str:
     learned = rec.kind != "baseline"
     what = (f"the learned mixture {rec.source} (the mean of {n} seeds' schedules): {_mix(rec.weights)}" if learned
             else f"the rule {rec.source} ({_mix(rec.weights)})")
+    kept = ""
+    if rec.challenger is not None:
+        kept = (f"the default rule (compare.incumbent), kept because the best candidate on those rows, {rec.challenger}, "
+                f"does not beat it by more than {rec.incumbent_z:g} standard error{'' if rec.incumbent_z == 1 else 's'}: "
+                f"{_interval(rec.versus_incumbent)}{_unit(metric)}")
     if rec.verdict == "tie":
         s = (f"No mixture wins beyond noise: on {where}, {', '.join(rec.within_noise)} "
              f"{'is' if len(rec.within_noise) == 1 else 'are'} within noise of {rec.source}. "
-             f"Recommended by default: {what}, "
-             f"{'the default rule' if rec.challenger is not None else 'the best of them on those rows'}, not a clear winner.")
+             f"Recommended by default: {what}, " + (f"{kept}; not a clear winner." if kept else
+                                                   "the best of them on those rows, not a clear winner."))
+    elif kept:  # an incumbent kept over a challenger that beats it beyond noise, short of its margin
+        s = f"Recommended: {what}, {kept} (on {where})."
     elif rec.within_noise:  # a learned choice within noise of other learned candidates only
         s = (f"Recommended: {what}, better than every rule beyond noise on {where} "
              f"({', '.join(rec.within_noise)} {'is' if len(rec.within_noise) == 1 else 'are'} within noise of it).")
     else:
         s = f"Recommended: {what}, better than every other candidate beyond noise on {where}."
-    if rec.challenger is not None:
-        s += (f" {rec.source} is the default rule (compare.incumbent), kept because the best candidate on those rows, "
-              f"{rec.challenger}, does not beat it by more than {rec.incumbent_z:g} standard error"
-              f"{'' if rec.incumbent_z == 1 else 's'}: {_interval(rec.versus_incumbent)}{_unit(metric)}.")
     if learned and rec.best_rule is not None:
         s += f" Against the best rule, {rec.best_rule}: {_interval(rec.versus_rule)}{_unit(metric)} on those rows."
     elif not learned and rec.best_other is not None:
-        s += f" The best learned candidate, {rec.best_other}: {_interval(rec.versus_rule)} against it on those rows."
+        ref = "it" if rec.best_rule == rec.source else f"the best rule there, {rec.best_rule},"
+        s += f" The best learned candidate, {rec.best_other}: {_interval(rec.versus_rule)} against {ref} on those rows."
     if learned:
         if not rec.stable:
             s += (f" Unstable: the seeds' schedules lie {rec.spread:.2f} (total variation) from their mean on average; "
