@@ -28,6 +28,7 @@ noisy copies, shifted inputs -- mostly through a shared head (``taskmix.data.fam
                       defaults here, as often as needed
   --family-seed 102   evaluation families (``make_family(102000 + i, generator="wide")``): score once, with the
                       defaults chosen on 101; never tune on them
+  --family-seed 103   a second evaluation set, for a default chosen on the development sets after 102 was scored
 
   python benchmarks/bench_families.py --generator wide --family-seed 101 --families 30 --seeds 3 --out /tmp/wdev
   python benchmarks/bench_families.py --generator wide --family-seed 102 --families 60 --seeds 3 --out /tmp/weval
@@ -74,8 +75,9 @@ HELP_ROLES = ("helpful", "copy")
 """Roles counted as helpful in that check (``copy``: the wide generator's near-copies)."""
 RELATIVE_ROLES = ("helpful", "copy", "shifted", "noisy_copy")
 """The target's own rule (or nearly): with ``relatives``, the test-oracle also mixes the target with all of them."""
-WIDE_SEEDS = {101: "development", 102: "evaluation"}
-"""``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once."""
+WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation"}
+"""``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once; 103 scores once a default
+chosen on the development sets after 102 was scored (the recommendation's incumbent)."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
@@ -676,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
         if args.generator == "wide":
-            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor the evaluation set 102)")
+            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102 or 103)")
             print(f"wide families {1000 * args.family_seed}..{1000 * args.family_seed + args.families - 1}: {which}", flush=True)
             if which == "evaluation":
                 print("evaluation families: score them once, with defaults chosen on the development set (101)", flush=True)
