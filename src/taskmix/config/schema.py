@@ -282,7 +282,7 @@ class SearchConfig(_Strict):
 
 
 INCUMBENT_MARGIN = 1.0
-"""compare.incumbent_margin's default (taskmix.compare.recommend.INCUMBENT_Z, chosen on the text development families)."""
+"""compare.incumbent_margin's default (taskmix.compare.recommend.INCUMBENT_Z, chosen on the development families)."""
 
 
 class CompareConfig(_Strict):
