@@ -627,12 +627,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--screen-recommend", default=None,
                     help="with --summarize: comma-separated margins z; adds rows 'rec_z<z>', the recommendation's choice "
                          "with that margin from the stored rows (add_recommended_screen; a development screen); 'L<z>': "
-                         "rows 'rec_L<z>', the best learned candidate unless a rule beats it by more than z SE")
+                         "rows 'rec_L<z>', the best learned candidate unless a rule beats it by more than z SE; 'P<z>': rows "
+                         "'rec_P<z>', proportional unless the best candidate beats it by more than z SE")
     ap.add_argument("--equal-compute", action="store_true",
                     help="also the equal-compute view: each method against the best rule its wall-time cost buys")
     ap.add_argument("--screen-candidates", default=None,
                     help="with --summarize: NAME=m1+m2;NAME2=...: adds rows 'rec_NAME', the recommendation's choice (margin "
                          "0) when only those methods and the rules are its candidates (add_candidate_screen)")
+    ap.add_argument("--incumbent", default=None,
+                    help="with --recommend: the recommendation's compare.incumbent (a rule's name; default: the "
+                         "library's, none for feature tasks)")
     ap.add_argument("--recommend", action="store_true",
                     help="also the comparison's recommended mixture (method 'recommended'), from the methods' rows")
     ap.add_argument("--out", default=None, help="append one JSON line per family here (resumable)")
@@ -692,7 +696,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if fseed in done:
                 fams.append(done[fseed])
                 continue
-            fam = make_family(fseed, generator=args.generator)
+            fam = make_family(fseed, generator=args.generator,
+                              overrides={"compare": {"incumbent": args.incumbent}} if args.incumbent else None)
             res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle,
                              shares=shares, relatives=args.generator == "wide", recommended=args.recommend)
             fams.append(res)

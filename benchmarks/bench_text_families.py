@@ -41,9 +41,9 @@ rule and single-task, cells more than 2 points below single-task, costs).
 Model: the shipped text configs' MLP (hidden 256, one layer, dropout 0.1, lr 1e-3) with a linearly decayed
 rate (steadier final models, docs/text.md), 1,000 steps of 64; the search with the library's defaults unless
 ``--variant`` / ``-o`` say otherwise (the tasks are in memory, so the text regime's search defaults do not apply);
-the recommendation with the library's (the incumbent ``proportional`` since 2026-12-06: the development rows of
-*text-families-dev* and the evaluation rows of *text-families-eval* (202) predate it -- their ``recommended`` rows
-had no incumbent, its screen is the ``rec_P<z>`` rows; ``-o compare.incumbent=null`` gives the old answer).
+the recommendation with the text regime's (``TEXT_COMPARE_DEFAULTS``: the incumbent ``proportional``) since
+2026-12-06 -- the development rows of *text-families-dev* and the evaluation rows of *text-families-eval* (202)
+predate it (their ``recommended`` rows had no incumbent; its screen is the ``rec_P<z>`` rows).
 
 Family-seed sets, as for the wide synthetic families: ``--family-seed 201`` is the **development** set (choose
 defaults here), ``--family-seed 202`` the **evaluation** set (score once, with the defaults chosen on 201);
@@ -367,6 +367,7 @@ def cached_count(store: TextStore, model: str, texts: set[str]) -> int | None:
 def build(fam: TextFamily, store: TextStore, steps: int, overrides: dict[str, Any]) -> Any:
     """The :class:`taskmix.data.families.Family` of ``fam``: tasks on cached features and a config to run them."""
     from taskmix.config import config_from_dict
+    from taskmix.config.schema import TEXT_COMPARE_DEFAULTS
     from taskmix.data.families import Family
     from taskmix.data.tasks import Split, Task
 
@@ -387,7 +388,8 @@ def build(fam: TextFamily, store: TextStore, steps: int, overrides: dict[str, An
                        "generator": "text"}
     raw: dict[str, Any] = {"target": "target", "tasks": {t.name: {} for t in tasks}, "seed": 0,
                            "model": {**MODEL, "heads": fam.heads},
-                           "train": {"steps": steps, "batch_size": 64, "threads": 1}}
+                           "train": {"steps": steps, "batch_size": 64, "threads": 1},
+                           "compare": dict(TEXT_COMPARE_DEFAULTS)}  # in-memory tasks: the text regime's answer, said here
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         raw[section] = {**raw.get(section, {}), key: value} if key else value

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from taskmix.config import config_from_dict, load_config, resolved_yaml
-from taskmix.config.schema import LM_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
+from taskmix.config.schema import TEXT_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
 
 
 def _cfg(tmp_path: Path, train: str = "t.csv", **sections) -> object:
@@ -21,8 +21,10 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
     assert cfg.regime == "text"
     assert cfg.search.reward == "lookahead" and cfg.search.horizon == 1.0 and cfg.search.time_invariant_weights == "average"
     assert cfg.search.probe_steps == 7  # set in the config: the config wins
-    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"}
-    assert cfg.compare.incumbent == "proportional"  # the library default, the same for text and features
+    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"} | {"compare.incumbent"}
+    assert cfg.compare.incumbent == TEXT_COMPARE_DEFAULTS["incumbent"] == "proportional"
+    own = _cfg(tmp_path, compare={"incumbent": None})  # set in the config, even to null: the config wins
+    assert own.compare.incumbent is None and "compare.incumbent" not in own.regime_defaults
 
 
 @pytest.mark.parametrize("train, sections, why", [
@@ -32,8 +34,7 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
 def test_features_and_fine_tuning_keep_the_library_defaults(tmp_path, train, sections, why):
     cfg = _cfg(tmp_path, train, **sections)
     assert cfg.regime == "features" and cfg.regime_defaults == ()
-    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5
-    assert cfg.compare.incumbent == "proportional"
+    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5 and cfg.compare.incumbent is None
     assert f"search defaults: features ({why})" in resolved_yaml(cfg)
     builtin = load_config(None)
     assert builtin.regime == "features" and builtin.search.reward == "gradient_alignment"
@@ -43,6 +44,7 @@ def test_config_show_says_which_defaults_apply_and_the_resolved_config_loads_bac
     cfg = _cfg(tmp_path)
     text = resolved_yaml(cfg)
     assert "# search defaults: text (text tasks through a frozen encoder): reward=lookahead" in text
+    assert "; compare.incumbent=proportional (measured on" in text
     (tmp_path / "resolved.yaml").write_text(text)
     again = load_config(tmp_path / "resolved.yaml")
     assert again.search == cfg.search and again.fingerprint() == cfg.fingerprint()
@@ -65,17 +67,13 @@ def test_in_memory_tasks_keep_the_library_defaults_and_text_formats_or_paths_do_
     assert config_from_dict({"target": "t", "tasks": {"t": {"train": "t.tsv"}, "a": {}}}, "c.yaml", ".").regime == "text"
 
 
-def test_the_language_modelling_regime_has_no_incumbent_unless_the_config_sets_one(tmp_path):
-    """compare.incumbent was chosen on classification families; the LM regime keeps the best candidate."""
+def test_only_text_gets_the_incumbent_and_config_show_names_the_language_modelling_regime(tmp_path):
+    """compare.incumbent was adopted for text only: on fresh feature families it lost to no incumbent
+    (BENCHMARKS.md, *families-wide-eval-2*); the LM regime was never screened."""
     for name in ("t.txt", "a.txt"):
         (tmp_path / name).write_text("some text\n")
-    raw = {"target": "t", "model": {"regime": "lm"}, "tasks": {"t": {"corpus": "t.txt"}, "a": {"corpus": "a.txt"}}}
-    lm = config_from_dict(raw, "c.yaml", tmp_path)
-    assert lm.regime == "lm" and lm.compare.incumbent is None and LM_COMPARE_DEFAULTS == {"incumbent": None}
-    assert lm.regime_defaults == ("compare.incumbent",)
-    assert "defaults: language modelling (model.regime lm): compare.incumbent=None" in resolved_yaml(lm)
-    own = config_from_dict({**raw, "compare": {"incumbent": "uniform"}}, "c.yaml", tmp_path)
-    assert own.compare.incumbent == "uniform" and own.regime_defaults == ()
-    text = config_from_dict({"target": "t", "tasks": {"t": {"train": "t.csv"}, "a": {"train": "t.csv"}},
-                             "compare": {"incumbent": None}}, "c.yaml", tmp_path)
-    assert text.compare.incumbent is None  # set in the config, even to null: the config wins
+    lm = config_from_dict({"target": "t", "model": {"regime": "lm"}, "tasks": {"t": {"corpus": "t.txt"}, "a": {"corpus": "a.txt"}}},
+                          "c.yaml", tmp_path)
+    assert lm.regime == "lm" and lm.compare.incumbent is None and lm.regime_defaults == ()
+    assert "search defaults: language modelling (model.regime lm)" in resolved_yaml(lm)
+    assert _cfg(tmp_path, "t.npz").compare.incumbent is None

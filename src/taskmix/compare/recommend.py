@@ -69,9 +69,9 @@ _Z95 = 1.959963984540054
 
 INCUMBENT_Z = INCUMBENT_MARGIN
 """Standard errors of held-out advantage over the incumbent rule a candidate needs to replace it (with an incumbent).
-Chosen on the development families (BENCHMARKS.md, *text-families-dev*: regret to the test-oracle 0.05 / 0.03 /
-0.56 points for 0.5 / 1 / 1.96 on real text, against 0.65 without an incumbent; *recommend-incumbent-dev*: 1.59
-against 1.86 on the feature sets)."""
+Chosen on the real-text development families (BENCHMARKS.md, *text-families-dev*: regret to the test-oracle 0.05 /
+0.03 / 0.56 points for 0.5 / 1 / 1.96, against 0.65 without an incumbent; *text-families-eval-2*: -0.11 on fresh
+families, 0.91 without)."""
 
 MARGIN_Z = 0.0
 """Standard errors of held-out advantage over the best rule a learned candidate needs to be recommended: none, the

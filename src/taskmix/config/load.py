@@ -217,14 +217,16 @@ def resolved_dict(cfg: Config) -> dict[str, Any]:
 def regime_note(cfg: Config) -> str:
     """Which set of search defaults applies to ``cfg``, and why (one line)."""
     if cfg.regime == "lm":
-        filled = "compare.incumbent=None (measured on classification families only); " if cfg.regime_defaults else ""
-        return (f"defaults: language modelling (model.regime lm): {filled}the library's search defaults "
-                "(docs/lm.md); set search.<key> or compare.<key> to change one")
+        return ("search defaults: language modelling (model.regime lm): the library's; no compare.incumbent (docs/lm.md); "
+                "set search.<key> to change one")
     if cfg.regime == "text":
         if cfg.regime_defaults:
-            keys = ", ".join(f"{k}={getattr(cfg.search, k)}" for k in cfg.regime_defaults)
-            return (f"search defaults: text (text tasks through a frozen encoder): {keys} (measured on GLUE and XNLI; "
-                    "docs/text.md); set search.<key> to change one")
+            keys = ", ".join(f"{k}={getattr(cfg.search, k)}" for k in cfg.regime_defaults if "." not in k)
+            comp = ", ".join(f"{k}={getattr(cfg.compare, k.partition('.')[2])}" for k in cfg.regime_defaults
+                             if k.startswith("compare."))
+            what = "; ".join(p for p in (keys, comp) if p)
+            return (f"search defaults: text (text tasks through a frozen encoder): {what} (measured on GLUE and XNLI, and "
+                    "on the real-text families; docs/text.md); set search.<key> or compare.<key> to change one")
         return "search defaults: text (text tasks through a frozen encoder); every key they cover is set in the config"
     why = "the built-in benchmark" if cfg.synthetic is not None else (
         "fine-tuned text tasks" if cfg.model.regime != "frozen" else "feature (npz) tasks")
