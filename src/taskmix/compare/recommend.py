@@ -214,20 +214,22 @@ def _consensus(group: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], sou
 def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
             labels: Mapping[int, np.ndarray] | None, metric: str,
             z: float, incumbent: str | None = None, incumbent_z: float = INCUMBENT_Z,
-            ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
-    """``(chosen, best_rule, best_other, other - rule difference)`` on the held-out scores of ``seeds``.
+            ) -> tuple[str, str | None, str | None, dict[str, Any] | None, str]:
+    """``(chosen, best_rule, best_other, other - rule difference, the choice before the incumbent)`` on the held-out
+    scores of ``seeds``.
 
     The best other candidate is chosen over the best rule when its held-out advantage exceeds ``z`` standard
     errors (``z = 0``: any advantage); then, with an ``incumbent`` among the candidates, that choice replaces the
     incumbent only when it beats it by more than ``incumbent_z`` standard errors.
     """
-    chosen, best_rule, best_other, d = _choose_best(cands, kinds, seeds, labels, metric, z)
-    if incumbent is not None and incumbent in cands and chosen != incumbent:
-        di = _difference(cands[chosen], cands[incumbent], seeds, labels, metric)
+    best, best_rule, best_other, d = _choose_best(cands, kinds, seeds, labels, metric, z)
+    chosen = best
+    if incumbent is not None and incumbent in cands and best != incumbent:
+        di = _difference(cands[best], cands[incumbent], seeds, labels, metric)
         se = di.get("se")
         if se is None or not math.isfinite(se) or not di["mean"] > incumbent_z * se:
             chosen = incumbent
-    return chosen, best_rule, best_other, d
+    return chosen, best_rule, best_other, d, best
 
 
 def _choose_best(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
@@ -276,9 +278,9 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     seeds = sorted(set.intersection(*(set(g) for g in cands.values())))
     if not seeds:
         return None
-    chosen, best_rule, best_other, d = _choose(cands, kinds, seeds, labels, metric, z, incumbent, incumbent_z)
-    challenger = _choose_best(cands, kinds, seeds, labels, metric, z)[0] if incumbent in cands else None
-    kept = challenger is not None and challenger != chosen
+    inc = incumbent if incumbent in cands else None  # an incumbent not among the candidates is left out
+    chosen, best_rule, best_other, d, best = _choose(cands, kinds, seeds, labels, metric, z, inc, incumbent_z)
+    challenger = best if inc is not None and best != chosen else None
     held_out: dict[str, dict[str, Any]] = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
                     "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
                 for m, g in cands.items()}
@@ -303,7 +305,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     draws = bootstrap if len(seeds) > 1 else 0
     for _ in range(draws):  # resample the seeds with replacement (a seed drawn twice counts twice)
         sample = sorted(rng.choice(seeds, size=len(seeds), replace=True).tolist())
-        agree += _choose(cands, kinds, sample, labels, metric, z, incumbent, incumbent_z)[0] == chosen
+        agree += _choose(cands, kinds, sample, labels, metric, z, inc, incumbent_z)[0] == chosen
     agreement = agree / draws if draws else 1.0
     stable = spread <= UNSTABLE_TV
     rule_chosen = kinds.get(chosen) == "baseline"
@@ -313,9 +315,8 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
         verdict = "rule" if rule_chosen else "learned"
     weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
-                         spread, stable, agreement, weights, incumbent if incumbent in cands else None,
-                         float(incumbent_z) if incumbent in cands else None, challenger if kept else None,
-                         _difference(cands[str(challenger)], cands[chosen], seeds, labels, metric) if kept else None)
+                         spread, stable, agreement, weights, inc, float(incumbent_z) if inc is not None else None,
+                         challenger, _difference(cands[challenger], cands[chosen], seeds, labels, metric) if challenger else None)
     rec.text = _text(rec, metric)
     return rec
 
