@@ -56,7 +56,7 @@ def test_ray_rows_match_the_sequential_rows(tmp_path, ray_session, monkeypatch):
                                 "--out", str(tmp_path / backend), *_ov(TINY)])
         assert r.exit_code == 0, r.output
     seq, par = _rows(tmp_path / "sequential"), _rows(tmp_path / "ray")
-    assert set(seq) == set(par) and len(seq) == 14  # 6 default methods and the recommendation x 2 seeds
+    assert set(seq) == set(par) and len(seq) == 16  # 7 default methods (feature tasks) and the recommendation x 2 seeds
     assert {s for _, s in seq} == {0, 1}
     for cell, a in seq.items():
         b = par[cell]

@@ -226,7 +226,7 @@ def methods_help(width: int = 78) -> str:
     """
     import textwrap
 
-    from ..compare.methods import DEFAULT_METHODS, METHODS
+    from ..compare.methods import DEFAULT_METHODS, FEATURE_METHODS, METHODS
 
     by_kind: dict[str, list[str]] = {}
     for name in METHODS.names():
@@ -248,6 +248,7 @@ def methods_help(width: int = 78) -> str:
         lines += wrap(f"  {kind}" + (f" ({note})" if note else "") + ": ", "", "      ")
         lines += wrap("      ", ", ".join(names), "      ")
     lines += wrap("Default set: ", ", ".join(DEFAULT_METHODS), "  ")
+    lines += wrap("Feature tasks (npz, built-in) also: ", ", ".join(FEATURE_METHODS), "  ")
     return "\n".join(lines)
 
 

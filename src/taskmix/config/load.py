@@ -230,6 +230,10 @@ def regime_note(cfg: Config) -> str:
         return "search defaults: text (text tasks through a frozen encoder); every key they cover is set in the config"
     why = "the built-in benchmark" if cfg.synthetic is not None else (
         "fine-tuned text tasks" if cfg.model.regime != "frozen" else "feature (npz) tasks")
+    if cfg.model.regime == "frozen":
+        return (f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md); "
+                "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation "
+                "(docs/compare.md)")
     return f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md)"
 
 

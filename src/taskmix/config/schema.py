@@ -271,6 +271,13 @@ class SearchConfig(_Strict):
         "the target is never dropped): a softmax policy never reaches 0, and on a small target a few percent of a "
         "noisy or conflicting task can cost points. 0.05 (default) was chosen on the development families "
         "(BENCHMARKS.md, min-weight-dev); 0: off"))
+    credit_window: StrictInt = Field(2, gt=0, le=10**6, description=(
+        "credit_proportional: the search's first meta-steps whose per-task credit it averages (all of them when "
+        "the search has fewer). Early, before a small target is memorised, the credit reads transfer; later it reads "
+        "the memorised target (BENCHMARKS.md, credit-proportional-dev)"))
+    credit_temperature: float = Field(1.0, gt=0, le=1e6, description=(
+        "credit_proportional: weights proportional to max(credit, 0) x n^(1/T) (1: each example weighted by its "
+        "task's credit; large T: by credit alone)"))
 
     @model_validator(mode="after")
     def _exploration(self) -> "SearchConfig":
