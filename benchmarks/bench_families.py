@@ -75,9 +75,10 @@ HELP_ROLES = ("helpful", "copy")
 """Roles counted as helpful in that check (``copy``: the wide generator's near-copies)."""
 RELATIVE_ROLES = ("helpful", "copy", "shifted", "noisy_copy")
 """The target's own rule (or nearly): with ``relatives``, the test-oracle also mixes the target with all of them."""
-WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation"}
+WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation", 104: "third evaluation"}
 """``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once; 103 scores once a default
-chosen on the development sets after 102 was scored (the recommendation's incumbent)."""
+chosen on the development sets after 102 was scored (the recommendation's incumbent); 104 scores once the next one
+(credit_proportional among the recommendation's candidates)."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
@@ -85,6 +86,23 @@ def mean_weights(sched: Schedule | None) -> list[float] | None:
     if sched is None:
         return None
     return np.asarray(sched.weights, dtype=np.float64).mean(axis=0).tolist()
+
+
+def family_overrides(sets: Sequence[str], incumbent: str | None = None) -> dict[str, dict[str, Any]] | None:
+    """``["search.credit_window=4", ...]`` (and ``--incumbent``) -> config sections merged over every family's
+    config (:func:`taskmix.data.families.make_family`'s ``overrides``); values are read as YAML."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for spec in sets:
+        key, eq, value = spec.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not (eq and dot and section and name and "." not in name):
+            raise SystemExit(f"--set {spec!r}: expected SECTION.KEY=VALUE, e.g. search.credit_window=4")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    if incumbent:
+        out.setdefault("compare", {})["incumbent"] = incumbent
+    return out or None
 
 
 def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
@@ -291,6 +309,20 @@ def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: 
     n = len(sub["rows"])
     add_recommended_screen(sub, z, name)
     fam_out["rows"].extend(sub["rows"][n:])
+
+
+def as_learned(fam_out: dict[str, Any], variant: str) -> dict[str, Any]:
+    """``fam_out`` with the variant's rows (``VARIANT/time_invariant``, ``VARIANT/time_variant``) as the learned
+    methods' rows; the learned methods' own rows, every other variant's and a stored ``recommended`` row (made from
+    the old learned rows) are dropped.  A variant missing on some seed is refused."""
+    rows = fam_out["rows"]
+    picked = [{**r, "method": "learned_" + r["method"].partition("/")[2]} for r in rows
+              if r["method"] in (f"{variant}/time_invariant", f"{variant}/time_variant")]
+    seeds = {r["seed"] for r in rows if r["method"] in RULES}
+    if {(r["seed"], r["method"]) for r in picked} != {(s, m) for s in seeds for m in LEARNED}:
+        raise SystemExit(f"--as-learned {variant}: family {fam_out['family']} lacks its rows on some seed")
+    keep = [r for r in rows if "/" not in r["method"] and r["method"] not in LEARNED and r["method"] != RECOMMENDED]
+    return {**fam_out, "rows": keep + picked}
 
 
 def merge(files: Sequence[Path]) -> list[dict[str, Any]]:
@@ -634,6 +666,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--screen-candidates", default=None,
                     help="with --summarize: NAME=m1+m2;NAME2=...: adds rows 'rec_NAME', the recommendation's choice (margin "
                          "0) when only those methods and the rules are its candidates (add_candidate_screen)")
+    ap.add_argument("--set", action="append", default=[], dest="settings_over",
+                    help="SECTION.KEY=VALUE (repeatable): set a config key in every family (e.g. search.credit_window=4), "
+                         "merged over the family's drawn config; values are read as YAML")
+    ap.add_argument("--as-learned", default=None,
+                    help="with --summarize: the variant NAME's rows (NAME/time_invariant, NAME/time_variant) take the "
+                         "place of the learned methods' before anything is summarized or screened (as_learned): the "
+                         "comparison as if its search had that variant's settings")
     ap.add_argument("--incumbent", default=None,
                     help="with --recommend: the recommendation's compare.incumbent (a rule's name; default: the "
                          "library's, none for feature tasks)")
@@ -660,6 +699,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     variants = dict(parse_variant(v) for v in args.variant)
     if args.summarize:
         fams = merge([Path(f) for f in args.summarize.split(",") if f])
+        if args.as_learned:
+            fams = [as_learned(f, args.as_learned) for f in fams]
         for zs in (args.screen_recommend or "").split(","):
             if zs:
                 z, prefer, name = screen_spec(zs)
@@ -682,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
         if args.generator == "wide":
-            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102 or 103)")
+            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102-104)")
             print(f"wide families {1000 * args.family_seed}..{1000 * args.family_seed + args.families - 1}: {which}", flush=True)
             if which == "evaluation":
                 print("evaluation families: score them once, with defaults chosen on the development set (101)", flush=True)
@@ -696,8 +737,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if fseed in done:
                 fams.append(done[fseed])
                 continue
-            fam = make_family(fseed, generator=args.generator,
-                              overrides={"compare": {"incumbent": args.incumbent}} if args.incumbent else None)
+            fam = make_family(fseed, generator=args.generator, overrides=family_overrides(args.settings_over, args.incumbent))
             res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle,
                              shares=shares, relatives=args.generator == "wide", recommended=args.recommend)
             fams.append(res)

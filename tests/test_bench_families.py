@@ -112,6 +112,35 @@ def test_rows_files_merge_by_family(tmp_path):
     assert {(r["method"], r["test"]) for r in fams[0]["rows"]} == {("uniform", 0.8), ("v/time_invariant", 0.85)}
 
 
+def test_set_options_become_family_config_overrides():
+    assert bf.family_overrides([]) is None
+    got = bf.family_overrides(["search.credit_window=4", "search.credit_temperature=2.5", "compare.methods=[uniform]"],
+                              incumbent="proportional")
+    assert got == {"search": {"credit_window": 4, "credit_temperature": 2.5},
+                   "compare": {"methods": ["uniform"], "incumbent": "proportional"}}
+    fam = make_family(101000, generator="wide", overrides=got)
+    assert fam.config.search.credit_window == 4 and fam.config.compare.incumbent == "proportional"
+    for bad in ("credit_window=4", "search.=4", "search.credit_window", "a.b.c=1"):
+        with pytest.raises(SystemExit, match="expected SECTION.KEY=VALUE"):
+            bf.family_overrides([bad])
+
+
+def test_a_variants_rows_take_the_place_of_the_learned_ones():
+    """--as-learned: the screen sees the variant's rows as learned_time_invariant / learned_time_variant; the old
+    learned rows, other variants and the stored recommendation (made from the old rows) are gone."""
+    rows = [{"seed": s, "method": m, "test": t} for s in (0, 1) for m, t in (
+        ("uniform", 0.8), ("single_task", 0.7), ("learned_time_invariant", 0.1), ("learned_time_variant", 0.2),
+        ("recommended", 0.3), ("v/time_invariant", 0.91), ("v/time_variant", 0.92), ("w/time_variant", 0.5))]
+    fam = {"family": 7, "rows": rows}
+    got = bf.as_learned(fam, "v")
+    assert sorted((r["seed"], r["method"], r["test"]) for r in got["rows"]) == sorted(
+        [(s, m, t) for s in (0, 1) for m, t in (("uniform", 0.8), ("single_task", 0.7), ("learned_time_invariant", 0.91),
+                                               ("learned_time_variant", 0.92))])
+    assert fam["rows"] == rows  # the input is left as it was
+    with pytest.raises(SystemExit, match="lacks its rows"):
+        bf.as_learned({"family": 7, "rows": [r for r in rows if (r["seed"], r["method"]) != (1, "v/time_variant")]}, "v")
+
+
 # ---------------------------------------------------------------- issue 22: the wide generator, the text families
 
 
