@@ -20,7 +20,7 @@ from _md import ROOT, update_section  # noqa: E402
 
 import torch  # noqa: E402
 
-from taskmix.compare import run_compare  # noqa: E402
+from taskmix.compare import FEATURE_METHODS, run_compare  # noqa: E402
 from taskmix.config import builtin_config, load_config  # noqa: E402
 from taskmix.data import load_run_tasks  # noqa: E402
 
@@ -31,13 +31,15 @@ METHODS = [
 ]
 
 
-def run(name: str, cfg, seeds: int, out: Path) -> str:
-    cfg = cfg.model_copy(update={"compare": cfg.compare.model_copy(update={"methods": METHODS, "temperatures": [2.0, 5.0]})})
+def run(name: str, cfg, seeds: int, out: Path, extra: tuple[str, ...] = ()) -> str:
+    """``METHODS`` and ``extra`` on ``cfg`` (the oracle too), as one comparison; its table with a one-line header."""
+    methods = METHODS + list(extra)
+    cfg = cfg.model_copy(update={"compare": cfg.compare.model_copy(update={"methods": methods, "temperatures": [2.0, 5.0]})})
     tasks = load_run_tasks(cfg)
     t = time.perf_counter()
     res = run_compare(cfg, tasks, out / name, seeds=seeds, oracle=True)
     secs = time.perf_counter() - t
-    return f"{len(METHODS) + 1} methods × {seeds} paired seeds, wall time {secs:.0f} s.\n\n" + res["table"]
+    return f"{len(methods) + 1} methods × {seeds} paired seeds, wall time {secs:.0f} s.\n\n" + res["table"]
 
 
 def main() -> None:
@@ -50,7 +52,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp())
     if "builtin" in a.only:
-        body = run("builtin", builtin_config(), a.seeds, out)
+        body = run("builtin", builtin_config(), a.seeds, out, extra=FEATURE_METHODS)  # the feature regime's defaults
         update_section("compare-builtin", body)
         print(body, flush=True)
     if "rte3" in a.only:
