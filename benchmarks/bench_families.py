@@ -75,10 +75,11 @@ HELP_ROLES = ("helpful", "copy")
 """Roles counted as helpful in that check (``copy``: the wide generator's near-copies)."""
 RELATIVE_ROLES = ("helpful", "copy", "shifted", "noisy_copy")
 """The target's own rule (or nearly): with ``relatives``, the test-oracle also mixes the target with all of them."""
-WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation", 104: "third evaluation"}
+WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation", 104: "third evaluation",
+              105: "fourth evaluation"}
 """``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once; 103 scores once a default
 chosen on the development sets after 102 was scored (the recommendation's incumbent); 104 scores once the next one
-(credit_proportional among the recommendation's candidates)."""
+(credit_proportional among the recommendation's candidates); 105 the next (the learned incumbent)."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
@@ -723,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
         if args.generator == "wide":
-            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102-104)")
+            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102-105)")
             print(f"wide families {1000 * args.family_seed}..{1000 * args.family_seed + args.families - 1}: {which}", flush=True)
             if which == "evaluation":
                 print("evaluation families: score them once, with defaults chosen on the development set (101)", flush=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from taskmix.compare.predictions import encode_labels
-from taskmix.compare.recommend import UNSTABLE_TV, recommend
+from taskmix.compare.recommend import LEARNED_INCUMBENT, UNSTABLE_TV, recommend
 from taskmix.schedule import Schedule
 
 KINDS = {"single_task": "baseline", "uniform": "baseline", "proportional": "baseline",
@@ -192,9 +192,39 @@ def test_an_incumbent_rule_is_kept_unless_a_candidate_beats_it_beyond_its_margin
     assert recommend(no_prop, KINDS, labels, incumbent="proportional").incumbent is None
 
 
+def test_the_learned_incumbent_is_kept_unless_a_rule_beats_it_beyond_its_margin() -> None:
+    rng = np.random.default_rng(11)
+    labels = {s: np.zeros(200, dtype=np.int64) for s in range(3)}
+    # a rule a little better than the learned candidate on 3 x 200 held-out rows: the best, not beyond 1.96 SE
+    close = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.69,
+                                                                      "learned_time_invariant": 0.66}, rng)]
+    free = recommend(close, KINDS, labels)
+    assert free is not None and free.source == "proportional" and free.kind == "baseline"
+    kept = recommend(close, KINDS, labels, incumbent=LEARNED_INCUMBENT, incumbent_z=1.96)
+    assert kept is not None and kept.source == "learned_time_invariant" and kept.kind == "learned"
+    assert kept.incumbent == "learned_time_invariant" and kept.challenger == "proportional" and kept.incumbent_z == 1.96
+    vi = kept.versus_incumbent
+    assert vi is not None and 0 < vi["mean"] <= 1.96 * vi["se"]
+    assert kept.verdict == "tie" and "compare.incumbent: learned" in kept.text and "best rule there, proportional" in kept.text
+    assert kept.weights == pytest.approx(dict(zip(TASKS, [0.2, 0.7, 0.1])))  # the consensus of the learned schedules
+    # a rule far better than the learned candidate replaces it
+    far = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.85,
+                                                                    "learned_time_invariant": 0.62}, rng)]
+    won = recommend(far, KINDS, labels, incumbent=LEARNED_INCUMBENT, incumbent_z=1.96)
+    assert won is not None and won.source == "proportional" and won.challenger is None
+    assert won.incumbent == "learned_time_invariant" and "kept" not in won.text
+    # without a learned candidate there is no incumbent; a learned candidate that wins needs none
+    rules_only = [r for r in far if r["method"] != "learned_time_invariant"]
+    assert recommend(rules_only, KINDS, labels, incumbent=LEARNED_INCUMBENT).incumbent is None
+    ahead = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.62,
+                                                                      "learned_time_invariant": 0.85}, rng)]
+    lead = recommend(ahead, KINDS, labels, incumbent=LEARNED_INCUMBENT)
+    assert lead.source == "learned_time_invariant" and lead.verdict == "learned" and lead.challenger is None
+
+
 def test_an_incumbent_must_be_a_rule_and_its_margin_a_finite_non_negative_number() -> None:
     rows = [r for s in range(3) for r in _rules(s, 0.7)]
-    with pytest.raises(ValueError, match="incumbent must be the name of a rule"):
+    with pytest.raises(ValueError, match="incumbent must be the name of a rule .*'learned' or None"):
         recommend(rows, KINDS, incumbent="learned_time_invariant")
     for bad in (-1.0, float("nan"), True, "1"):
         with pytest.raises(ValueError, match="incumbent_z must be"):
@@ -206,8 +236,11 @@ def test_compare_incumbent_is_checked_before_any_work() -> None:
     from taskmix.config import builtin_config
     from taskmix.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"compare\.incumbent: expected the name of a rule .*got 'learned_time_invariant'"):
+    with pytest.raises(ConfigError, match=r"compare\.incumbent: expected the name of a rule .*'learned' .*got 'learned_time_invariant'"):
         check_config(builtin_config(["compare.incumbent=learned_time_invariant"]))
+    with pytest.raises(ConfigError, match=r"compare\.incumbent: 'learned' needs a learned method among the compared"):
+        check_config(builtin_config(["compare.incumbent=learned", "compare.methods=[uniform,proportional]"]))
+    check_config(builtin_config(["compare.methods=[uniform,proportional]"]))  # the regime's default is left out quietly
     with pytest.raises(ConfigError, match=r"compare\.incumbent: 'unimax' is not among the compared methods"):
         check_config(builtin_config(["compare.incumbent=unimax", "compare.methods=[uniform,proportional]"]))
     check_config(builtin_config(["compare.incumbent=proportional", "compare.methods=[uniform,proportional]"]))

@@ -44,6 +44,7 @@ from ..runs.job import Job, MethodResult, check_run_config, prepare_job, replay
 from ..runs.online import run_online
 from ..runs.rewards import REWARDS
 from .predictions import encode_labels
+from .recommend import LEARNED_INCUMBENT
 from ..runs.search_run import SearchRun, shares_trajectory
 from ..replay.sampler import TaskSampler
 from ..schedule import RULES, Schedule, jsonable, rule_parameter
@@ -547,14 +548,20 @@ def select_methods(cfg: Config, oracle: bool = False) -> list[str]:
             _recommended(None)  # type: ignore[arg-type]  # refused: the runner writes these rows itself
     inc = cfg.compare.incumbent
     if inc is not None:
+        explicit = "incumbent" in cfg.compare.model_fields_set and "compare.incumbent" not in cfg.regime_defaults
+        if inc == LEARNED_INCUMBENT:
+            if cfg.compare.recommend and explicit and not any(METHODS.meta(n, "kind") == "learned" for n in names):
+                raise ConfigError(f"compare.incumbent: {inc!r} needs a learned method among the compared methods (e.g. "
+                                  "learned_time_invariant); add one to compare.methods, or set compare.incumbent: null")
+            return names
         rules = [m for m in METHODS.names() if "<" not in m and METHODS.meta(m, "kind") == "baseline"] + ["temperature_<T>"]
         try:
             is_rule = METHODS.meta(inc, "kind") == "baseline"
         except ConfigError:
             is_rule = False
         if not is_rule:
-            raise ConfigError(f"compare.incumbent: expected the name of a rule ({', '.join(rules)}) or null, got {inc!r}")
-        explicit = "incumbent" in cfg.compare.model_fields_set and "compare.incumbent" not in cfg.regime_defaults
+            raise ConfigError(f"compare.incumbent: expected the name of a rule ({', '.join(rules)}), "
+                              f"{LEARNED_INCUMBENT!r} (the best learned candidate) or null, got {inc!r}")
         if cfg.compare.recommend and inc not in names and explicit:  # a default rule not compared is left out
             raise ConfigError(f"compare.incumbent: {inc!r} is not among the compared methods; add it to compare.methods, "
                               "or set compare.incumbent: null")

@@ -13,10 +13,12 @@ over seeds and decides:
    reward-split predictions and the metric is accuracy, the difference is pooled over every (seed, held-out
    row) pair, and its standard error is the larger of the per-row one and the one over seeds; otherwise it is
    the paired t interval over seeds;
-3. with an **incumbent** (a default rule, e.g. ``proportional``: ``compare.incumbent``), the choice of step 2 is
-   recommended only when it beats the incumbent on those rows by more than ``incumbent_z`` standard errors;
-   otherwise the incumbent is kept.  On flat landscapes (real text) the best of several candidates on a few
-   hundred held-out rows is mostly the luckiest one; the incumbent keeps that choice from chasing noise;
+3. with an **incumbent** (``compare.incumbent``: a default rule, e.g. ``proportional``, or ``learned``, the best
+   learned candidate of step 1), the choice of step 2 is recommended only when it beats the incumbent on those
+   rows by more than ``incumbent_z`` standard errors; otherwise the incumbent is kept.  On flat landscapes (real
+   text) the best of several candidates on a few hundred held-out rows is mostly the luckiest one, and a rule as
+   incumbent keeps that choice from chasing noise; on feature tasks the rules are far from the best mixture and a
+   few held-out rows often crown the wrong one, so the learned candidate is the incumbent there;
 4. when a rule is within noise (95%) of the recommended candidate (or, for a rule, any other candidate), the
    verdict says that no mixture wins (``"tie"``) and names them, rather than crowning one.
 
@@ -54,7 +56,8 @@ from ..data.tasks import metric_label, metric_sign
 from ..schedule import Schedule
 from .predictions import decode_labels
 
-__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "INCUMBENT_Z", "RECOMMENDED", "UNSTABLE_TV", "Recommendation", "recommend"]
+__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
+           "recommend"]
 
 RECOMMENDED = "recommended"
 """The method name of the rows that retrain the recommendation on every seed."""
@@ -72,6 +75,11 @@ INCUMBENT_Z = INCUMBENT_MARGIN
 Chosen on the real-text development families (BENCHMARKS.md, *text-families-dev*: regret to the test-oracle 0.05 /
 0.03 / 0.56 points for 0.5 / 1 / 1.96, against 0.65 without an incumbent; *text-families-eval-2*: -0.11 on fresh
 families, 0.91 without)."""
+
+LEARNED_INCUMBENT = "learned"
+"""``compare.incumbent``'s value for the best learned candidate (by mean held-out score) as the incumbent: a rule
+replaces it only when it beats it by more than ``incumbent_z`` standard errors.  The feature regime's default, with
+1.96 (BENCHMARKS.md, *recommend-learned-dev*)."""
 
 MARGIN_Z = 0.0
 """Standard errors of held-out advantage over the best rule a learned candidate needs to be recommended: none, the
@@ -108,7 +116,8 @@ class Recommendation:
     stable: bool
     choice_agreement: float  # share of seed resamples that make the same choice
     weights: dict[str, float] = field(default_factory=dict)  # mean weight per task of the recommended schedule
-    incumbent: str | None = None  # the default rule a candidate had to beat by incumbent_z SE (None: no incumbent)
+    incumbent: str | None = None  # the method a candidate had to beat by incumbent_z SE (a rule, or the best learned
+    # candidate with compare.incumbent: learned; None: no incumbent)
     incumbent_z: float | None = None
     challenger: str | None = None  # the best candidate when the incumbent was kept over it
     versus_incumbent: dict[str, Any] | None = None  # challenger - incumbent on held-out rows (when kept)
@@ -224,6 +233,8 @@ def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping
     """
     best, best_rule, best_other, d = _choose_best(cands, kinds, seeds, labels, metric, z)
     chosen = best
+    if incumbent == LEARNED_INCUMBENT:  # the best learned candidate on these seeds
+        incumbent = best_other
     if incumbent is not None and incumbent in cands and best != incumbent:
         di = _difference(cands[best], cands[incumbent], seeds, labels, metric)
         se = di.get("se")
@@ -262,7 +273,8 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     to pool the held-out evidence over rows (accuracy only).  Seeds are those every candidate has.  ``z``: how many
     standard errors of held-out advantage a learned candidate needs over the best rule (default :data:`MARGIN_Z`).
     ``incumbent``: a rule kept unless the choice beats it by more than ``incumbent_z`` standard errors (ignored when
-    it is not among the candidates).
+    it is not among the candidates), or :data:`LEARNED_INCUMBENT` (``"learned"``): the best learned candidate, kept
+    unless a rule beats it by more than ``incumbent_z`` standard errors (ignored without a learned candidate).
     """
     z = MARGIN_Z if z is None else float(z)
     if not (math.isfinite(z) and z >= 0):
@@ -270,17 +282,23 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     if isinstance(incumbent_z, bool) or not isinstance(incumbent_z, (int, float)) or not (
             math.isfinite(incumbent_z) and incumbent_z >= 0):
         raise ValueError(f"incumbent_z must be a finite number >= 0, got {incumbent_z!r}")
-    if incumbent is not None and (not isinstance(incumbent, str) or kinds.get(incumbent, "baseline") != "baseline"):
-        raise ValueError(f"incumbent must be the name of a rule (a method of kind 'baseline'), got {incumbent!r}")
+    if incumbent is not None and incumbent != LEARNED_INCUMBENT and (
+            not isinstance(incumbent, str) or kinds.get(incumbent, "baseline") != "baseline"):
+        raise ValueError(f"incumbent must be the name of a rule (a method of kind 'baseline'), {LEARNED_INCUMBENT!r} or "
+                         f"None, got {incumbent!r}")
     cands = _candidates(rows, kinds)
     if not cands:
         return None
     seeds = sorted(set.intersection(*(set(g) for g in cands.values())))
     if not seeds:
         return None
-    inc = incumbent if incumbent in cands else None  # an incumbent not among the candidates is left out
+    if incumbent == LEARNED_INCUMBENT:  # left out without a learned candidate
+        inc = incumbent if any(kinds.get(m) != "baseline" for m in cands) else None
+    else:
+        inc = incumbent if incumbent in cands else None  # an incumbent not among the candidates is left out
     chosen, best_rule, best_other, d, best = _choose(cands, kinds, seeds, labels, metric, z, inc, incumbent_z)
     challenger = best if inc is not None and best != chosen else None
+    inc_method = best_other if inc == LEARNED_INCUMBENT else inc
     held_out: dict[str, dict[str, Any]] = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
                     "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
                 for m, g in cands.items()}
@@ -315,7 +333,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
         verdict = "rule" if rule_chosen else "learned"
     weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
-                         spread, stable, agreement, weights, inc, float(incumbent_z) if inc is not None else None,
+                         spread, stable, agreement, weights, inc_method, float(incumbent_z) if inc is not None else None,
                          challenger, _difference(cands[challenger], cands[chosen], seeds, labels, metric) if challenger else None)
     rec.text = _text(rec, metric)
     return rec
@@ -349,7 +367,9 @@ def _text(rec: Recommendation, metric: str) -> str:
             else f"the rule {rec.source} ({_mix(rec.weights)})")
     kept = ""
     if rec.challenger is not None:
-        kept = (f"the default rule (compare.incumbent), kept because the best candidate on those rows, {rec.challenger}, "
+        who = ("the default rule (compare.incumbent), kept because the best candidate on those rows" if not learned else
+               "the best learned candidate on those rows (compare.incumbent: learned), kept because the best rule there")
+        kept = (f"{who}, {rec.challenger}, "
                 f"does not beat it by more than {rec.incumbent_z:g} standard error{'' if rec.incumbent_z == 1 else 's'}: "
                 f"{_interval(rec.versus_incumbent)}{_unit(metric)}")
     if rec.verdict == "tie":
