@@ -156,12 +156,16 @@ def _with_predictions(seed: int, n: int, correct: dict[str, float], rng: np.rand
     return out
 
 
+def _seeds3(correct: dict[str, float], rng: np.random.Generator) -> list[dict]:
+    """:func:`_with_predictions` on seeds 0-2, 200 held-out rows each."""
+    return [r for s in range(3) for r in _with_predictions(s, 200, correct, rng)]
+
+
 def test_an_incumbent_rule_is_kept_unless_a_candidate_beats_it_beyond_its_margin() -> None:
     rng = np.random.default_rng(7)
     labels = {s: np.zeros(200, dtype=np.int64) for s in range(3)}
     # a learned candidate a hair better than proportional on 3 x 200 held-out rows: the best, not beyond 1 SE
-    close = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.66,
-                                                                      "learned_time_invariant": 0.67}, rng)]
+    close = _seeds3({"single_task": 0.60, "uniform": 0.62, "proportional": 0.66, "learned_time_invariant": 0.67}, rng)
     free = recommend(close, KINDS, labels)
     held = {m: np.mean([r["extra"]["reward_split"] for r in close if r["method"] == m]) for m in KINDS if m in
             {"single_task", "uniform", "proportional", "learned_time_invariant"}}
@@ -177,8 +181,7 @@ def test_an_incumbent_rule_is_kept_unless_a_candidate_beats_it_beyond_its_margin
     assert recommend(close, KINDS, labels, incumbent="proportional", incumbent_z=0).source == free.source
 
     # a candidate far better than the incumbent replaces it, and nothing says "kept"
-    far = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.62,
-                                                                    "learned_time_invariant": 0.85}, rng)]
+    far = _seeds3({"single_task": 0.60, "uniform": 0.62, "proportional": 0.62, "learned_time_invariant": 0.85}, rng)
     won = recommend(far, KINDS, labels, incumbent="proportional")
     assert won is not None and won.source == "learned_time_invariant" and won.verdict == "learned"
     assert won.incumbent == "proportional" and won.challenger is None and "default rule" not in won.text
@@ -196,8 +199,7 @@ def test_the_learned_incumbent_is_kept_unless_a_rule_beats_it_beyond_its_margin(
     rng = np.random.default_rng(11)
     labels = {s: np.zeros(200, dtype=np.int64) for s in range(3)}
     # a rule a little better than the learned candidate on 3 x 200 held-out rows: the best, not beyond 1.96 SE
-    close = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.69,
-                                                                      "learned_time_invariant": 0.66}, rng)]
+    close = _seeds3({"single_task": 0.60, "uniform": 0.62, "proportional": 0.69, "learned_time_invariant": 0.66}, rng)
     free = recommend(close, KINDS, labels)
     assert free is not None and free.source == "proportional" and free.kind == "baseline"
     kept = recommend(close, KINDS, labels, incumbent=LEARNED_INCUMBENT, incumbent_z=1.96)
@@ -208,16 +210,14 @@ def test_the_learned_incumbent_is_kept_unless_a_rule_beats_it_beyond_its_margin(
     assert kept.verdict == "tie" and "compare.incumbent: learned" in kept.text and "best rule there, proportional" in kept.text
     assert kept.weights == pytest.approx(dict(zip(TASKS, [0.2, 0.7, 0.1])))  # the consensus of the learned schedules
     # a rule far better than the learned candidate replaces it
-    far = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.85,
-                                                                    "learned_time_invariant": 0.62}, rng)]
+    far = _seeds3({"single_task": 0.60, "uniform": 0.62, "proportional": 0.85, "learned_time_invariant": 0.62}, rng)
     won = recommend(far, KINDS, labels, incumbent=LEARNED_INCUMBENT, incumbent_z=1.96)
     assert won is not None and won.source == "proportional" and won.challenger is None
     assert won.incumbent == "learned_time_invariant" and "kept" not in won.text
     # without a learned candidate there is no incumbent; a learned candidate that wins needs none
     rules_only = [r for r in far if r["method"] != "learned_time_invariant"]
     assert recommend(rules_only, KINDS, labels, incumbent=LEARNED_INCUMBENT).incumbent is None
-    ahead = [r for s in range(3) for r in _with_predictions(s, 200, {"single_task": 0.60, "uniform": 0.62, "proportional": 0.62,
-                                                                      "learned_time_invariant": 0.85}, rng)]
+    ahead = _seeds3({"single_task": 0.60, "uniform": 0.62, "proportional": 0.62, "learned_time_invariant": 0.85}, rng)
     lead = recommend(ahead, KINDS, labels, incumbent=LEARNED_INCUMBENT)
     assert lead.source == "learned_time_invariant" and lead.verdict == "learned" and lead.challenger is None
 
