@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from taskmix.config import config_from_dict, load_config, resolved_yaml
-from taskmix.config.schema import FEATURE_COMPARE_DEFAULTS, TEXT_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
+from taskmix.config.schema import TEXT_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
 
 
 def _cfg(tmp_path: Path, train: str = "t.csv", **sections) -> object:
@@ -21,7 +21,7 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
     assert cfg.regime == "text"
     assert cfg.search.reward == "lookahead" and cfg.search.horizon == 1.0 and cfg.search.time_invariant_weights == "average"
     assert cfg.search.probe_steps == 7  # set in the config: the config wins
-    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"} | {"compare.incumbent", "compare.incumbent_margin"}
+    assert set(cfg.regime_defaults) == set(TEXT_SEARCH_DEFAULTS) - {"probe_steps"} | {"compare.incumbent"}
     assert cfg.compare.incumbent == TEXT_COMPARE_DEFAULTS["incumbent"] == "proportional"
     own = _cfg(tmp_path, compare={"incumbent": None})  # set in the config, even to null: the config wins
     assert own.compare.incumbent is None and "compare.incumbent" not in own.regime_defaults
@@ -31,35 +31,20 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
     ("t.npz", {}, "feature (npz) tasks"),
     ("t.csv", {"model": {"regime": "finetune"}}, "fine-tuned text tasks"),
 ])
-def test_features_and_fine_tuning_keep_the_library_search_defaults(tmp_path, train, sections, why):
+def test_features_and_fine_tuning_keep_the_library_defaults(tmp_path, train, sections, why):
     cfg = _cfg(tmp_path, train, **sections)
-    assert cfg.regime == "features"
-    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5
+    assert cfg.regime == "features" and cfg.regime_defaults == ()
+    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5 and cfg.compare.incumbent is None
     assert f"search defaults: features ({why})" in resolved_yaml(cfg)
     builtin = load_config(None)
     assert builtin.regime == "features" and builtin.search.reward == "gradient_alignment"
-    if sections:  # fine-tuning: no comparison defaults either (not measured)
-        assert cfg.regime_defaults == () and cfg.compare.incumbent is None
-
-
-def test_feature_tasks_get_the_learned_incumbent_unless_the_config_sets_one(tmp_path):
-    for cfg in (_cfg(tmp_path, "t.npz"), load_config(None)):
-        assert cfg.compare.incumbent == FEATURE_COMPARE_DEFAULTS["incumbent"] == "learned"
-        assert cfg.compare.incumbent_margin == FEATURE_COMPARE_DEFAULTS["incumbent_margin"] == 1.96
-        assert set(cfg.regime_defaults) == {"compare.incumbent", "compare.incumbent_margin"}
-        assert "compare.incumbent=learned, compare.incumbent_margin=1.96 (measured on the feature families" in resolved_yaml(cfg)
-    own = _cfg(tmp_path, "t.npz", compare={"incumbent": None})  # set in the config, even to null: the config wins
-    assert own.compare.incumbent is None and own.compare.incumbent_margin == 1.96
-    assert own.regime_defaults == ("compare.incumbent_margin",)
-    lm_like = _cfg(tmp_path, "t.csv", model={"regime": "finetune"}, compare={"incumbent_margin": 0.5})
-    assert lm_like.compare.incumbent is None and lm_like.compare.incumbent_margin == 0.5
 
 
 def test_config_show_says_which_defaults_apply_and_the_resolved_config_loads_back_the_same(tmp_path):
     cfg = _cfg(tmp_path)
     text = resolved_yaml(cfg)
     assert "# search defaults: text (text tasks through a frozen encoder): reward=lookahead" in text
-    assert "; compare.incumbent=proportional, compare.incumbent_margin=1.0 (measured on" in text
+    assert "; compare.incumbent=proportional (measured on" in text
     (tmp_path / "resolved.yaml").write_text(text)
     again = load_config(tmp_path / "resolved.yaml")
     assert again.search == cfg.search and again.fingerprint() == cfg.fingerprint()
@@ -74,7 +59,7 @@ def test_in_memory_tasks_keep_the_library_defaults_and_text_formats_or_paths_do_
     from taskmix.data.families import make_family
 
     fam = make_family(1000)
-    assert fam.config.regime == "features" and not any("." not in k for k in fam.config.regime_defaults)  # no search key
+    assert fam.config.regime == "features" and fam.config.regime_defaults == ()
     assert fam.config.search.reward == "gradient_alignment" and fam.config.search.horizon == 0.5
     mem = config_from_dict({"target": "t", "tasks": {"t": {}, "a": {}}}, "c.yaml", ".")
     assert mem.regime == "features"
@@ -82,13 +67,13 @@ def test_in_memory_tasks_keep_the_library_defaults_and_text_formats_or_paths_do_
     assert config_from_dict({"target": "t", "tasks": {"t": {"train": "t.tsv"}, "a": {}}}, "c.yaml", ".").regime == "text"
 
 
-def test_text_gets_the_incumbent_rule_and_config_show_names_the_language_modelling_regime(tmp_path):
-    """The proportional incumbent was adopted for text only: on fresh feature families it lost to no incumbent
-    (BENCHMARKS.md, *families-wide-eval-2*); feature tasks get the learned one; the LM regime was never screened."""
+def test_only_text_gets_the_incumbent_and_config_show_names_the_language_modelling_regime(tmp_path):
+    """compare.incumbent was adopted for text only: on fresh feature families it lost to no incumbent
+    (BENCHMARKS.md, *families-wide-eval-2*); the LM regime was never screened."""
     for name in ("t.txt", "a.txt"):
         (tmp_path / name).write_text("some text\n")
     lm = config_from_dict({"target": "t", "model": {"regime": "lm"}, "tasks": {"t": {"corpus": "t.txt"}, "a": {"corpus": "a.txt"}}},
                           "c.yaml", tmp_path)
     assert lm.regime == "lm" and lm.compare.incumbent is None and lm.regime_defaults == ()
     assert "search defaults: language modelling (model.regime lm)" in resolved_yaml(lm)
-    assert _cfg(tmp_path, "t.npz").compare.incumbent == "learned"
+    assert _cfg(tmp_path, "t.npz").compare.incumbent is None

@@ -240,7 +240,7 @@ def test_compare_incumbent_is_checked_before_any_work() -> None:
         check_config(builtin_config(["compare.incumbent=learned_time_invariant"]))
     with pytest.raises(ConfigError, match=r"compare\.incumbent: 'learned' needs a learned method among the compared"):
         check_config(builtin_config(["compare.incumbent=learned", "compare.methods=[uniform,proportional]"]))
-    check_config(builtin_config(["compare.methods=[uniform,proportional]"]))  # the regime's default is left out quietly
+    check_config(builtin_config(["compare.methods=[uniform,proportional]"]))  # feature tasks: no incumbent by default
     with pytest.raises(ConfigError, match=r"compare\.incumbent: 'unimax' is not among the compared methods"):
         check_config(builtin_config(["compare.incumbent=unimax", "compare.methods=[uniform,proportional]"]))
     check_config(builtin_config(["compare.incumbent=proportional", "compare.methods=[uniform,proportional]"]))

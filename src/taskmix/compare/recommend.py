@@ -17,8 +17,9 @@ over seeds and decides:
    learned candidate of step 1), the choice of step 2 is recommended only when it beats the incumbent on those
    rows by more than ``incumbent_z`` standard errors; otherwise the incumbent is kept.  On flat landscapes (real
    text) the best of several candidates on a few hundred held-out rows is mostly the luckiest one, and a rule as
-   incumbent keeps that choice from chasing noise; on feature tasks the rules are far from the best mixture and a
-   few held-out rows often crown the wrong one, so the learned candidate is the incumbent there;
+   incumbent keeps that choice from chasing noise (the text regime's default).  ``learned`` is an option: on
+   fresh feature families it lost to the best rule more often than no incumbent (BENCHMARKS.md,
+   *families-wide-eval-4*);
 4. when a rule is within noise (95%) of the recommended candidate (or, for a rule, any other candidate), the
    verdict says that no mixture wins (``"tie"``) and names them, rather than crowning one.
 
@@ -78,8 +79,8 @@ families, 0.91 without)."""
 
 LEARNED_INCUMBENT = "learned"
 """``compare.incumbent``'s value for the best learned candidate (by mean held-out score) as the incumbent: a rule
-replaces it only when it beats it by more than ``incumbent_z`` standard errors.  The feature regime's default, with
-1.96 (BENCHMARKS.md, *recommend-learned-dev*)."""
+replaces it only when it beats it by more than ``incumbent_z`` standard errors.  Not a default (BENCHMARKS.md,
+*recommend-learned-dev*, *families-wide-eval-4*)."""
 
 MARGIN_Z = 0.0
 """Standard errors of held-out advantage over the best rule a learned candidate needs to be recommended: none, the

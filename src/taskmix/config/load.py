@@ -231,12 +231,9 @@ def regime_note(cfg: Config) -> str:
     why = "the built-in benchmark" if cfg.synthetic is not None else (
         "fine-tuned text tasks" if cfg.model.regime != "frozen" else "feature (npz) tasks")
     if cfg.model.regime == "frozen":
-        comp = ", ".join(f"{k}={getattr(cfg.compare, k.partition('.')[2])}" for k in cfg.regime_defaults
-                         if k.startswith("compare."))
         return (f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md); "
-                + (f"{comp} (measured on the feature families; docs/compare.md); " if comp else "")
-                + "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation; "
-                "set compare.<key> to change one")
+                "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation "
+                "(docs/compare.md)")
     return f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md)"
 
 

@@ -305,7 +305,7 @@ class CompareConfig(_Strict):
     incumbent: str | None = None
     """the recommendation's default answer: a rule (e.g. proportional) or learned (the best learned candidate on the
     held-out rows), kept unless the best candidate beats it there by more than incumbent_margin standard errors;
-    null: the best candidate wins (see the regime defaults: text tasks proportional, feature tasks learned)"""
+    null: the best candidate wins (see regime defaults)"""
     incumbent_margin: float = Field(INCUMBENT_MARGIN, ge=0, le=10)
     """standard errors of held-out advantage a candidate needs to replace compare.incumbent"""
     recommend: StrictBool = True
@@ -388,7 +388,7 @@ probes' cost is not cut by a shorter search.  Feature (npz) tasks and the built-
 defaults, chosen on the task families (BENCHMARKS.md, *families*)."""
 
 
-TEXT_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "proportional", "incumbent_margin": INCUMBENT_MARGIN}
+TEXT_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "proportional"}
 """The comparison defaults for text tasks in the frozen-encoder regime, applied to every key the config leaves unset.
 
 Measured on the real-text development families (BENCHMARKS.md, *text-families-dev*): every mixture is within a
@@ -396,20 +396,7 @@ point or two there, and the best of a dozen candidates on a few hundred held-out
 one; keeping proportional unless a candidate beats it by more than one standard error cut the recommendation's
 regret to the test-oracle from 0.65 to 0.03 points and raised the families within noise of the best rule from
 13/16 to 15/16; on 20 fresh families (*text-families-eval-2*) -0.11 points and 20/20.  Feature tasks keep no
-incumbent rule: there it lost on fresh families (*families-wide-eval-2*: 2.81 against 1.84 points without); they
-get :data:`FEATURE_COMPARE_DEFAULTS`."""
-
-
-FEATURE_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "learned", "incumbent_margin": 1.96}
-"""The comparison defaults for feature tasks (npz, in-memory, the built-in benchmark) with a frozen model, applied to
-every key the config leaves unset.
-
-Measured on the feature development families (BENCHMARKS.md, *recommend-learned-dev*): the rules are far from
-the best mixture there, and a few held-out rows often crown a rule by luck; keeping the best learned candidate
-(credit_proportional among them) unless a rule beats it by more than 1.96 standard errors cut the
-recommendation's regret to the test-oracle from 1.08 to 0.67 points (wide) and 0.58 to 0.50 (v1).  Scored once on
-fresh families in *families-wide-eval-4*.  Fine-tuned and language-modelling tasks keep the library defaults (no
-incumbent; not measured)."""
+incumbent: there it lost on fresh families (*families-wide-eval-2*: 2.81 against 1.84 points without)."""
 
 
 def _is_text_spec(spec: "TaskSpec") -> bool:
@@ -453,8 +440,8 @@ class Config(_Strict):
     base_dir: str = Field(".", exclude=True)
     # where the config came from (a file, or "<built-in>"), named in messages; not part of the file
     source: str = Field("config", exclude=True)
-    # the keys the regime's defaults filled in (TEXT_SEARCH_DEFAULTS: search keys, bare; TEXT_COMPARE_DEFAULTS,
-    # FEATURE_COMPARE_DEFAULTS: "compare.<key>"), for `taskmix config show`
+    # the keys the regime's defaults filled in (TEXT_SEARCH_DEFAULTS: search keys, bare; TEXT_COMPARE_DEFAULTS:
+    # "compare.<key>"), for `taskmix config show`
     _regime_defaults: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
@@ -476,11 +463,6 @@ class Config(_Strict):
             if unset_compare:
                 self.compare = self.compare.model_copy(update=unset_compare)
             self._regime_defaults = filled
-        elif self.regime == "features" and self.model.regime == "frozen":  # the feature regime's comparison defaults
-            unset_compare = {k: v for k, v in FEATURE_COMPARE_DEFAULTS.items() if k not in self.compare.model_fields_set}
-            if unset_compare:  # (an earlier assignment in this validator may have filled them already: kept then)
-                self.compare = self.compare.model_copy(update=unset_compare)
-                self._regime_defaults = tuple(f"compare.{k}" for k in unset_compare)
         if self.model.regime == "lm" or any(s.corpus is not None for s in self.tasks.values()):
             self._lm_tasks()
         else:
@@ -567,9 +549,8 @@ class Config(_Strict):
 
     @property
     def regime_defaults(self) -> tuple[str, ...]:
-        """The keys the regime's defaults filled in: ``search`` keys of :data:`TEXT_SEARCH_DEFAULTS` (bare) and
-        ``"compare.<key>"`` of :data:`TEXT_COMPARE_DEFAULTS` (text) or :data:`FEATURE_COMPARE_DEFAULTS` (feature tasks
-        with a frozen model); empty: the library defaults, or all set."""
+        """The keys the text regime's defaults filled in: ``search`` keys of :data:`TEXT_SEARCH_DEFAULTS` (bare) and
+        ``"compare.<key>"`` of :data:`TEXT_COMPARE_DEFAULTS` (empty: the library defaults, or all set)."""
         return self._regime_defaults
 
     def task_names(self) -> list[str]:
