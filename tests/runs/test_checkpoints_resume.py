@@ -415,3 +415,17 @@ def test_a_run_made_before_a_setting_existed_resumes_with_its_old_value_and_only
     saved_new = {"config": {"search": {"lr": 0.02, "min_weight": 0.05}, "train": {"steps": 10}}, "seed": 0}
     with pytest.raises(ConfigError, match="search.min_weight"):  # recorded in the run: an ordinary difference
         check_compatible(saved_new, {"search": {"lr": 0.02, "min_weight": 0.0}, "train": {"steps": 10}}, 0, "run")
+
+
+def test_a_comparison_made_before_credit_proportional_resumes_with_the_default_credit_settings() -> None:
+    """search.credit_window and credit_temperature only shape credit_proportional, which older runs never ran: their defaults resume them."""
+    from taskmix.config import builtin_config
+    from taskmix.errors import ConfigError
+    from taskmix.runs.checkpoint import check_compatible
+
+    now = builtin_config().fingerprint()
+    old = {"config": {**now, "search": {k: v for k, v in now["search"].items() if k not in ("credit_window", "credit_temperature")}}, "seed": 0}
+    check_compatible(old, now, 0, "run")
+    changed = builtin_config(["search.credit_window=3"]).fingerprint()
+    with pytest.raises(ConfigError, match=r"search.credit_window \(added since this run: set search.credit_window=2"):
+        check_compatible(old, changed, 0, "run")

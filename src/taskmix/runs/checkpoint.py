@@ -393,9 +393,10 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix or "(root)"]
 
 
-SINCE: dict[str, Any] = {"search.min_weight": 0.0}
+SINCE: dict[str, Any] = {"search.min_weight": 0.0, "search.credit_window": 2, "search.credit_temperature": 1.0}
 """Settings added after runs were made, with the value that reproduces how those runs ran: a run directory whose
-config lacks the key resumes when the config sets exactly that value (and is refused, saying so, otherwise)."""
+config lacks the key resumes when the config sets exactly that value (and is refused, saying so, otherwise).  The
+``credit_window`` and ``credit_temperature`` only shape ``credit_proportional``, which older runs never ran: their defaults resume them."""
 
 
 def _lookup(d: Any, dotted: str) -> Any:
