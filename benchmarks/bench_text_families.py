@@ -463,6 +463,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def merged(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows files of ``--summarize``, merged by family; with ``--as-learned``, a variant's rows as the learned ones."""
+    fams = bf.merge([Path(f) for f in args.summarize.split(",") if f])
+    return [bf.as_learned(f, args.as_learned) for f in fams] if args.as_learned else fams
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Draw, encode, run (or summarize) the real-text family benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -497,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="with --summarize: margins to screen post hoc, as bench_families (z: a learned candidate needs z "
                          "SE over the best rule; L<z>: a rule needs z SE over the best learned candidate)")
     ap.add_argument("--summarize", default=None, help="only summarize these rows files (comma-separated)")
+    ap.add_argument("--as-learned", default=None,
+                    help="with --summarize: the variant NAME's rows take the place of the learned methods' (as bench_families)")
     ap.add_argument("--detail", default=None, help="also print one line per family for this method")
     ap.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
     ap.add_argument("--section", default=None, help="default text-families-dev / text-families-eval")
@@ -506,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     if args.summarize and not args.screen_recommend:
-        fams = bf.merge([Path(f) for f in args.summarize.split(",") if f])
+        fams = merged(args)
         return report(fams, args)
     data = Path(args.data)
     if not (data / "MANIFEST.tsv").is_file():
@@ -518,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     shard, n_shards = (int(v) for v in args.shard.split("/"))
     ids = [1000 * args.family_seed + i for i in range(args.families) if i % n_shards == shard]
     if args.summarize:  # with --screen-recommend: the families the rows hold, rebuilt for their held-out labels
-        fams = bf.merge([Path(f) for f in args.summarize.split(",") if f])
+        fams = merged(args)
         ids = [int(f["family"]) for f in fams]
     drawn = draw_families(ids, sources, **kw)
     which = TEXT_SEEDS.get(args.family_seed, "ad hoc (neither the development set 201 nor an evaluation set, 202 or 203)")
