@@ -58,7 +58,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 from taskmix.compare.methods import METHODS, learned_method  # noqa: E402
-from taskmix.compare.predictions import encode_labels  # noqa: E402
+from taskmix.compare.predictions import encode_labels, encode_losses  # noqa: E402
 from taskmix.compare.recommend import RECOMMENDED, recommend  # noqa: E402
 from taskmix.data.families import GENERATORS, SAME_INPUT_CONFLICT_ROLES, Family, make_family  # noqa: E402
 from taskmix.runs import prepare_job, replay  # noqa: E402
@@ -135,12 +135,13 @@ def _row(method: str, res: Any) -> dict[str, Any]:
     extra = res.extra or {}
     w = extra.get("average_weights") if extra.get("online") else mean_weights(res.schedule)
     prov = res.schedule.provenance if res.schedule is not None else {}
-    rp = extra.get("reward_predictions")
+    rp, rl = extra.get("reward_predictions"), extra.get("reward_losses")
     return {"method": method, "test": res.test, "reward_split": extra.get("reward_split"), "weights": w,
             "seconds": res.seconds, "search_reused": extra.get("search_reused", False),
             "search_seconds": extra.get("search_seconds"), "task_effects": prov.get("task_effects"),
             "kept": prov.get("kept"), "schedule": res.schedule.to_dict() if res.schedule is not None else None,
-            "reward_predictions": encode_labels(np.asarray(rp)) if rp is not None else None}
+            "reward_predictions": encode_labels(np.asarray(rp)) if rp is not None else None,
+            "reward_losses": encode_losses(np.asarray(rl)) if rl is not None else None}
 
 
 def recommendation_of(rows: Sequence[dict[str, Any]], jobs: dict[int, Any]) -> Any:
@@ -150,11 +151,12 @@ def recommendation_of(rows: Sequence[dict[str, Any]], jobs: dict[int, Any]) -> A
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows
              if r["method"] in METHODS and r["method"] != RECOMMENDED}
     as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
-                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
+                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions"),
+                             "reward_losses": r.get("reward_losses")}}
                   for r in rows if r["method"] in kinds and r["seed"] in jobs]
     cc = next(iter(jobs.values())).cfg.compare
     return recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy",
-                     incumbent=cc.incumbent, incumbent_z=cc.incumbent_margin)
+                     incumbent=cc.incumbent, incumbent_z=cc.incumbent_margin, criterion=cc.choose_by)
 
 
 def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
@@ -246,7 +248,7 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
 
 
 def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family: Family | None = None,
-                           prefer: str = "rule") -> None:
+                           prefer: str = "rule", criterion: str = "metric") -> None:
     """A development screen of the recommendation's margin ``z`` from a family's stored rows, without retraining.
 
     The choice is made exactly as :func:`add_recommended` makes it (held-out rows only); where it picks a learned
@@ -267,10 +269,12 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
     fam = family if family is not None else make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
     as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
-                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
+                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions"),
+                             "reward_losses": r.get("reward_losses")}}
                   for r in rows if r["method"] in kinds]
     rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z if prefer == "rule" else 0.0,
-                    incumbent=INCUMBENT if prefer == "incumbent" else None, incumbent_z=z if prefer == "incumbent" else 0.0)
+                    incumbent=INCUMBENT if prefer == "incumbent" else None, incumbent_z=z if prefer == "incumbent" else 0.0,
+                    criterion=criterion)
     if rec is None:
         return
     source = rec.source
@@ -291,24 +295,28 @@ INCUMBENT = "proportional"
 """The default rule of the ``P<z>`` screen (:func:`add_recommended_screen` with ``prefer="incumbent"``)."""
 
 
-def screen_spec(spec: str) -> tuple[float, str, str]:
-    """``"1.96"`` -> ``(1.96, "rule", "rec_z1.96")``; ``"L1"`` -> ``(1.0, "learned", "rec_L1")``; ``"P1"`` ->
-    ``(1.0, "incumbent", "rec_P1")`` (a screen's margin, which side carries the burden of proof, its rows' name)."""
-    prefer = {"L": "learned", "P": "incumbent"}.get(spec[:1], "rule")
+def screen_spec(spec: str) -> tuple[float, str, str, str]:
+    """``"1.96"`` -> ``(1.96, "rule", "rec_z1.96", "metric")``; ``"L1"`` -> ``(1.0, "learned", "rec_L1", "metric")``;
+    ``"P1"`` -> ``(1.0, "incumbent", "rec_P1", "metric")``; an ``X`` before any of them scores the held-out rows by
+    their loss: ``"X0"`` -> ``(0.0, "rule", "rec_X0", "loss")`` (a screen's margin, which side carries the burden
+    of proof, its rows' name, the recommendation's criterion)."""
+    criterion, body = ("loss", spec[1:]) if spec[:1] == "X" else ("metric", spec)
+    prefer = {"L": "learned", "P": "incumbent"}.get(body[:1], "rule")
     try:
-        z = float(spec[1:] if prefer != "rule" else spec)
+        z = float(body[1:] if prefer != "rule" else body)
     except ValueError:
-        raise SystemExit(f"--screen-recommend {spec!r}: expected a margin z, L<z> or P<z>") from None
-    return z, prefer, (f"rec_{spec}" if prefer != "rule" else f"rec_z{spec}")
+        raise SystemExit(f"--screen-recommend {spec!r}: expected a margin z, L<z> or P<z>, each optionally after X") from None
+    return z, prefer, (f"rec_{spec}" if prefer != "rule" or criterion == "loss" else f"rec_z{spec}"), criterion
 
 
-def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: str, z: float = 0.0) -> None:
+def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: str, z: float = 0.0,
+                         criterion: str = "metric") -> None:
     """:func:`add_recommended_screen` with only ``methods`` (and the rules) as the recommendation's candidates:
     which candidates a comparison should weigh, screened post hoc on development rows (rows ``name``)."""
     keep = set(methods) | set(RULES)
     sub = {**fam_out, "rows": [r for r in fam_out["rows"] if r["method"] in keep]}
     n = len(sub["rows"])
-    add_recommended_screen(sub, z, name)
+    add_recommended_screen(sub, z, name, criterion=criterion)
     fam_out["rows"].extend(sub["rows"][n:])
 
 
@@ -704,9 +712,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             fams = [as_learned(f, args.as_learned) for f in fams]
         for zs in (args.screen_recommend or "").split(","):
             if zs:
-                z, prefer, name = screen_spec(zs)
+                z, prefer, name, criterion = screen_spec(zs)
                 for f in fams:
-                    add_recommended_screen(f, z, name, prefer=prefer)
+                    add_recommended_screen(f, z, name, prefer=prefer, criterion=criterion)
         for spec in filter(None, (args.screen_candidates or "").split(";")):
             cname, _, ms = spec.partition("=")
             for f in fams:

@@ -535,10 +535,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         by_id = {tf.fid: tf for tf in drawn}
         for spec in args.screen_recommend.split(","):
             if spec:
-                z, prefer, name = bf.screen_spec(spec)
+                z, prefer, name, criterion = bf.screen_spec(spec)
                 for f in fams:
                     fam = build(by_id[int(f["family"])], store, args.steps, parse_overrides(args.override))
-                    bf.add_recommended_screen(f, z, name, family=fam, prefer=prefer)
+                    bf.add_recommended_screen(f, z, name, family=fam, prefer=prefer, criterion=criterion)
         return report(fams, args)
     if args.stability:
         return stability(drawn, store, args)

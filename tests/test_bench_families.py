@@ -81,7 +81,9 @@ def test_recommendation_from_stored_rows_is_the_one_the_run_made():
     by = {r["method"]: r["source"] for r in res["rows"] if r["method"].startswith("rec_")}
     assert by == {"rec_z100": by["rec_z100"], "rec_L100": "learned_time_invariant"}
     assert by["rec_z100"] in ("single_task", "uniform")
-    assert bf.screen_spec("L1.96") == (1.96, "learned", "rec_L1.96") and bf.screen_spec("0")[1:] == ("rule", "rec_z0")
+    assert bf.screen_spec("L1.96") == (1.96, "learned", "rec_L1.96", "metric")
+    assert bf.screen_spec("0")[1:] == ("rule", "rec_z0", "metric")
+    assert bf.screen_spec("X0") == (0.0, "rule", "rec_X0", "loss") and bf.screen_spec("XP1")[1:] == ("incumbent", "rec_XP1", "loss")
 
 
 def test_final_check_uses_the_reward_split_only():

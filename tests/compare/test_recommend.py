@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from taskmix.compare.predictions import encode_labels
+from taskmix.compare.predictions import decode_losses, encode_labels, encode_losses
 from taskmix.compare.recommend import LEARNED_INCUMBENT, UNSTABLE_TV, recommend
 from taskmix.schedule import Schedule
 
@@ -14,10 +14,12 @@ KINDS = {"single_task": "baseline", "uniform": "baseline", "proportional": "base
 TASKS = ["t", "a", "b"]
 
 
-def _row(method: str, seed: int, held: float, w, test: float = 0.5, preds=None) -> dict:
+def _row(method: str, seed: int, held: float, w, test: float = 0.5, preds=None, losses=None) -> dict:
     extra = {"reward_split": held}
     if preds is not None:
         extra["reward_predictions"] = encode_labels(np.asarray(preds))
+    if losses is not None:
+        extra["reward_losses"] = encode_losses(np.asarray(losses))
     return {"method": method, "seed": seed, "test": test, "extra": extra,
             "schedule": Schedule.from_weights(TASKS, w).to_dict()}
 
@@ -246,3 +248,57 @@ def test_compare_incumbent_is_checked_before_any_work() -> None:
     check_config(builtin_config(["compare.incumbent=proportional", "compare.methods=[uniform,proportional]"]))
     with pytest.raises(ConfigError, match="incumbent_margin"):
         builtin_config(["compare.incumbent_margin=-1"])
+
+
+def _graded(seed: int, rng: np.random.Generator, n: int = 20) -> list[dict]:
+    """Rows where the rules and a learned candidate are right on the same held-out rows (a tie in accuracy), but
+    the learned model is more confident where it is right and less sure where it is wrong: a lower cross-entropy."""
+    preds = (rng.random(n) < 0.3).astype(np.int64)  # 70% right, the same rows for every candidate
+    right = preds == 0
+    acc = float(right.mean())
+    out = []
+    for m, w, p_right, p_wrong in (("single_task", [1, 0, 0], 0.55, 0.3), ("uniform", [1, 1, 1], 0.6, 0.3),
+                                   ("proportional", [1, 4, 4], 0.6, 0.3), ("learned_time_invariant", [0.2, 0.7, 0.1], 0.9, 0.45)):
+        p_true = np.where(right, p_right, p_wrong) + rng.normal(0, 0.01, n)  # the true label's probability
+        out.append(_row(m, seed, acc, w, preds=preds, losses=-np.log(np.clip(p_true, 1e-3, 1))))
+    return out
+
+
+def test_scored_by_loss_the_rows_cross_entropy_separates_what_accuracy_ties() -> None:
+    rng = np.random.default_rng(5)
+    rows = [r for s in range(3) for r in _graded(s, rng)]
+    labels = {s: np.zeros(20, dtype=np.int64) for s in range(3)}
+    by_metric = recommend(rows, KINDS, labels)
+    assert by_metric is not None and by_metric.verdict == "tie" and by_metric.scored_by == "accuracy"
+    by_loss = recommend(rows, KINDS, labels, criterion="loss")
+    assert by_loss is not None and by_loss.source == "learned_time_invariant" and by_loss.verdict == "learned"
+    assert by_loss.scored_by == "loss" and by_loss.to_dict()["scored_by"] == "loss"
+    assert by_loss.versus_rule["pooled"] == "seeds x held-out rows" and by_loss.versus_rule["n_rows"] == 60
+    assert by_loss.versus_rule["ci_low"] > 0  # positive: the learned rows' cross-entropy is lower
+    ho = by_loss.held_out["learned_time_invariant"]
+    assert ho["loss"] < by_loss.held_out["uniform"]["loss"] and ho["mean"] == by_metric.held_out["learned_time_invariant"]["mean"]
+    assert "cross-entropy" in by_loss.text
+    # a candidate whose rows keep no losses: the choice falls back to the metric, and says so
+    bare = [dict(r, extra={k: v for k, v in r["extra"].items() if k != "reward_losses"})
+            if r["method"] == "uniform" else r for r in rows]
+    fallback = recommend(bare, KINDS, labels, criterion="loss")
+    assert fallback is not None and fallback.scored_by == "accuracy" and "cross-entropy" not in fallback.text
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        recommend(rows, KINDS, labels, criterion="auc")
+
+
+def test_losses_round_trip_and_refuse_what_is_not_a_loss() -> None:
+    x = np.array([0.0, 0.5, 3.25, 17.0])
+    assert decode_losses(encode_losses(x)).tolist() == x.tolist()
+    assert decode_losses(encode_losses(np.zeros(0))).tolist() == []
+    for bad in (np.array([-1.0]), np.array([np.nan]), np.zeros((2, 2))):
+        with pytest.raises(ValueError, match="losses must be"):
+            encode_losses(bad)
+    for text, msg in (("u8:AAE=", "starting with 'f32:'"), ("f32:AAE=", "whole number"), ("f32:@@", "base64"),
+                      (encode_losses(np.ones(3)), "expected 2")):
+        with pytest.raises(ValueError, match=msg):
+            decode_losses(text, n=2)
+    import base64
+    neg = "f32:" + base64.b64encode(np.array([-2.0], dtype="<f4").tobytes()).decode()
+    with pytest.raises(ValueError, match="finite losses >= 0"):
+        decode_losses(neg)

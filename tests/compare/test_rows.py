@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskmix.compare.predictions import decode_labels, encode_labels
+from taskmix.compare.predictions import decode_labels, encode_labels, encode_losses
 from taskmix.compare.rows import ROW_DIGEST, RowContext, check_row, read_rows, row_digest
 from taskmix.compare.runner import strict_json
 from taskmix.compare.stats import combined_ci, nearly_constant, paired_t, t_ci
@@ -144,6 +144,9 @@ def _row(**kw: Any) -> dict[str, Any]:
     ({"extra": {"reward_split": 1.0}}, "'extra.reward_split' is 1.0 but the row's own reward-split predictions score 0.5"),
     ({"extra": {"reward_predictions": encode_labels(np.array([0, 0, 0]))}},
      "'extra.reward_predictions' holds 3 labels but seed 0's reward split has 2 rows"),
+    ({"extra": {"reward_losses": encode_losses(np.array([0.1, 0.2, 0.3]))}},
+     "'extra.reward_losses': holds 3 losses, expected 2 (one per held-out row)"),
+    ({"extra": {"reward_losses": "u8:AAA="}}, "'extra.reward_losses': expected a string starting with 'f32:'"),
     ({"test": True}, "'test' is true, expected a number in [0, 1]"),
     ({"seed": 2**32}, "'seed' is 4294967296, expected an integer in [0, 2^32)"),
     ({"seed": 1.0}, "'seed' is 1.0, expected an integer"),

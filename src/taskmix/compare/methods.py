@@ -43,7 +43,7 @@ from ..registry import Registry
 from ..runs.job import Job, MethodResult, check_run_config, prepare_job, replay
 from ..runs.online import run_online
 from ..runs.rewards import REWARDS
-from .predictions import encode_labels
+from .predictions import encode_labels, encode_losses
 from .recommend import LEARNED_INCUMBENT
 from ..runs.search_run import SearchRun, shares_trajectory
 from ..replay.sampler import TaskSampler
@@ -388,7 +388,8 @@ def checked_method(z: float = 0.0) -> Callable[[Job], MethodResult]:
             evaluations=sum(r.evaluations for r in cands.values()) - (cands["learned_time_variant"].evaluations - 1),
             log=res.log,
             extra={"kept": kept, "check": score, "reward_split": score[kept],
-                   "reward_predictions": res.extra.get("reward_predictions"), "wall_seconds": time.perf_counter() - t0,
+                   "reward_predictions": res.extra.get("reward_predictions"), "reward_losses": res.extra.get("reward_losses"),
+                   "wall_seconds": time.perf_counter() - t0,
                    "task_effects": cands[learned].extra.get("task_effects")},
         )
 
@@ -591,11 +592,14 @@ def check_config(cfg: Config, oracle: bool = False) -> None:
 
 
 def _row_extra(extra: dict[str, Any]) -> Any:
-    """A result's ``extra`` for its row: JSON values, the reward-split predictions in the ``u8:`` form."""
-    rp = extra.get("reward_predictions")
-    out = {k: v for k, v in extra.items() if k != "reward_predictions"}
+    """A result's ``extra`` for its row: JSON values, the reward-split predictions in the ``u8:`` form and its rows'
+    losses in the ``f32:`` form (:mod:`taskmix.compare.predictions`)."""
+    rp, rl = extra.get("reward_predictions"), extra.get("reward_losses")
+    out = {k: v for k, v in extra.items() if k not in ("reward_predictions", "reward_losses")}
     if rp is not None:
         out["reward_predictions"] = encode_labels(np.asarray(rp))
+    if rl is not None:
+        out["reward_losses"] = encode_losses(np.asarray(rl))
     return jsonable(out)
 
 

@@ -55,9 +55,9 @@ from scipy import stats as st
 from ..config.schema import INCUMBENT_MARGIN
 from ..data.tasks import metric_label, metric_sign
 from ..schedule import Schedule
-from .predictions import decode_labels
+from .predictions import decode_labels, decode_losses
 
-__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
+__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "CRITERIA", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
            "recommend"]
 
 RECOMMENDED = "recommended"
@@ -88,6 +88,12 @@ better held-out score wins.  Chosen on the development families (BENCHMARKS.md, 
 0.5, 1 or 1.96 standard errors sent more families to a rule, and the rules are far from the best mixture there
 (regret 3.5 / 3.9 / 4.6 / 6.9 points for 0 / 0.5 / 1 / 1.96 on the wide families, 1.0 / 1.1 / 1.6 / 2.2 on v1)."""
 
+
+CRITERIA = ("metric", "loss")
+"""What the held-out rows are scored by: the target's ``metric`` (accuracy: per-row correctness), or each row's
+``loss`` (the retrained model's cross-entropy on it: graded, so a few rows carry more information than their
+correctness; lower is better).  ``loss`` falls back to the metric where a candidate's rows keep no losses (rows
+written before they were kept, or the language-modelling regime, whose metric is a loss already)."""
 
 CANDIDATE_KINDS = ("baseline", "learned")
 """The kinds of method a recommendation chooses between: the rules and the learned schedules.  Not the oracle (it
@@ -122,6 +128,7 @@ class Recommendation:
     incumbent_z: float | None = None
     challenger: str | None = None  # the best candidate when the incumbent was kept over it
     versus_incumbent: dict[str, Any] | None = None  # challenger - incumbent on held-out rows (when kept)
+    scored_by: str = "accuracy"  # what the held-out rows were scored by: the target's metric, or "loss" (cross-entropy)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON values (``recommended.json``)."""
@@ -131,7 +138,7 @@ class Recommendation:
             "best_other": self.best_other, "held_out": self.held_out, "versus_rule": self.versus_rule,
             "within_noise": self.within_noise, "spread": self.spread, "stable": self.stable,
             "choice_agreement": self.choice_agreement, "incumbent": self.incumbent, "incumbent_z": self.incumbent_z,
-            "challenger": self.challenger, "versus_incumbent": self.versus_incumbent,
+            "challenger": self.challenger, "versus_incumbent": self.versus_incumbent, "scored_by": self.scored_by,
         }
 
 
@@ -155,14 +162,15 @@ def _difference(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str,
                 labels: Mapping[int, np.ndarray] | None, metric: str) -> dict[str, Any]:
     """Held-out advantage of ``a`` over ``b`` over ``seeds`` (``a - b``; ``b - a`` for a metric that is better lower,
     :func:`~taskmix.data.tasks.metric_sign`): mean, standard error, 95% interval and how it was pooled."""
-    sign = metric_sign(metric)
+    sign = _sign(metric)
     per_seed = np.asarray([sign * (a[s]["extra"]["reward_split"] - b[s]["extra"]["reward_split"]) for s in seeds],
                           dtype=np.float64)
     mean = float(per_seed.mean())
     n = len(per_seed)
     se_seeds = float(per_seed.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
     out: dict[str, Any] = {"mean": mean, "n_seeds": n, "se_seeds": se_seeds if math.isfinite(se_seeds) else None}
-    ex = _example_differences(a, b, seeds, labels) if metric == "accuracy" and labels is not None else None
+    ex = (_example_differences(a, b, seeds, labels) if metric == "accuracy" and labels is not None else
+          _loss_differences(a, b, seeds) if metric == LOSS else None)
     if ex is not None:
         se_ex = float(ex.std(ddof=1) / math.sqrt(len(ex))) if len(ex) > 1 else math.inf
         se = max(se_ex, se_seeds if n >= 3 else 0.0)
@@ -198,6 +206,40 @@ def _example_differences(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Map
             return None
         parts.append((ya == y).astype(np.float64) - (yb == y).astype(np.float64))
     return np.concatenate(parts) if parts else None
+
+
+def _loss_differences(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str, Any]],
+                      seeds: Sequence[int]) -> np.ndarray:
+    """Per held-out row, ``loss(b) - loss(a)`` (positive: ``a`` better), over every seed (rows of :func:`_by_loss`)."""
+    return np.concatenate([b[s]["extra"][_LOSSES] - a[s]["extra"][_LOSSES] for s in seeds])
+
+
+LOSS = "loss"
+_LOSSES = "_row_losses"
+
+
+def _sign(metric: str) -> float:
+    """:func:`~taskmix.data.tasks.metric_sign`, with the held-out ``loss`` (cross-entropy) better lower."""
+    return -1.0 if metric == LOSS else metric_sign(metric)
+
+
+def _by_loss(cands: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, dict[int, Mapping[str, Any]]] | None:
+    """The candidates with each row's held-out score replaced by its rows' mean cross-entropy (their losses kept for
+    the per-row differences); None when a row keeps no losses, or the seeds' rows differ in number between candidates."""
+    out: dict[str, dict[int, Mapping[str, Any]]] = {}
+    sizes: dict[int, int] = {}
+    for m, g in cands.items():
+        for s, r in g.items():
+            text = (r.get("extra") or {}).get("reward_losses")
+            try:
+                losses = decode_losses(text)
+            except (ValueError, TypeError):
+                return None
+            if not len(losses) or sizes.setdefault(s, len(losses)) != len(losses):
+                return None
+            out.setdefault(m, {})[s] = {**r, "extra": {**r["extra"], "reward_split": float(losses.mean()),
+                                                       _LOSSES: losses}}
+    return out
 
 
 def _consensus(group: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], source: str) -> tuple[Schedule, float]:
@@ -248,7 +290,7 @@ def _choose_best(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Ma
                  labels: Mapping[int, np.ndarray] | None, metric: str,
                  z: float) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """:func:`_choose` without an incumbent."""
-    sign = metric_sign(metric)  # scores where higher is better
+    sign = _sign(metric)  # scores where higher is better
     mean = {m: sign * float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])) for m, g in cands.items()}
     rules = [m for m in cands if kinds.get(m) == "baseline"]
     others = [m for m in cands if kinds.get(m) != "baseline"]
@@ -267,7 +309,8 @@ def _choose_best(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Ma
 
 def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], labels: Mapping[int, np.ndarray] | None = None,
               metric: str = "accuracy", bootstrap: int = BOOTSTRAP, z: float | None = None,
-              incumbent: str | None = None, incumbent_z: float = INCUMBENT_Z) -> Recommendation | None:
+              incumbent: str | None = None, incumbent_z: float = INCUMBENT_Z,
+              criterion: str = "metric") -> Recommendation | None:
     """The recommended mixture of a comparison's ``rows`` (None when no method replays a schedule).
 
     ``kinds``: each method's kind (``baseline`` for the rules); ``labels``: each seed's reward-split labels,
@@ -276,6 +319,8 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     ``incumbent``: a rule kept unless the choice beats it by more than ``incumbent_z`` standard errors (ignored when
     it is not among the candidates), or :data:`LEARNED_INCUMBENT` (``"learned"``): the best learned candidate, kept
     unless a rule beats it by more than ``incumbent_z`` standard errors (ignored without a learned candidate).
+    ``criterion``: what the held-out rows are scored by (:data:`CRITERIA`): the ``metric``, or each row's ``loss``
+    (the rows' cross-entropy; the metric where a candidate's rows keep no losses).
     """
     z = MARGIN_Z if z is None else float(z)
     if not (math.isfinite(z) and z >= 0):
@@ -287,12 +332,18 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
             not isinstance(incumbent, str) or kinds.get(incumbent, "baseline") != "baseline"):
         raise ValueError(f"incumbent must be the name of a rule (a method of kind 'baseline'), {LEARNED_INCUMBENT!r} or "
                          f"None, got {incumbent!r}")
-    cands = _candidates(rows, kinds)
-    if not cands:
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}")
+    scored = _candidates(rows, kinds)
+    if not scored:
         return None
-    seeds = sorted(set.intersection(*(set(g) for g in cands.values())))
+    seeds = sorted(set.intersection(*(set(g) for g in scored.values())))
     if not seeds:
         return None
+    by_loss = _by_loss({m: {s: g[s] for s in seeds} for m, g in scored.items()}) if criterion == LOSS else None
+    cands = by_loss if by_loss is not None else scored
+    if by_loss is not None:
+        metric = LOSS  # the choice, its intervals and the verdict below are on the rows' cross-entropy
     if incumbent == LEARNED_INCUMBENT:  # left out without a learned candidate
         inc = incumbent if any(kinds.get(m) != "baseline" for m in cands) else None
     else:
@@ -302,7 +353,11 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     inc_method = best_other if inc == LEARNED_INCUMBENT else inc
     held_out: dict[str, dict[str, Any]] = {m: {"mean": float(np.mean([g[s]["extra"]["reward_split"] for s in seeds])),
                     "per_seed": [float(g[s]["extra"]["reward_split"]) for s in seeds], "kind": kinds.get(m)}
-                for m, g in cands.items()}
+                for m, g in scored.items()}
+    if by_loss is not None:
+        for m, g in by_loss.items():
+            held_out[m]["loss"] = float(np.mean([g[s]["extra"]["reward_split"] for s in seeds]))
+            held_out[m]["loss_per_seed"] = [float(g[s]["extra"]["reward_split"]) for s in seeds]
     within = []
     for m in cands:
         if m == chosen:
@@ -335,7 +390,8 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     weights = {t: float(w) for t, w in zip(schedule.tasks, schedule.mean_weights())}
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
                          spread, stable, agreement, weights, inc_method, float(incumbent_z) if inc is not None else None,
-                         challenger, _difference(cands[challenger], cands[chosen], seeds, labels, metric) if challenger else None)
+                         challenger, _difference(cands[challenger], cands[chosen], seeds, labels, metric) if challenger else None,
+                         metric)
     rec.text = _text(rec, metric)
     return rec
 
@@ -354,6 +410,8 @@ def _interval(d: Mapping[str, Any] | None) -> str:
 
 def _unit(metric: str) -> str:
     """The unit of a held-out advantage: the metric, and which way is better."""
+    if metric == LOSS:
+        return " in cross-entropy (nats; positive: lower)"
     if metric_sign(metric) > 0:
         return f" in {metric}"
     return f" advantage in {metric_label(metric)}, positive: lower"
@@ -363,6 +421,8 @@ def _text(rec: Recommendation, metric: str) -> str:
     """The verdict in plain words (a few sentences, no table)."""
     n = len(rec.seeds)
     where = f"held-out target rows (the reward split, {n} seed{'s' if n != 1 else ''}; never the reported split)"
+    if metric == LOSS:
+        where += ", scored by their cross-entropy"
     learned = rec.kind != "baseline"
     what = (f"the learned mixture {rec.source} (the mean of {n} seeds' schedules): {_mix(rec.weights)}" if learned
             else f"the rule {rec.source} ({_mix(rec.weights)})")

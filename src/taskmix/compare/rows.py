@@ -50,7 +50,7 @@ from ..errors import ConfigError, ScheduleError, unique_keys
 from ..files import MAX_DATA_INPUT_BYTES, read_input_bytes
 from ..schedule import TOLERANCE, Schedule
 from .methods import METHODS
-from .predictions import decode_labels
+from .predictions import decode_labels, decode_losses
 
 __all__ = ["FIELDS", "MAX_SECONDS", "ROW_DIGEST", "RowContext", "TEST_TOLERANCE", "check_row", "read_rows", "row_digest"]
 
@@ -160,11 +160,18 @@ def _held_out(extra: dict[str, Any], where: str, kind: str, seed: int, context: 
         hi = MAX_BITS_PER_BYTE if lm or (context is None and _no_labels(extra.get("reward_predictions"))) else 1
         _number(extra["reward_split"], where, "extra.reward_split", 0, hi, f"a number in [0, {hi:g}]")
     if "reward_predictions" not in extra:
+        if "reward_losses" in extra:
+            raise ConfigError(f"{where}: 'extra.reward_losses' without 'extra.reward_predictions'; edited or damaged")
         return
     try:
         pred = decode_labels(extra["reward_predictions"])
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where}: 'extra.reward_predictions': {e}") from None
+    if extra.get("reward_losses") is not None:  # each held-out row's loss: one per prediction (rows before 2026-12-06 have none)
+        try:
+            decode_losses(extra["reward_losses"], n=len(pred))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{where}: 'extra.reward_losses': {e}") from None
     if context is None:
         return
     if len(pred) and int(pred.max()) >= context.num_labels:

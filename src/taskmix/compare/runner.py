@@ -280,7 +280,7 @@ def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, 
     labels = {s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y) for s in seeds}
     target = tasks[[t.name for t in tasks].index(cfg.target)]
     return recommend(base, kinds, labels, target.metric, incumbent=cfg.compare.incumbent,
-                     incumbent_z=cfg.compare.incumbent_margin)
+                     incumbent_z=cfg.compare.incumbent_margin, criterion=cfg.compare.choose_by)
 
 
 def _same_mixture(row: dict[str, Any], rec: Recommendation) -> bool:
@@ -304,7 +304,7 @@ def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, see
     cost = {k: sum(float(r[k]) for r in same) for k in ("seconds", "train_steps", "evaluations")}
     src = next((r for r in same if r["method"] == rec.source), None)
     if rec.kind == "baseline" and src is not None:
-        kept = ("reward_split", "reward_predictions", "realised")
+        kept = ("reward_split", "reward_predictions", "reward_losses", "realised")
         row: dict[str, Any] = {**{k: src[k] for k in ("test", "predictions") if k in src},
                                "extra": {k: v for k, v in (src.get("extra") or {}).items() if k in kept}}
     else:

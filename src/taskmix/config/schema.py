@@ -308,6 +308,9 @@ class CompareConfig(_Strict):
     null: the best candidate wins (see regime defaults)"""
     incumbent_margin: float = Field(INCUMBENT_MARGIN, ge=0, le=10)
     """standard errors of held-out advantage a candidate needs to replace compare.incumbent"""
+    choose_by: Literal["metric", "loss"] = "metric"
+    """what the recommendation scores the held-out target rows by: the target's metric, or each row's loss (the
+    retrained model's cross-entropy on it; the metric where the rows keep none, e.g. language modelling)"""
     recommend: StrictBool = True
     """end with one recommended mixture (recommended.json, the verdict atop the report) and its 'recommended' rows: the
     recommendation retrained on every seed and scored on the report split like every other method"""

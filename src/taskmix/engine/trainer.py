@@ -181,17 +181,26 @@ class Trainer:
         no labels, and the mean next-byte negative log-likelihood)."""
         if self.lm:
             return np.zeros(0, dtype=np.int64), self.lm_evaluate(split)["loss"]
+        pred, losses = self.predict_rows(split, task)
+        return pred, float(losses.sum()) / len(split)
+
+    @torch.no_grad()
+    def predict_rows(self, split: Split, task: int) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted labels and each row's cross-entropy (nats, float64) on ``split`` under ``task``'s head
+        (language-modelling regime: neither, two empty arrays: its loss is per byte, not per row)."""
+        if self.lm:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         self.model.eval()
-        preds, loss_sum = [], 0.0
+        preds, losses = [], []
         bs = self.cfg.train.eval_batch_size
         x_all = self.split_inputs(split)
         y_all = torch.from_numpy(split.y).to(self.device)
         for i in range(0, len(split), bs):
             logits = self.model.logits(x_all[i : i + bs], task)
             y = y_all[i : i + bs]
-            loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+            losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="none").double().cpu().numpy())
             preds.append(logits.argmax(-1).cpu().numpy())
-        return np.concatenate(preds), loss_sum / len(split)
+        return np.concatenate(preds), np.concatenate(losses)
 
     def evaluate(self, split: Split, task: int) -> dict[str, float]:
         """Accuracy, loss and macro-F1 of ``task``'s head on ``split`` (language-modelling regime:
@@ -210,11 +219,16 @@ class Trainer:
     def metric_and_predictions(self, split: Split, task: int) -> tuple[float, np.ndarray]:
         """The task's own metric on ``split`` and the predicted labels it was computed from (one per row; none in
         the language-modelling regime, whose bits per byte come from probabilities, not labels)."""
+        value, pred, _ = self.metric_rows(split, task)
+        return value, pred
+
+    def metric_rows(self, split: Split, task: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """:meth:`metric_and_predictions` and each row's cross-entropy (:meth:`predict_rows`), from one pass."""
         if self.lm:
-            return self.lm_evaluate(split)["bits_per_byte"], np.zeros(0, dtype=np.int64)
-        pred, _ = self.predict(split, task)
+            return self.lm_evaluate(split)["bits_per_byte"], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        pred, losses = self.predict_rows(split, task)
         t = self.tasks[task]
-        return metric_value(t.metric, split.y, pred, cast(int, t.num_labels)), pred
+        return metric_value(t.metric, split.y, pred, cast(int, t.num_labels)), pred, losses
 
     # ---------------------------------------------------------------- credit
     def flat_grad(self, x: Any, y: torch.Tensor, task_ids: torch.Tensor, params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
@@ -375,7 +389,7 @@ def train_with_schedule(
     (test, else validation) is evaluated once, at the end.  ``eval_splits``:
     more of the target's splits to score the final model on (their metrics
     land in ``extra``, e.g. the reward split, which model selection may use; with each split's predicted
-    labels as ``extra["<name>_predictions"]``).
+    labels as ``extra["<name>_predictions"]`` and each row's cross-entropy as ``extra["<name>_losses"]``).
     """
     if tuple(t.name for t in tasks) != schedule.tasks:
         schedule = schedule.restrict_to([t.name for t in tasks])
@@ -393,8 +407,8 @@ def train_with_schedule(
     tgt = tasks[target]
     value, predictions = trainer.metric_and_predictions(tgt.report_split, target)
     extra: dict[str, Any] = {}
-    for name, split in (eval_splits or {}).items():  # the metric, and the predicted labels (``<name>_predictions``)
-        extra[name], extra[f"{name}_predictions"] = trainer.metric_and_predictions(split, target)
+    for name, split in (eval_splits or {}).items():  # the metric, the predicted labels and each row's loss
+        extra[name], extra[f"{name}_predictions"], extra[f"{name}_losses"] = trainer.metric_rows(split, target)
     return TrainResult(
         metric=tgt.metric,
         test=value,

@@ -223,7 +223,8 @@ def replay(
 
     ``extra["reward_split"]`` is the retrained model's metric on the reward split (held out from its
     training), which a method may use to choose between schedules without seeing the reported split;
-    ``extra["reward_predictions"]`` its predicted label for each reward-split row.
+    ``extra["reward_predictions"]`` its predicted label for each reward-split row, ``extra["reward_losses"]`` each
+    row's cross-entropy (both empty in the language-modelling regime).
     """
     r = train_with_schedule(job.tasks, job.target, sched, job.cfg, job.seed, eval_splits={"reward_split": job.reward_split})
     return MethodResult(
@@ -234,6 +235,7 @@ def replay(
         evaluations=1 + evals,
         log=log or [],
         extra={"realised": r.realised, "reward_split": r.extra["reward_split"],
-               "reward_predictions": r.extra["reward_split_predictions"], **(extra or {})},
+               "reward_predictions": r.extra["reward_split_predictions"], "reward_losses": r.extra["reward_split_losses"],
+               **(extra or {})},
         predictions=r.predictions,
     )
