@@ -142,8 +142,10 @@ def test_run_spends_its_sweeps_inside_the_budget_and_resumes_bit_for_bit():
     phases = [e["phase"] for e in res.log]
     # the second round (from meta-step 5) cannot fit its sweep and a meta-step at p in 8: it trains at p
     assert phases == ["warmup", "sweep", "sweep", "sweep", "exploit", "final", "final", "final"]
-    assert res.log[-1]["probs_before"] == full.strategy.p.tolist()  # type: ignore[attr-defined]
-    assert res.log[1]["probs_before"] in [w.tolist() for w in full.strategy.W]  # type: ignore[attr-defined]
+    # the run renormalises the strategy's weights, which may move the last bit (summation order is the CPU's)
+    np.testing.assert_allclose(res.log[-1]["probs_before"], full.strategy.p, rtol=1e-12, atol=0)  # type: ignore[attr-defined]
+    assert any(np.allclose(res.log[1]["probs_before"], w, rtol=1e-12, atol=0)
+               for w in full.strategy.W)  # type: ignore[attr-defined]
     part = fresh()
     for _ in range(3):  # mid-sweep
         part.step_meta()
