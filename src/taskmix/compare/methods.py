@@ -307,14 +307,7 @@ def credit_method(job: Job) -> MethodResult:
         run_, cached = SearchRun(replace(job, cfg=cfg)), False
         for _ in range(window):
             run_.step_meta()
-    log = [e for e in run_.log if int(e.get("round", 0)) == 0][:window]
-    credits = [e["rewards"] for e in log]
-    w = credit_weights(credits, [job.sizes[t] for t in job.names], job.names.index(job.cfg.target), s.credit_temperature)
-    mean = np.mean(np.asarray(credits, dtype=np.float64), axis=0)
-    sched = Schedule.from_weights(job.names, w, provenance={
-        "method": "credit_proportional", "credit_window": window, "credit_temperature": float(s.credit_temperature),
-        "credit": {t: float(c) for t, c in zip(job.names, mean)},
-        "kept": [t for t, v in zip(job.names, w) if v > 0]})
+    sched, log = _credit_schedule(job, run_)
     seconds = float(sum(float(e.get("seconds", 0.0)) for e in log))
     return replay(job, sched, extra_seconds=seconds, extra_steps=int(log[-1]["step"]), evals=len(log), log=log,
                   extra={"search_seconds": seconds, "search_shared": cached, "search_reused": cached,
@@ -324,14 +317,84 @@ def credit_method(job: Job) -> MethodResult:
 METHODS.register("credit_proportional", credit_method, kind="learned")
 
 
+def _credit_schedule(job: Job, run_: SearchRun) -> tuple[Schedule, list[dict[str, Any]]]:
+    """``credit_proportional``'s schedule from the first ``search.credit_window`` meta-steps of ``run_``'s log."""
+    s = job.cfg.search
+    window = min(int(s.credit_window), int(s.meta_steps))
+    log = [e for e in run_.log if int(e.get("round", 0)) == 0][:window]
+    if len(log) < window:
+        raise RuntimeError(f"credit_proportional: the search has {len(log)} meta-steps, needs {window}")
+    credits = np.asarray([e["rewards"] for e in log], dtype=np.float64)
+    w = credit_weights(credits, [job.sizes[t] for t in job.names], job.names.index(job.cfg.target), s.credit_temperature)
+    sched = Schedule.from_weights(job.names, w, provenance={
+        "method": "credit_proportional", "credit_window": window, "credit_temperature": float(s.credit_temperature),
+        "credit": {t: float(c) for t, c in zip(job.names, credits.mean(axis=0))},
+        "kept": [t for t, v in zip(job.names, w) if v > 0]})
+    return sched, log
+
+
+BLEND_PARTS = ("learned_time_invariant", "learned_time_variant", "credit_proportional")
+"""The schedules ``learned_blend`` averages, in this order."""
+
+
+def blend_weights(parts: Sequence[Any]) -> np.ndarray:
+    """The mean of static mixtures (one row of task weights each), renormalised; a task every part drops stays 0.
+
+    >>> blend_weights([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.3, 0.7, 0.0]]).round(3).tolist()
+    [0.6, 0.4, 0.0]
+    """
+    w = np.asarray(parts, dtype=np.float64)
+    if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
+        raise ValueError(f"parts: expected one row of task weights per schedule, got shape {w.shape}")
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and np.all(w.sum(axis=1) > 0)):
+        raise ValueError("parts: expected non-negative finite weights, each row with a positive sum")
+    w = w / w.sum(axis=1, keepdims=True)
+    m = w.mean(axis=0)
+    return m / m.sum()
+
+
+def blend_method(job: Job) -> MethodResult:
+    """Method ``learned_blend``: the mean of the learned time-invariant, time-variant and credit-proportional mixtures.
+
+    One time-variant search (shared with the learned methods when they run in the same process) gives all three:
+    its last row (``learned_time_invariant``), its rows averaged over the run's steps (``learned_time_variant``
+    as one static mixture) and the credit of its first ``search.credit_window`` meta-steps
+    (``credit_proportional``).  Their mean is one static mixture: each estimator's error is partly its own (the
+    policy keeps a memorised small target, the early credit reads a model that has barely trained), and the mean
+    of mixtures sits between them.  A task all three drop stays at exactly 0.  Cost: the search plus one retrain.
+    """
+    cfg = job.cfg.model_copy(update={"search": job.cfg.search.model_copy(update={"policy": "time_variant"})})
+    if shares_trajectory(cfg):
+        run_, cached = shared_search(job, cfg)
+    else:
+        run_, cached = SearchRun(replace(job, cfg=cfg)), False
+        run_.run()
+    res = run_.result()
+    scheds = run_.schedules()
+    credit, _ = _credit_schedule(job, run_)
+    total = int(job.cfg.train.steps)
+    parts = [scheds["time_invariant"].mean_weights(total), scheds["time_variant"].mean_weights(total),
+             credit.mean_weights(total)]
+    w = blend_weights(parts)
+    sched = Schedule.from_weights(job.names, w, provenance={
+        "method": "learned_blend", "parts": {m: [float(x) for x in p] for m, p in zip(BLEND_PARTS, parts)}})
+    return replay(job, sched, extra_seconds=res.seconds, extra_steps=res.steps, evals=res.reward_evals, log=res.log,
+                  extra={"search_seconds": res.seconds, "search_shared": shares_trajectory(cfg),
+                         "search_reused": cached, "kept": [t for t, v in zip(job.names, w) if v > 0]})
+
+
+METHODS.register("learned_blend", blend_method, kind="learned")
+
+
 def _check_credit(cfg: Config) -> None:
-    """``credit_proportional`` reads a per-task credit: refuse a scalar ``search.reward`` before any work."""
-    if "credit_proportional" not in select_methods(cfg):
+    """``credit_proportional`` and ``learned_blend`` read a per-task credit: refuse a scalar ``search.reward`` before any work."""
+    readers = [m for m in ("credit_proportional", "learned_blend") if m in select_methods(cfg)]
+    if not readers:
         return
     name = cfg.search.reward
     if name in REWARDS and not REWARDS.meta(name, "per_task"):
         per_task = [n for n in REWARDS if REWARDS.meta(n, "per_task")]
-        raise ConfigError(f"search.reward: credit_proportional needs a per-task reward (one of {per_task}), got {name!r}")
+        raise ConfigError(f"search.reward: {readers[0]} needs a per-task reward (one of {per_task}), got {name!r}")
 
 
 def _recommended(job: Job) -> MethodResult:
