@@ -59,7 +59,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from taskmix.compare.methods import METHODS, learned_method  # noqa: E402
 from taskmix.compare.predictions import encode_labels, encode_losses  # noqa: E402
-from taskmix.compare.recommend import RECOMMENDED, recommend  # noqa: E402
+from taskmix.compare.recommend import RECOMMENDED, confirm, confirm_seeds, recommend  # noqa: E402
 from taskmix.data.families import GENERATORS, SAME_INPUT_CONFLICT_ROLES, Family, make_family  # noqa: E402
 from taskmix.runs import prepare_job, replay  # noqa: E402
 from taskmix.runs.job import Job  # noqa: E402
@@ -76,10 +76,11 @@ HELP_ROLES = ("helpful", "copy")
 RELATIVE_ROLES = ("helpful", "copy", "shifted", "noisy_copy")
 """The target's own rule (or nearly): with ``relatives``, the test-oracle also mixes the target with all of them."""
 WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation", 104: "third evaluation",
-              105: "fourth evaluation"}
+              105: "fourth evaluation", 106: "fifth evaluation"}
 """``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once; 103 scores once a default
 chosen on the development sets after 102 was scored (the recommendation's incumbent); 104 scores once the next one
-(credit_proportional among the recommendation's candidates); 105 the next (the learned incumbent)."""
+(credit_proportional among the recommendation's candidates); 105 the next (the learned incumbent); 106 the next
+(the confirmation on more seeds, compare.confirm_seeds)."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
@@ -159,16 +160,30 @@ def recommendation_of(rows: Sequence[dict[str, Any]], jobs: dict[int, Any]) -> A
                      incumbent=cc.incumbent, incumbent_z=cc.incumbent_margin, criterion=cc.choose_by)
 
 
-def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
+def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
     """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from this family's rows, pooled
-    over its seeds, retrained on each seed (a rule's: that rule's own row) -- as ``taskmix compare`` does."""
+    over its seeds, retrained on each seed (a rule's: that rule's own row) -- as ``taskmix compare`` does, with its
+    confirmation (``compare.confirm_seeds``: the candidates within noise of the choice rerun on more seeds, the
+    choice made again).  Returns the confirmation's rows (kept apart from the family's: they feed only the choice)."""
     jobs = {s: prepare_job(fam.config, fam.tasks, s) for s in seeds}
     rec = recommendation_of(rows, jobs)
     if rec is None:
-        return
+        return []
+    confirm_rows: list[dict[str, Any]] = []
+    names = set(rec.held_out)
+    extra = confirm_seeds(list(seeds), fam.config.confirm_seeds) if rec.contenders else []
+    if extra:
+        for s in extra:
+            jobs[s] = prepare_job(fam.config, fam.tasks, s)
+            confirm_rows += [{"family": fam.seed, "seed": s, **r} for r in run_methods(jobs[s], {}, rec.contenders)]
+        mine = [r for r in rows + confirm_rows if r["method"] in rec.contenders]
+        final = recommendation_of(mine, jobs)
+        assert final is not None
+        rec = confirm(rec, final, extra)
+    share = sum(float(r["seconds"]) for r in confirm_rows) / len(seeds)
     for s in seeds:
-        same = [r for r in rows if r["seed"] == s and r["method"] in rec.held_out]
-        cost = sum(float(r["seconds"]) for r in same)
+        same = [r for r in rows if r["seed"] == s and r["method"] in names]
+        cost = sum(float(r["seconds"]) for r in same) + share
         src = next((r for r in same if r["method"] == rec.source), None)
         if rec.kind == "baseline" and src is not None:
             test, held = src["test"], src["reward_split"]
@@ -178,7 +193,8 @@ def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int
         rows.append({"family": fam.seed, "seed": s, "method": RECOMMENDED, "test": test, "reward_split": held,
                      "weights": [float(v) for v in rec.schedule.mean_weights()], "seconds": cost,
                      "source": rec.source, "verdict": rec.verdict, "spread": rec.spread,
-                     "agreement": rec.choice_agreement})
+                     "agreement": rec.choice_agreement, "confirmed": rec.confirmed is not None})
+    return confirm_rows
 
 
 def candidates(fam: Family, n_random: int, shares: Sequence[float] = (0.5,), relatives: bool = False) -> list[tuple[str, np.ndarray]]:
@@ -235,9 +251,10 @@ def run_family(fam: Family, seeds: Sequence[int], variants: dict[str, dict[str, 
         for name, w in cand_list:
             res = replay(job, Schedule.from_weights(job.names, w, provenance={"method": "test_oracle_candidate"}))
             oracle_cells.setdefault(name, []).append(res.test)
-    if recommended:
-        add_recommended(fam, rows, seeds)
+    confirm_rows = add_recommended(fam, rows, seeds) if recommended else []
     out: dict[str, Any] = {"family": fam.seed, "roles": fam.roles, "info": fam.info, "rows": rows}
+    if confirm_rows:
+        out["confirm_rows"] = confirm_rows
     if fam.generator != "v1":
         out["generator"] = fam.generator
     if oracle_cells:
@@ -653,6 +670,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--families", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="the seeds are FIRST..FIRST+SEEDS-1 (e.g. more seeds beside a run's, with --no-oracle)")
     ap.add_argument("--generator", choices=GENERATORS, default="v1",
                     help="family generator: v1 (the original families) or wide (issue 22; see the docstring)")
     ap.add_argument("--family-seed", type=int, default=None,
@@ -732,7 +751,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
         if args.generator == "wide":
-            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102-105)")
+            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither the development set 101 nor an evaluation set, 102-106)")
             print(f"wide families {1000 * args.family_seed}..{1000 * args.family_seed + args.families - 1}: {which}", flush=True)
             if which == "evaluation":
                 print("evaluation families: score them once, with defaults chosen on the development set (101)", flush=True)
@@ -747,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 fams.append(done[fseed])
                 continue
             fam = make_family(fseed, generator=args.generator, overrides=family_overrides(args.settings_over, args.incumbent))
-            res = run_family(fam, list(range(args.seeds)), variants, methods, args.random, oracle=not args.no_oracle,
+            res = run_family(fam, list(range(args.first_seed, args.first_seed + args.seeds)), variants, methods, args.random, oracle=not args.no_oracle,
                              shares=shares, relatives=args.generator == "wide", recommended=args.recommend)
             fams.append(res)
             if out is not None:

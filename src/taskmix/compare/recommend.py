@@ -57,7 +57,7 @@ from ..data.tasks import metric_label, metric_sign
 from ..schedule import Schedule
 from .predictions import decode_labels, decode_losses
 
-__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "CRITERIA", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
+__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "CRITERIA", "confirm", "confirm_seeds", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
            "recommend"]
 
 RECOMMENDED = "recommended"
@@ -129,6 +129,13 @@ class Recommendation:
     challenger: str | None = None  # the best candidate when the incumbent was kept over it
     versus_incumbent: dict[str, Any] | None = None  # challenger - incumbent on held-out rows (when kept)
     scored_by: str = "accuracy"  # what the held-out rows were scored by: the target's metric, or "loss" (cross-entropy)
+    confirmed: dict[str, Any] | None = None  # the first choice and the candidates rerun on more seeds (confirm)
+
+    @property
+    def contenders(self) -> list[str]:
+        """The candidates a confirmation reruns on more seeds: the choice and those within noise of it (none when the
+        choice is clear)."""
+        return [self.source, *self.within_noise] if self.within_noise else []
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON values (``recommended.json``)."""
@@ -139,7 +146,36 @@ class Recommendation:
             "within_noise": self.within_noise, "spread": self.spread, "stable": self.stable,
             "choice_agreement": self.choice_agreement, "incumbent": self.incumbent, "incumbent_z": self.incumbent_z,
             "challenger": self.challenger, "versus_incumbent": self.versus_incumbent, "scored_by": self.scored_by,
+            "confirmed": self.confirmed,
         }
+
+
+def confirm_seeds(seeds: Sequence[int], k: int) -> list[int]:
+    """The ``k`` seeds a confirmation runs: the ones after the comparison's largest.
+
+    >>> confirm_seeds([0, 1, 2], 3)
+    [3, 4, 5]
+    """
+    if not seeds or isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"expected the comparison's seeds and a count k >= 0, got {list(seeds)!r} and {k!r}")
+    start = max(int(s) for s in seeds) + 1
+    return list(range(start, start + k))
+
+
+def confirm(first: Recommendation, final: Recommendation, extra: Sequence[int]) -> Recommendation:
+    """``final`` (the choice among ``first``'s :attr:`~Recommendation.contenders` on their rows of every seed, the
+    ``extra`` ones included), saying so: ``confirmed`` holds the first choice, its held-out scores and the seeds."""
+    if set(final.held_out) - set(first.contenders):
+        raise ValueError("final: expected a choice among the first recommendation's contenders")
+    final.confirmed = {"first_choice": first.source, "candidates": first.contenders, "seeds": list(extra),
+                       "first_seeds": list(first.seeds), "first_held_out": first.held_out,
+                       "first_best_rule": first.best_rule}
+    same = "kept" if final.source == first.source else f"replaced by {final.source}"
+    final.text = (f"Confirmed on {len(extra)} more seed{'s' if len(extra) != 1 else ''}: on the first {len(first.seeds)} "
+                  f"seeds' held-out rows {first.source} was within noise of {', '.join(first.within_noise)}; those "
+                  f"candidates were rerun on seeds {', '.join(map(str, extra))} and chosen again on every seed's held-out "
+                  f"rows: {first.source} {same}. " + final.text)
+    return final
 
 
 def _candidates(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> dict[str, dict[int, Mapping[str, Any]]]:

@@ -38,7 +38,7 @@ from .methods import METHODS, method_row, run_method, select_methods
 from .plots import plot_schedule
 from .predictions import encode_labels
 from .ray_backend import run_cells_ray
-from .recommend import RECOMMENDED, Recommendation, recommend
+from .recommend import RECOMMENDED, Recommendation, confirm, confirm_seeds, recommend
 from .report import write_report
 from .rows import ROW_DIGEST, RowContext, read_rows, row_digest
 from .stats import format_table, method_kind, paired, paired_t, summarize
@@ -128,13 +128,18 @@ def run_compare(
             reporter.finish()
 
 
+RESUMABLE = ("methods", "recommend", "choose_by", "confirm_seeds")
+"""The ``compare`` settings a resume may change: which rows run, and how the recommendation is made from them."""
+
+
 def _without_methods(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved comparison's record with ``compare.methods`` and ``compare.recommend`` left out of its config: a
-    resume may run other methods (or none more, or the recommendation or not) without touching the rows kept."""
+    """A saved comparison's record with the settings that never change a kept row left out of its config
+    (:data:`RESUMABLE`): a resume may run other methods (or none more), the recommendation or not, choose it by
+    another criterion or confirm it on more or fewer seeds (a confirmation's rows are ordinary (method, seed) rows)."""
     config = saved.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("compare"), dict):
         return saved
-    section = {k: v for k, v in config["compare"].items() if k not in ("methods", "recommend")}
+    section = {k: v for k, v in config["compare"].items() if k not in RESUMABLE}
     return {**saved, "config": {**config, "compare": section}}
 
 
@@ -190,8 +195,24 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             run_cells(cfg, tasks, cells, on_row, on_start=progress.cell_started)
 
     rec = None
+    n_confirm = 0
     if cfg.compare.recommend:
         rec = recommendation(cfg, tasks, rows, seed_list)
+        extra = confirm_seeds(seed_list, cfg.confirm_seeds) if rec is not None and rec.contenders else []
+        if rec is not None and extra:  # the choice is within noise of others: rerun just those on more seeds
+            have_now = {(r["method"], int(r["seed"])) for r in rows}
+            wanted = [(m, s) for s in extra for m in rec.contenders]
+            more = [c for c in wanted if c not in have_now]
+            n_confirm = len(wanted)
+            progress.set_total(n_main + n_confirm + len(seed_list), n_main + n_confirm - len(more))
+            with reporting(progress):
+                if backend == "ray":
+                    run_cells_ray(cfg, tasks, more, on_row, address=address)
+                else:
+                    run_cells(cfg, tasks, more, on_row, on_start=progress.cell_started)
+            final = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders)
+            assert final is not None  # every contender has rows of every seed now
+            rec = confirm(rec, final, extra)
         stale = [r for r in rows if r["method"] == RECOMMENDED and (rec is None or not _same_mixture(r, rec))]
         if stale:  # written for another recommendation (other seeds): replaced
             rows[:] = [r for r in rows if not any(r is s for s in stale)]
@@ -199,7 +220,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         have = {int(r["seed"]) for r in rows if r["method"] == RECOMMENDED}
         todo = [s for s in seed_list if s not in have] if rec is not None else []
         kept = len(have & set(seed_list))
-        progress.set_total(n_main + kept + len(todo), n_main + kept)
+        progress.set_total(n_main + n_confirm + kept + len(todo), n_main + n_confirm + kept)
         for s in todo:
             assert rec is not None  # todo is empty without a recommendation
             progress.cell_started(RECOMMENDED, s)
@@ -268,14 +289,17 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
     return {"results": results, "table": table, "summary": summary, "verdict": answer["text"] if answer else None}
 
 
-def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, Any]], seeds: Sequence[int]) -> Recommendation | None:
-    """The comparison's recommended mixture (:func:`taskmix.compare.recommend.recommend`) from its rows of ``seeds``.
+def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, Any]], seeds: Sequence[int],
+                   methods: Sequence[str] | None = None) -> Recommendation | None:
+    """The comparison's recommended mixture (:func:`taskmix.compare.recommend.recommend`) from its rows of ``seeds``
+    (of ``methods`` only, when given: a confirmation's contenders).
 
     The held-out evidence is pooled over the reward-split rows of every seed: their labels come from the
     seed's job (the reward split is carved from the target's training data per seed, as every method's is).
     """
     wanted = set(seeds)
-    base = [r for r in rows if r["method"] != RECOMMENDED and int(r["seed"]) in wanted]
+    base = [r for r in rows if r["method"] != RECOMMENDED and int(r["seed"]) in wanted
+            and (methods is None or r["method"] in methods)]
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in base}
     labels = {s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y) for s in seeds}
     target = tasks[[t.name for t in tasks].index(cfg.target)]
@@ -300,8 +324,13 @@ def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, see
     to retrain); a learned one (the seeds' consensus) is retrained.  Its cost is what producing it took on
     this seed: every candidate's run plus the retrain.
     """
-    same = [r for r in rows if int(r["seed"]) == seed and r["method"] in rec.held_out]
+    conf = rec.confirmed or {}
+    names = set(rec.held_out) | set(conf.get("first_held_out", {}))  # every candidate the choice weighed
+    same = [r for r in rows if int(r["seed"]) == seed and r["method"] in names]
     cost = {k: sum(float(r[k]) for r in same) for k in ("seconds", "train_steps", "evaluations")}
+    if conf:  # the confirmation's runs, shared equally by the comparison's seeds
+        more = [r for r in rows if int(r["seed"]) in set(conf["seeds"]) and r["method"] in conf["candidates"]]
+        cost = {k: v + sum(float(r[k]) for r in more) / len(conf["first_seeds"]) for k, v in cost.items()}
     src = next((r for r in same if r["method"] == rec.source), None)
     if rec.kind == "baseline" and src is not None:
         kept = ("reward_split", "reward_predictions", "reward_losses", "realised")
@@ -330,8 +359,9 @@ def _with_report_split(rec: Recommendation, summary: Sequence[dict[str, Any]], r
         groups.setdefault(r["method"], {})[int(r["seed"])] = r
     report: dict[str, Any] = {"mean": mine["mean"], "ci_low": mine.get("ci_low"), "ci_high": mine.get("ci_high")}
     versus = {"single_task": "single_task"}
-    if rec.best_rule is not None:
-        versus["best_rule"] = rec.best_rule  # the rule chosen on held-out rows, not on the report split
+    best_rule = rec.best_rule or (rec.confirmed or {}).get("first_best_rule")  # a confirmation may rerun no rule
+    if best_rule is not None:
+        versus["best_rule"] = best_rule  # the rule chosen on held-out rows, not on the report split
     for key, method in versus.items():
         if method in groups and method != RECOMMENDED:
             d = paired(groups[RECOMMENDED], groups[method])

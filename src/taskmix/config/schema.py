@@ -311,6 +311,11 @@ class CompareConfig(_Strict):
     choose_by: Literal["metric", "loss"] = "metric"
     """what the recommendation scores the held-out target rows by: the target's metric, or each row's loss (the
     retrained model's cross-entropy on it; the metric where the rows keep none, e.g. language modelling)"""
+    confirm_seeds: StrictInt | None = Field(None, ge=0, le=32)
+    """when the recommendation's choice is within noise of other candidates, run just those candidates on this many
+    more seeds (after the comparison's own) and choose again on all of their held-out rows; the extra seeds' rows
+    feed only the choice, never the table.  null: the regime's default (CONFIRM_SEEDS for feature tasks and the
+    built-in benchmark, 0 for text, fine-tuning and language modelling)"""
     recommend: StrictBool = True
     """end with one recommended mixture (recommended.json, the verdict atop the report) and its 'recommended' rows: the
     recommendation retrained on every seed and scored on the report split like every other method"""
@@ -389,6 +394,16 @@ one-step gradient credit rates the target's own data highest and keeps the mixtu
 model see an auxiliary's effect, the policy averaged over meta-steps is steadier than its last iterate, and the
 probes' cost is not cut by a shorter search.  Feature (npz) tasks and the built-in benchmark keep the library
 defaults, chosen on the task families (BENCHMARKS.md, *families*)."""
+
+
+CONFIRM_SEEDS = 3
+"""compare.confirm_seeds's default for feature tasks (npz, the built-in benchmark, the task families).
+
+Chosen on the feature development families (BENCHMARKS.md, *confirm-dev*): the recommendation's whole regret there
+is the noise of choosing on a few dozen held-out rows (the best candidate by test accuracy has none); rerunning the
+candidates within noise of the choice on three more seeds and choosing again cut it from 1.08 to 0.76 points (wide)
+and from 0.58 to 0.17 (v1).  Text (where an incumbent does that job), fine-tuning and language modelling were not
+screened and keep 0."""
 
 
 TEXT_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "proportional"}
@@ -549,6 +564,14 @@ class Config(_Strict):
             return "lm"
         text = self.synthetic is None and any(_is_text_spec(s) for s in self.tasks.values())
         return "text" if text and self.model.regime == "frozen" else "features"
+
+    @property
+    def confirm_seeds(self) -> int:
+        """``compare.confirm_seeds``, or the regime's default where it is null: :data:`CONFIRM_SEEDS` for feature
+        tasks in the frozen regime, else 0."""
+        if self.compare.confirm_seeds is not None:
+            return int(self.compare.confirm_seeds)
+        return CONFIRM_SEEDS if self.regime == "features" and self.model.regime == "frozen" else 0
 
     @property
     def regime_defaults(self) -> tuple[str, ...]:
