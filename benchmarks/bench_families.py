@@ -337,6 +337,43 @@ def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: 
     fam_out["rows"].extend(sub["rows"][n:])
 
 
+def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_confirm") -> None:
+    """A development screen of the confirmation (``compare.confirm_seeds``) from rows of more seeds than the
+    comparison's: the choice on the first ``n_first`` seeds (``rec_z0``'s), then, where it is within noise of other
+    candidates, made again among those on every seed's rows (as :func:`add_recommended` does).  The rows of the later
+    seeds are dropped afterwards: every method, the screen's rows (``name``) included, is scored on the first seeds.
+    Like :func:`add_recommended_screen`, a learned choice scores its own rows (the consensus is not retrained)."""
+    rows = fam_out["rows"]
+    seeds = sorted({r["seed"] for r in rows})
+    every = {m for m in {r["method"] for r in rows} if {r["seed"] for r in rows if r["method"] == m} == set(seeds)}
+    kinds = {m: METHODS.meta(m, "kind") for m in every if m in METHODS and m != RECOMMENDED}  # candidates on every seed
+    first = [s for s in seeds if s < n_first]
+    if len(first) != n_first or len(seeds) == n_first:
+        raise SystemExit(f"--screen-confirm {n_first}: family {fam_out['family']} needs rows of seeds 0..{n_first - 1} "
+                         "and of later ones (a --first-seed run beside the comparison's)")
+    fam = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
+    labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
+    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
+                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
+                  for r in rows if r["method"] in kinds]
+    rec = recommend([r for r in as_compare if r["seed"] in first], kinds, {s: labels[s] for s in first}, "accuracy",
+                    bootstrap=0, z=0.0)
+    if rec is None:
+        return
+    source = rec.source
+    if rec.contenders:
+        again = recommend([r for r in as_compare if r["method"] in rec.contenders], kinds, labels, "accuracy",
+                          bootstrap=0, z=0.0)
+        assert again is not None
+        source = again.source
+    fam_out["rows"] = kept = [r for r in rows if r["seed"] in first]
+    for s in first:
+        src = next(r for r in kept if r["seed"] == s and r["method"] == source)
+        cost = sum(float(r["seconds"]) for r in kept if r["seed"] == s and r["method"] in kinds) + sum(
+            float(r["seconds"]) for r in rows if r["seed"] not in first and r["method"] in rec.contenders) / len(first)
+        kept.append({**src, "method": name, "seconds": cost, "source": source})
+
+
 def as_learned(fam_out: dict[str, Any], variant: str) -> dict[str, Any]:
     """``fam_out`` with the variant's rows (``VARIANT/time_invariant``, ``VARIANT/time_variant``) as the learned
     methods' rows; the learned methods' own rows, every other variant's and a stored ``recommended`` row (made from
@@ -694,6 +731,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--screen-candidates", default=None,
                     help="with --summarize: NAME=m1+m2;NAME2=...: adds rows 'rec_NAME', the recommendation's choice (margin "
                          "0) when only those methods and the rules are its candidates (add_candidate_screen)")
+    ap.add_argument("--screen-confirm", type=int, default=None,
+                    help="with --summarize over rows of more seeds (a --first-seed run beside the comparison's): N, the "
+                         "comparison's seeds 0..N-1; adds rows 'rec_confirm', the choice confirmed on the later seeds "
+                         "(add_confirm_screen), then scores every method on the first N seeds only")
     ap.add_argument("--set", action="append", default=[], dest="settings_over",
                     help="SECTION.KEY=VALUE (repeatable): set a config key in every family (e.g. search.credit_window=4), "
                          "merged over the family's drawn config; values are read as YAML")
@@ -729,6 +770,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         fams = merge([Path(f) for f in args.summarize.split(",") if f])
         if args.as_learned:
             fams = [as_learned(f, args.as_learned) for f in fams]
+        if args.screen_confirm is not None:
+            for f in fams:
+                add_confirm_screen(f, args.screen_confirm)
         for zs in (args.screen_recommend or "").split(","):
             if zs:
                 z, prefer, name, criterion = screen_spec(zs)

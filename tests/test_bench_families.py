@@ -247,3 +247,10 @@ def test_text_families_dry_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 text families (development)" in out and out.count(" -> ") == 3
     assert "distinct sentences to encode" in out and "the whole benchmark" in out and "training runs" in out
+
+
+def test_the_confirm_screen_needs_rows_of_later_seeds():
+    rows = [{"method": "uniform", "seed": s, "test": 0.5, "reward_split": 0.5, "seconds": 1.0, "schedule": None}
+            for s in (0, 1, 2)]
+    with pytest.raises(SystemExit, match="--screen-confirm 3: family 7 needs rows"):
+        bf.add_confirm_screen({"family": 7, "rows": rows}, 3)

@@ -302,3 +302,36 @@ def test_losses_round_trip_and_refuse_what_is_not_a_loss() -> None:
     neg = "f32:" + base64.b64encode(np.array([-2.0], dtype="<f4").tobytes()).decode()
     with pytest.raises(ValueError, match="finite losses >= 0"):
         decode_losses(neg)
+
+
+def test_a_confirmation_chooses_again_among_the_contenders_and_says_so() -> None:
+    from taskmix.compare.recommend import confirm, confirm_seeds
+
+    rng = np.random.default_rng(5)
+    first_rows = [r for s in range(3) for r in _rules(s, 0.7, float(rng.normal(0, 0.02)))]
+    first = recommend(first_rows, KINDS)
+    assert first is not None and first.contenders[0] == first.source and len(first.contenders) >= 2
+    extra = confirm_seeds(first.seeds, 3)
+    assert extra == [3, 4, 5]
+    # on the extra seeds uniform is clearly the best: the choice made again on all six seeds moves to it
+    more = [r for s in extra for r in (_row("single_task", s, 0.60, [1, 0, 0]), _row("uniform", s, 0.80, [1, 1, 1]),
+                                       _row("proportional", s, 0.60, [1, 4, 4]))]
+    mine = [r for r in first_rows + more if r["method"] in first.contenders]
+    final = confirm(first, recommend(mine, KINDS), extra)
+    assert final.source == "uniform" and final.seeds == [0, 1, 2, 3, 4, 5]
+    assert final.confirmed == {"first_choice": first.source, "candidates": first.contenders, "seeds": extra,
+                               "first_seeds": [0, 1, 2], "first_held_out": first.held_out,
+                               "first_best_rule": first.best_rule}
+    assert final.text.startswith("Confirmed on 3 more seeds") and final.to_dict()["confirmed"] == final.confirmed
+    other = recommend([r for r in first_rows if r["method"] == "single_task"] + first_rows[:0], KINDS)
+    assert other is not None and other.contenders == []  # one candidate: a clear choice, nothing to confirm
+    with pytest.raises(ValueError, match="contenders"):
+        confirm(other, recommend(first_rows, KINDS), extra)
+
+
+@pytest.mark.parametrize("seeds, k", [([], 3), ([0, 1], -1), ([0, 1], True), ([0, 1], 1.5)])
+def test_confirm_seeds_refuses_what_is_not_a_count(seeds, k) -> None:
+    from taskmix.compare.recommend import confirm_seeds
+
+    with pytest.raises(ValueError, match="count k >= 0"):
+        confirm_seeds(seeds, k)

@@ -75,7 +75,10 @@ def test_resume_keeps_the_answer_and_more_seeds_renew_it(finished: Path, tmp_pat
     o = _compare(tmp_path, "--seeds", "3", "--resume")
     assert o.exit_code == 0, o.stderr
     rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
-    assert rec["seeds"] == [0, 1, 2]
+    if rec["confirmed"]:  # the choice was within noise of others: they ran on seeds 3-5 too, and it was made again
+        assert rec["confirmed"]["first_seeds"] == [0, 1, 2] and rec["seeds"] == [0, 1, 2, 3, 4, 5]
+    else:
+        assert rec["seeds"] == [0, 1, 2]
     rows = [r for r in _rows(tmp_path) if r["method"] == "recommended"]
     assert sorted(r["seed"] for r in rows) == [0, 1, 2]
     assert all(np.allclose(r["schedule"]["weights"], rec["schedule"]["weights"]) for r in rows)
@@ -116,7 +119,9 @@ def test_resume_may_add_a_method_and_keeps_every_row_it_has(finished: Path, tmp_
                 "--resume"], tmp_path)
     assert o.exit_code == 0, o.stderr
     after = {(r["method"], r["seed"]): r for r in _rows(tmp_path)}
-    assert {k for k in after if k[0] == "proportional"} == {("proportional", 0), ("proportional", 1)}
+    assert {k for k in after if k[0] == "proportional" and k[1] < 2} == {("proportional", 0), ("proportional", 1)}
+    conf = json.loads((tmp_path / OUT / "recommended.json").read_text())["confirmed"] or {"seeds": [], "candidates": []}
+    assert all(m in conf["candidates"] and s in conf["seeds"] for m, s in after if s >= 2)  # a confirmation's rows only
     for k, r in before.items():  # the rows it had are kept as they were (a recommendation may be renewed)
         if k[0] != "recommended":
             assert after[k] == r
@@ -124,3 +129,51 @@ def test_resume_may_add_a_method_and_keeps_every_row_it_has(finished: Path, tmp_
     o = invoke(["compare", "builtin", "--methods", METHODS, "--out", OUT, *SMALL, "--seeds", "2", "--resume",
                 "-o", "search.epsilon=0.2"], tmp_path)
     assert o.exit_code == 2 and "search.epsilon" in o.stderr and "compare.methods" not in o.stderr
+
+
+def test_a_choice_within_noise_is_confirmed_on_more_seeds_whose_rows_feed_only_the_choice(tmp_path: Path) -> None:
+    # temperature_1 is proportional's mixture: the two are always within noise of each other, so the choice is confirmed
+    o = invoke(["compare", "builtin", "--methods", "proportional,temperature_1", "--seeds", "2", "--out", OUT, *SMALL,
+                "-o", "compare.confirm_seeds=2"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    conf = rec["confirmed"]
+    assert conf["first_seeds"] == [0, 1] and conf["seeds"] == [2, 3] and rec["seeds"] == [0, 1, 2, 3]
+    assert sorted(conf["candidates"]) == ["proportional", "temperature_1"] and conf["first_choice"] in conf["candidates"]
+    assert rec["text"].startswith("Confirmed on 2 more seeds") and rec["source"] in conf["candidates"]
+    rows = _rows(tmp_path)
+    extra = [r for r in rows if r["seed"] >= 2]
+    assert sorted((r["method"], r["seed"]) for r in extra) == [("proportional", 2), ("proportional", 3),
+                                                               ("temperature_1", 2), ("temperature_1", 3)]
+    results = json.loads((tmp_path / OUT / "results.json").read_text())
+    assert results["seeds"] == [0, 1] and {r["seed"] for r in results["rows"]} == {0, 1}  # the table never sees them
+    for s in (0, 1):  # the recommendation's cost: its seed's candidates and an equal share of the confirmation
+        mine = next(r for r in rows if r["method"] == "recommended" and r["seed"] == s)
+        cands = sum(r["train_steps"] for r in rows if r["seed"] == s and r["method"] in conf["candidates"])
+        assert mine["train_steps"] == cands + sum(r["train_steps"] for r in extra) // 2
+    # the setting only shapes the choice: a resume may change it, runs nothing and keeps every row
+    before = (tmp_path / OUT / "rows.jsonl").read_text()
+    o = invoke(["compare", "builtin", "--methods", "proportional,temperature_1", "--seeds", "2", "--out", OUT, *SMALL,
+                "-o", "compare.confirm_seeds=0", "--resume"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    assert rec["confirmed"] is None and rec["seeds"] == [0, 1]
+    kept = {(r["method"], r["seed"]) for r in _rows(tmp_path) if r["method"] != "recommended"}
+    assert kept == {(json.loads(x)["method"], json.loads(x)["seed"]) for x in before.splitlines()
+                    if json.loads(x)["method"] != "recommended"}
+
+
+def test_confirm_seeds_defaults_by_regime_and_is_refused_out_of_range(tmp_path: Path) -> None:
+    from taskmix.config import config_from_dict, load_config
+    from taskmix.config.schema import CONFIRM_SEEDS
+    from taskmix.errors import ConfigError
+
+    assert load_config(None).confirm_seeds == CONFIRM_SEEDS == 3  # feature tasks: the built-in benchmark
+    assert load_config(None, ["compare.confirm_seeds=0"]).confirm_seeds == 0
+    text = {"target": "t", "tasks": {"t": {"train": "t.csv", "test": "t.csv"}, "a": {"train": "t.csv"}}}
+    assert config_from_dict(text, "c.yaml", tmp_path).confirm_seeds == 0
+    assert config_from_dict({**text, "model": {"regime": "finetune"}}, "c.yaml", tmp_path).confirm_seeds == 0
+    assert config_from_dict({**text, "compare": {"confirm_seeds": 2}}, "c.yaml", tmp_path).confirm_seeds == 2
+    for bad in ("-1", "33", "1.5"):
+        with pytest.raises(ConfigError, match="compare.confirm_seeds"):
+            load_config(None, [f"compare.confirm_seeds={bad}"])

@@ -232,8 +232,8 @@ def regime_note(cfg: Config) -> str:
         "fine-tuned text tasks" if cfg.model.regime != "frozen" else "feature (npz) tasks")
     if cfg.model.regime == "frozen":
         return (f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md); "
-                "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation "
-                "(docs/compare.md)")
+                "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation, "
+                f"and confirms a choice within noise on compare.confirm_seeds={cfg.confirm_seeds} more seeds (docs/compare.md)")
     return f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md)"
 
 
