@@ -172,7 +172,8 @@ def confirm(first: Recommendation, final: Recommendation, extra: Sequence[int]) 
                        "first_best_rule": first.best_rule}
     same = "kept" if final.source == first.source else f"replaced by {final.source}"
     final.text = (f"Confirmed on {len(extra)} more seed{'s' if len(extra) != 1 else ''}: on the first {len(first.seeds)} "
-                  f"seeds' held-out rows {first.source} was within noise of {', '.join(first.within_noise)}; those "
+                  f"seeds' held-out rows {first.source} was within noise of {', '.join(first.within_noise)} (every other candidate "
+                  "was behind it beyond noise); those "
                   f"candidates were rerun on seeds {', '.join(map(str, extra))} and chosen again on every seed's held-out "
                   f"rows: {first.source} {same}. " + final.text)
     return final
