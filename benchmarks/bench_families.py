@@ -337,12 +337,15 @@ def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: 
     fam_out["rows"].extend(sub["rows"][n:])
 
 
-def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_confirm") -> None:
+def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_confirm",
+                       plan: Sequence[int] | None = None) -> None:
     """A development screen of the confirmation (``compare.confirm_seeds``) from rows of more seeds than the
     comparison's: the choice on the first ``n_first`` seeds (``rec_z0``'s), then, where it is within noise of other
     candidates, made again among those on every seed's rows (as :func:`add_recommended` does).  The rows of the later
     seeds are dropped afterwards: every method, the screen's rows (``name``) included, is scored on the first seeds.
-    Like :func:`add_recommended_screen`, a learned choice scores its own rows (the consensus is not retrained)."""
+    Like :func:`add_recommended_screen`, a learned choice scores its own rows (the consensus is not retrained).
+    ``plan``: the seeds each round of confirmation adds (default: one round, every later seed); a round reruns only
+    the candidates still within noise of the choice after the previous one."""
     rows = fam_out["rows"]
     seeds = sorted({r["seed"] for r in rows})
     every = {m for m in {r["method"] for r in rows} if {r["seed"] for r in rows if r["method"] == m} == set(seeds)}
@@ -360,17 +363,27 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
                     bootstrap=0, z=0.0)
     if rec is None:
         return
-    source = rec.source
-    if rec.contenders:
-        again = recommend([r for r in as_compare if r["method"] in rec.contenders], kinds, labels, "accuracy",
-                          bootstrap=0, z=0.0)
-        assert again is not None
-        source = again.source
+    later = [s for s in seeds if s not in first]
+    plan = list(plan) if plan is not None else [len(later)]
+    if sum(plan) > len(later):
+        raise SystemExit(f"--screen-confirm: a plan of {sum(plan)} more seeds, the rows hold {len(later)}")
+    used, ran = list(first), set()
+    cur = rec
+    for k in plan:
+        if not cur.contenders:
+            break
+        ran |= set(cur.contenders)
+        used += later[len(used) - len(first):len(used) - len(first) + k]
+        cur = recommend([r for r in as_compare if r["method"] in cur.contenders and r["seed"] in used], kinds,
+                        {s: labels[s] for s in used}, "accuracy", bootstrap=0, z=0.0)
+        assert cur is not None
+    source = cur.source
+    extra_seeds = set(used) - set(first)
     fam_out["rows"] = kept = [r for r in rows if r["seed"] in first]
     for s in first:
         src = next(r for r in kept if r["seed"] == s and r["method"] == source)
         cost = sum(float(r["seconds"]) for r in kept if r["seed"] == s and r["method"] in kinds) + sum(
-            float(r["seconds"]) for r in rows if r["seed"] not in first and r["method"] in rec.contenders) / len(first)
+            float(r["seconds"]) for r in rows if r["seed"] in extra_seeds and r["method"] in ran) / len(first)
         kept.append({**src, "method": name, "seconds": cost, "source": source})
 
 
@@ -731,10 +744,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--screen-candidates", default=None,
                     help="with --summarize: NAME=m1+m2;NAME2=...: adds rows 'rec_NAME', the recommendation's choice (margin "
                          "0) when only those methods and the rules are its candidates (add_candidate_screen)")
-    ap.add_argument("--screen-confirm", type=int, default=None,
+    ap.add_argument("--screen-confirm", default=None,
                     help="with --summarize over rows of more seeds (a --first-seed run beside the comparison's): N, the "
                          "comparison's seeds 0..N-1; adds rows 'rec_confirm', the choice confirmed on the later seeds "
-                         "(add_confirm_screen), then scores every method on the first N seeds only")
+                         "(add_confirm_screen), then scores every method on the first N seeds only; N:P1,P2+P3: rows "
+                         "'rec_cP' per plan, each a '+'-list of the seeds its rounds add")
     ap.add_argument("--set", action="append", default=[], dest="settings_over",
                     help="SECTION.KEY=VALUE (repeatable): set a config key in every family (e.g. search.credit_window=4), "
                          "merged over the family's drawn config; values are read as YAML")
@@ -771,8 +785,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.as_learned:
             fams = [as_learned(f, args.as_learned) for f in fams]
         if args.screen_confirm is not None:
+            n_first, _, plans = args.screen_confirm.partition(":")
             for f in fams:
-                add_confirm_screen(f, args.screen_confirm)
+                if plans:  # one rows name per plan, every plan from the same rows, then the later seeds dropped
+                    for spec in plans.split(","):
+                        sub = {**f, "rows": list(f["rows"])}
+                        add_confirm_screen(sub, int(n_first), f"rec_c{spec}", [int(k) for k in spec.split("+")])
+                        f.setdefault("_screens", []).extend(r for r in sub["rows"] if r["method"] == f"rec_c{spec}")
+                    f["rows"] = [r for r in f["rows"] if r["seed"] < int(n_first)] + f.pop("_screens")
+                else:
+                    add_confirm_screen(f, int(n_first))
         for zs in (args.screen_recommend or "").split(","):
             if zs:
                 z, prefer, name, criterion = screen_spec(zs)
