@@ -18,7 +18,8 @@ from taskmix.runs.progress import ProgressReporter
 
 # the built-in benchmark, small enough that a cell takes a fraction of a second (tests/_bad_inputs.py's SMALL)
 SMALL = ["train.steps=40", "search.meta_steps=4", "train.batch_size=16", "synthetic.n_target=60",
-         "synthetic.n_helpful=60", "synthetic.n_harmful=60", "synthetic.n_irrelevant=60", "synthetic.n_test=60"]
+         "synthetic.n_helpful=60", "synthetic.n_harmful=60", "synthetic.n_irrelevant=60", "synthetic.n_test=60",
+         "compare.confirm_seeds=0"]  # the counts below are the comparison's own cells (a confirmation adds its own)
 CELL_LINE = re.compile(r"^\[compare\] (\d+)/(\d+) (\w+) seed (\d+): test accuracy (\d\.\d{4}) "
                        r"\(\d+\.\d s; (?:ETA [^)]+|done in [^)]+)\)$")
 

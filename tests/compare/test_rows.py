@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _bad_inputs import OUT, SMALL, invoke  # noqa: E402
 
 METHODS = "uniform,single_task,learned_time_invariant"  # uniform - single_task: two differences equal up to rounding
-ARGS = ["compare", "builtin", "--seeds", "2", "--methods", METHODS, "--out", OUT, *SMALL]
+ARGS = ["compare", "builtin", "--seeds", "2", "--methods", METHODS, "--out", OUT, *SMALL,
+        "-o", "compare.confirm_seeds=0"]  # the rows file holds the comparison's cells only
 COST = {"seconds", "total_seconds", "cost_ratio", "train_steps", "total_train_steps", "step_ratio", "evaluations",
         "total_evaluations", "eval_ratio"}
 """Summary fields computed from what a row reports of its cost: checked for type and range, not verifiable."""
