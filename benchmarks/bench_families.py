@@ -145,16 +145,20 @@ def _row(method: str, res: Any) -> dict[str, Any]:
             "reward_losses": encode_losses(np.asarray(rl)) if rl is not None else None}
 
 
+def compare_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored method rows in the form ``taskmix compare`` gives :func:`~taskmix.compare.recommend.recommend`."""
+    return [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
+             "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions"),
+                       "reward_losses": r.get("reward_losses")}} for r in rows]
+
+
 def recommendation_of(rows: Sequence[dict[str, Any]], jobs: dict[int, Any]) -> Any:
     """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from a family's stored method
     rows, pooled over the seeds of ``jobs`` (each seed's prepared job gives its reward-split labels); None when no
     candidate replays a schedule.  The incumbent rule, if any, is the jobs' config's (``compare.incumbent``)."""
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in rows
              if r["method"] in METHODS and r["method"] != RECOMMENDED}
-    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r.get("schedule"),
-                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions"),
-                             "reward_losses": r.get("reward_losses")}}
-                  for r in rows if r["method"] in kinds and r["seed"] in jobs]
+    as_compare = compare_rows([r for r in rows if r["method"] in kinds and r["seed"] in jobs])
     cc = next(iter(jobs.values())).cfg.compare
     return recommend(as_compare, kinds, {s: np.asarray(j.reward_split.y) for s, j in jobs.items()}, "accuracy",
                      incumbent=cc.incumbent, incumbent_z=cc.incumbent_margin, criterion=cc.choose_by)
@@ -285,10 +289,7 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
     seeds = sorted({r["seed"] for r in rows})
     fam = family if family is not None else make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
-    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
-                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions"),
-                             "reward_losses": r.get("reward_losses")}}
-                  for r in rows if r["method"] in kinds]
+    as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z if prefer == "rule" else 0.0,
                     incumbent=INCUMBENT if prefer == "incumbent" else None, incumbent_z=z if prefer == "incumbent" else 0.0,
                     criterion=criterion)
@@ -356,9 +357,7 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
                          "and of later ones (a --first-seed run beside the comparison's)")
     fam = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
-    as_compare = [{"method": r["method"], "seed": r["seed"], "schedule": r["schedule"],
-                   "extra": {"reward_split": r["reward_split"], "reward_predictions": r.get("reward_predictions")}}
-                  for r in rows if r["method"] in kinds]
+    as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend([r for r in as_compare if r["seed"] in first], kinds, {s: labels[s] for s in first}, "accuracy",
                     bootstrap=0, z=0.0)
     if rec is None:

@@ -221,6 +221,17 @@ def support_weights(names: Sequence[str], target: str, sizes: dict[str, int], ef
     return w / w.sum(), kept
 
 
+def _time_variant_search(job: Job) -> tuple[SearchRun, bool]:
+    """The finished time-variant search of ``job``: the learned methods' shared one where the searches share a
+    trajectory (``cached``: it had run already), else a search of its own; ``(run, cached)``."""
+    cfg = job.cfg.model_copy(update={"search": job.cfg.search.model_copy(update={"policy": "time_variant"})})
+    if shares_trajectory(cfg):
+        return shared_search(job, cfg)
+    run_ = SearchRun(replace(job, cfg=cfg))
+    run_.run()
+    return run_, False
+
+
 def support_method(job: Job) -> MethodResult:
     """Method ``learned_support``: the tasks the search found helpful, mixed by a rule; every other task dropped.
 
@@ -232,15 +243,8 @@ def support_method(job: Job) -> MethodResult:
     reads on a model that has memorised it.  Cost: the search plus one retrain (the search is shared when
     the learned methods run in the same process).
     """
-    cfg = job.cfg.model_copy(update={"search": job.cfg.search.model_copy(update={"policy": "time_variant"})})
-    if shares_trajectory(cfg):
-        run_, cached = shared_search(job, cfg)
-        res = run_.result()
-        effects = run_.task_effects()
-    else:
-        run_ = SearchRun(replace(job, cfg=cfg))
-        res, cached = run_.run(), False
-        effects = run_.task_effects()
+    run_, cached = _time_variant_search(job)
+    res, effects = run_.result(), run_.task_effects()
     w, kept = support_weights(job.names, job.cfg.target, job.sizes, effects)
     sched = Schedule.from_weights(job.names, w, provenance={"method": "learned_support", "kept": kept,
                                                              "temperature": SUPPORT_TEMPERATURE, "task_effects": effects})
@@ -363,12 +367,7 @@ def blend_method(job: Job) -> MethodResult:
     policy keeps a memorised small target, the early credit reads a model that has barely trained), and the mean
     of mixtures sits between them.  A task all three drop stays at exactly 0.  Cost: the search plus one retrain.
     """
-    cfg = job.cfg.model_copy(update={"search": job.cfg.search.model_copy(update={"policy": "time_variant"})})
-    if shares_trajectory(cfg):
-        run_, cached = shared_search(job, cfg)
-    else:
-        run_, cached = SearchRun(replace(job, cfg=cfg)), False
-        run_.run()
+    run_, cached = _time_variant_search(job)
     res = run_.result()
     scheds = run_.schedules()
     credit, _ = _credit_schedule(job, run_)
@@ -379,7 +378,7 @@ def blend_method(job: Job) -> MethodResult:
     sched = Schedule.from_weights(job.names, w, provenance={
         "method": "learned_blend", "parts": {m: [float(x) for x in p] for m, p in zip(BLEND_PARTS, parts)}})
     return replay(job, sched, extra_seconds=res.seconds, extra_steps=res.steps, evals=res.reward_evals, log=res.log,
-                  extra={"search_seconds": res.seconds, "search_shared": shares_trajectory(cfg),
+                  extra={"search_seconds": res.seconds, "search_shared": run_.shares_trajectory,
                          "search_reused": cached, "kept": [t for t, v in zip(job.names, w) if v > 0]})
 
 

@@ -188,11 +188,14 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
         progress.cell_finished(row["method"], int(row["seed"]), row.get("test"), row.get("seconds"))
 
-    with reporting(progress):  # a learned method's search reports its meta-steps to the running cell
-        if backend == "ray":
-            run_cells_ray(cfg, tasks, cells, on_row, address=address)
-        else:
-            run_cells(cfg, tasks, cells, on_row, on_start=progress.cell_started)
+    def run(todo: Sequence[tuple[str, int]]) -> None:
+        with reporting(progress):  # a learned method's search reports its meta-steps to the running cell
+            if backend == "ray":
+                run_cells_ray(cfg, tasks, todo, on_row, address=address)
+            else:
+                run_cells(cfg, tasks, todo, on_row, on_start=progress.cell_started)
+
+    run(cells)
 
     rec = None
     n_confirm = 0
@@ -205,11 +208,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             more = [c for c in wanted if c not in have_now]
             n_confirm = len(wanted)
             progress.set_total(n_main + n_confirm + len(seed_list), n_main + n_confirm - len(more))
-            with reporting(progress):
-                if backend == "ray":
-                    run_cells_ray(cfg, tasks, more, on_row, address=address)
-                else:
-                    run_cells(cfg, tasks, more, on_row, on_start=progress.cell_started)
+            run(more)
             final = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders)
             assert final is not None  # every contender has rows of every seed now
             rec = confirm(rec, final, extra)
