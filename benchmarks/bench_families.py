@@ -339,14 +339,16 @@ def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: 
 
 
 def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_confirm",
-                       plan: Sequence[int] | None = None) -> None:
+                       plan: Sequence[int] | None = None, min_rows: int | None = None) -> None:
     """A development screen of the confirmation (``compare.confirm_seeds``) from rows of more seeds than the
     comparison's: the choice on the first ``n_first`` seeds (``rec_z0``'s), then, where it is within noise of other
     candidates, made again among those on every seed's rows (as :func:`add_recommended` does).  The rows of the later
     seeds are dropped afterwards: every method, the screen's rows (``name``) included, is scored on the first seeds.
     Like :func:`add_recommended_screen`, a learned choice scores its own rows (the consensus is not retrained).
     ``plan``: the seeds each round of confirmation adds (default: one round, every later seed); a round reruns only
-    the candidates still within noise of the choice after the previous one."""
+    the candidates still within noise of the choice after the previous one; with ``min_rows``, a round after the
+    first runs only while the seeds used so far hold fewer held-out target rows than that (a confirmation sized by
+    the target's held-out rows)."""
     rows = fam_out["rows"]
     seeds = sorted({r["seed"] for r in rows})
     every = {m for m in {r["method"] for r in rows} if {r["seed"] for r in rows if r["method"] == m} == set(seeds)}
@@ -368,8 +370,10 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
         raise SystemExit(f"--screen-confirm: a plan of {sum(plan)} more seeds, the rows hold {len(later)}")
     used, ran = list(first), set()
     cur = rec
-    for k in plan:
+    for i, k in enumerate(plan):
         if not cur.contenders:
+            break
+        if i and min_rows is not None and sum(len(labels[s]) for s in used) >= min_rows:
             break
         ran |= set(cur.contenders)
         used += later[len(used) - len(first):len(used) - len(first) + k]
@@ -747,7 +751,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="with --summarize over rows of more seeds (a --first-seed run beside the comparison's): N, the "
                          "comparison's seeds 0..N-1; adds rows 'rec_confirm', the choice confirmed on the later seeds "
                          "(add_confirm_screen), then scores every method on the first N seeds only; N:P1,P2+P3: rows "
-                         "'rec_cP' per plan, each a '+'-list of the seeds its rounds add")
+                         "'rec_cP' per plan, each a '+'-list of the seeds its rounds add, optionally ending in 'rR': a round after the "
+                         "first only while the seeds used hold fewer than R held-out target rows")
     ap.add_argument("--set", action="append", default=[], dest="settings_over",
                     help="SECTION.KEY=VALUE (repeatable): set a config key in every family (e.g. search.credit_window=4), "
                          "merged over the family's drawn config; values are read as YAML")
@@ -789,7 +794,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if plans:  # one rows name per plan, every plan from the same rows, then the later seeds dropped
                     for spec in plans.split(","):
                         sub = {**f, "rows": list(f["rows"])}
-                        add_confirm_screen(sub, int(n_first), f"rec_c{spec}", [int(k) for k in spec.split("+")])
+                        rounds, _, rows_goal = spec.partition("r")
+                        add_confirm_screen(sub, int(n_first), f"rec_c{spec}", [int(k) for k in rounds.split("+")],
+                                           int(rows_goal) if rows_goal else None)
                         f.setdefault("_screens", []).extend(r for r in sub["rows"] if r["method"] == f"rec_c{spec}")
                     f["rows"] = [r for r in f["rows"] if r["seed"] < int(n_first)] + f.pop("_screens")
                 else:
