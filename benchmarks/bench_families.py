@@ -59,7 +59,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from taskmix.compare.methods import METHODS, learned_method  # noqa: E402
 from taskmix.compare.predictions import encode_labels, encode_losses  # noqa: E402
-from taskmix.compare.recommend import RECOMMENDED, confirm, confirm_seeds, recommend  # noqa: E402
+from taskmix.compare.recommend import RECOMMENDED, confirm, recommend  # noqa: E402
+from taskmix.compare.runner import next_round  # noqa: E402
 from taskmix.data.families import GENERATORS, SAME_INPUT_CONFLICT_ROLES, Family, make_family  # noqa: E402
 from taskmix.runs import prepare_job, replay  # noqa: E402
 from taskmix.runs.job import Job  # noqa: E402
@@ -168,22 +169,27 @@ def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int
     """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from this family's rows, pooled
     over its seeds, retrained on each seed (a rule's: that rule's own row) -- as ``taskmix compare`` does, with its
     confirmation (``compare.confirm_seeds``: the candidates within noise of the choice rerun on more seeds, the
-    choice made again).  Returns the confirmation's rows (kept apart from the family's: they feed only the choice)."""
+    choice made again; more rounds while the seeds hold fewer than ``compare.confirm_rows`` held-out rows).  Returns the confirmation's rows (kept apart from the family's: they feed only the choice)."""
     jobs = {s: prepare_job(fam.config, fam.tasks, s) for s in seeds}
     rec = recommendation_of(rows, jobs)
     if rec is None:
         return []
     confirm_rows: list[dict[str, Any]] = []
     names = set(rec.held_out)
-    extra = confirm_seeds(list(seeds), fam.config.confirm_seeds) if rec.contenders else []
-    if extra:
-        for s in extra:
+    first = rec
+    extra: list[int] = []
+    rounds: list[dict[str, Any]] = []
+    while round_seeds := next_round(fam.config, fam.tasks, rec, list(seeds)):
+        for s in round_seeds:
             jobs[s] = prepare_job(fam.config, fam.tasks, s)
             confirm_rows += [{"family": fam.seed, "seed": s, **r} for r in run_methods(jobs[s], {}, rec.contenders)]
+        extra += round_seeds
+        rounds.append({"seeds": round_seeds, "candidates": rec.contenders})
         mine = [r for r in rows + confirm_rows if r["method"] in rec.contenders]
-        final = recommendation_of(mine, jobs)
-        assert final is not None
-        rec = confirm(rec, final, extra)
+        rec = recommendation_of(mine, jobs)
+        assert rec is not None
+    if extra:
+        rec = confirm(first, rec, extra, rounds)
     share = sum(float(r["seconds"]) for r in confirm_rows) / len(seeds)
     for s in seeds:
         same = [r for r in rows if r["seed"] == s and r["method"] in names]

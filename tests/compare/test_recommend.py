@@ -321,7 +321,8 @@ def test_a_confirmation_chooses_again_among_the_contenders_and_says_so() -> None
     assert final.source == "uniform" and final.seeds == [0, 1, 2, 3, 4, 5]
     assert final.confirmed == {"first_choice": first.source, "candidates": first.contenders, "seeds": extra,
                                "first_seeds": [0, 1, 2], "first_held_out": first.held_out,
-                               "first_best_rule": first.best_rule}
+                               "first_best_rule": first.best_rule,
+                               "rounds": [{"seeds": extra, "candidates": first.contenders}]}
     assert final.text.startswith("Confirmed on 3 more seeds") and final.to_dict()["confirmed"] == final.confirmed
     other = recommend([r for r in first_rows if r["method"] == "single_task"] + first_rows[:0], KINDS)
     assert other is not None and other.contenders == []  # one candidate: a clear choice, nothing to confirm
@@ -335,3 +336,40 @@ def test_confirm_seeds_refuses_what_is_not_a_count(seeds, k) -> None:
 
     with pytest.raises(ValueError, match="count k >= 0"):
         confirm_seeds(seeds, k)
+
+
+def test_a_confirmation_runs_later_rounds_only_while_the_held_out_rows_are_few() -> None:
+    from taskmix.compare.recommend import confirm, confirm_round
+    from taskmix.config.schema import CONFIRM_ROUNDS
+
+    rng = np.random.default_rng(5)
+    rows = [r for s in range(12) for r in _rules(s, 0.7, float(rng.normal(0, 0.02)))]
+    first = recommend([r for r in rows if r["seed"] < 3], KINDS)
+    assert first is not None and first.contenders  # the rules are within noise of each other
+    assert confirm_round(first, [0, 1, 2], 3, rows_goal=0, held_rows=0) == [3, 4, 5]  # a first round always runs
+    assert confirm_round(first, [0, 1, 2], 0, rows_goal=60, held_rows=0) == []  # k = 0: no confirmation
+    after = recommend([r for r in rows if r["seed"] < 6 and r["method"] in first.contenders], KINDS)
+    assert after is not None and after.seeds == [0, 1, 2, 3, 4, 5] and after.contenders
+    assert confirm_round(after, [0, 1, 2], 3, rows_goal=60, held_rows=6 * 9) == [6, 7, 8]  # 54 rows < 60: again
+    assert confirm_round(after, [0, 1, 2], 3, rows_goal=60, held_rows=6 * 10) == []  # 60 rows: enough
+    assert confirm_round(after, [0, 1, 2], 3, rows_goal=0, held_rows=0) == []  # confirm_rows 0: one round
+    last = recommend([r for r in rows if r["seed"] < 3 + 3 * CONFIRM_ROUNDS and r["method"] in first.contenders], KINDS)
+    assert last is not None and last.contenders
+    assert confirm_round(last, [0, 1, 2], 3, rows_goal=10**6, held_rows=1) == []  # the rounds are spent
+    clear = recommend([r for r in rows if r["method"] == "uniform"], KINDS)
+    assert clear is not None and confirm_round(clear, [0, 1, 2], 3, 60, 0) == []  # a clear choice: nothing to confirm
+    for bad in ({"k": -1}, {"rows_goal": 1.5}, {"held_rows": True}):
+        args = {"k": 3, "rows_goal": 60, "held_rows": 0, **bad}
+        with pytest.raises(ValueError, match="expected a count >= 0"):
+            confirm_round(first, [0, 1, 2], **args)
+    with pytest.raises(ValueError, match="first: expected the comparison's seeds"):
+        confirm_round(first, [7], 3, 60, 0)
+    # the final choice says which seeds each round ran, and refuses rounds that do not add up to the extra seeds
+    rounds = [{"seeds": [3, 4, 5], "candidates": first.contenders}, {"seeds": [6, 7, 8], "candidates": after.contenders}]
+    final = recommend([r for r in rows if r["seed"] < 9 and r["method"] in after.contenders], KINDS)
+    assert final is not None
+    done = confirm(first, final, [3, 4, 5, 6, 7, 8], rounds)
+    assert done.confirmed is not None and done.confirmed["rounds"] == rounds
+    assert done.text.startswith("Confirmed on 6 more seeds") and "those still within noise on seeds 6, 7, 8" in done.text
+    with pytest.raises(ValueError, match="rounds: expected the extra seeds in order"):
+        confirm(first, final, [3, 4, 5, 6, 7, 8], rounds[:1])

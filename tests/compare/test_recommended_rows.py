@@ -75,8 +75,10 @@ def test_resume_keeps_the_answer_and_more_seeds_renew_it(finished: Path, tmp_pat
     o = _compare(tmp_path, "--seeds", "3", "--resume")
     assert o.exit_code == 0, o.stderr
     rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
-    if rec["confirmed"]:  # the choice was within noise of others: they ran on seeds 3-5 too, and it was made again
-        assert rec["confirmed"]["first_seeds"] == [0, 1, 2] and rec["seeds"] == [0, 1, 2, 3, 4, 5]
+    if rec["confirmed"]:  # the choice was within noise of others: they ran on seeds 3-5 (and on, for this small
+        # target's few held-out rows) too, and it was made again
+        assert rec["confirmed"]["first_seeds"] == [0, 1, 2] and rec["confirmed"]["seeds"][:3] == [3, 4, 5]
+        assert rec["seeds"] == [0, 1, 2, *rec["confirmed"]["seeds"]]
     else:
         assert rec["seeds"] == [0, 1, 2]
     rows = [r for r in _rows(tmp_path) if r["method"] == "recommended"]
@@ -134,7 +136,7 @@ def test_resume_may_add_a_method_and_keeps_every_row_it_has(finished: Path, tmp_
 def test_a_choice_within_noise_is_confirmed_on_more_seeds_whose_rows_feed_only_the_choice(tmp_path: Path) -> None:
     # temperature_1 is proportional's mixture: the two are always within noise of each other, so the choice is confirmed
     o = invoke(["compare", "builtin", "--methods", "proportional,temperature_1", "--seeds", "2", "--out", OUT, *SMALL,
-                "-o", "compare.confirm_seeds=2"], tmp_path)
+                "-o", "compare.confirm_seeds=2", "-o", "compare.confirm_rows=0"], tmp_path)  # one round
     assert o.exit_code == 0, o.stderr
     rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
     conf = rec["confirmed"]
@@ -163,9 +165,30 @@ def test_a_choice_within_noise_is_confirmed_on_more_seeds_whose_rows_feed_only_t
                     if json.loads(x)["method"] != "recommended"}
 
 
+def test_a_confirmation_runs_more_rounds_while_its_seeds_hold_few_held_out_rows(tmp_path: Path) -> None:
+    # proportional and temperature_1 are the same mixture: within noise on every round, so the rounds run out
+    o = invoke(["compare", "builtin", "--methods", "proportional,temperature_1", "--seeds", "2", "--out", OUT, *SMALL,
+                "-o", "compare.confirm_seeds=1", "-o", "compare.confirm_rows=1000000"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    conf = rec["confirmed"]
+    assert conf["seeds"] == [2, 3, 4] and rec["seeds"] == [0, 1, 2, 3, 4]  # CONFIRM_ROUNDS rounds of one seed
+    assert [r["seeds"] for r in conf["rounds"]] == [[2], [3], [4]]
+    assert all(sorted(r["candidates"]) == ["proportional", "temperature_1"] for r in conf["rounds"])
+    assert rec["text"].startswith("Confirmed on 3 more seeds") and "compare.confirm_rows" in rec["text"]
+    assert {(r["method"], r["seed"]) for r in _rows(tmp_path) if r["seed"] >= 2} == {
+        (m, s) for m in ("proportional", "temperature_1") for s in (2, 3, 4)}
+    # a goal the first seeds' held-out rows already meet: one round; a resume may change it and reruns nothing
+    o = invoke(["compare", "builtin", "--methods", "proportional,temperature_1", "--seeds", "2", "--out", OUT, *SMALL,
+                "-o", "compare.confirm_seeds=1", "-o", "compare.confirm_rows=1", "--resume"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    assert rec["confirmed"]["seeds"] == [2] and len(rec["confirmed"]["rounds"]) == 1 and rec["seeds"] == [0, 1, 2]
+
+
 def test_confirm_seeds_defaults_by_regime_and_is_refused_out_of_range(tmp_path: Path) -> None:
     from taskmix.config import config_from_dict, load_config
-    from taskmix.config.schema import CONFIRM_SEEDS
+    from taskmix.config.schema import CONFIRM_ROWS, CONFIRM_SEEDS
     from taskmix.errors import ConfigError
 
     assert load_config(None).confirm_seeds == CONFIRM_SEEDS == 3  # feature tasks: the built-in benchmark
@@ -177,3 +200,8 @@ def test_confirm_seeds_defaults_by_regime_and_is_refused_out_of_range(tmp_path: 
     for bad in ("-1", "33", "1.5"):
         with pytest.raises(ConfigError, match="compare.confirm_seeds"):
             load_config(None, [f"compare.confirm_seeds={bad}"])
+    assert load_config(None).confirm_rows == CONFIRM_ROWS == 60 and load_config(None, ["compare.confirm_rows=0"]).confirm_rows == 0
+    assert config_from_dict(text, "c.yaml", tmp_path).confirm_rows == 0  # text: one round where it confirms at all
+    for bad in ("-1", "1.5", "true"):
+        with pytest.raises(ConfigError, match="compare.confirm_rows"):
+            load_config(None, [f"compare.confirm_rows={bad}"])

@@ -52,12 +52,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats as st
 
-from ..config.schema import INCUMBENT_MARGIN
+from ..config.schema import CONFIRM_ROUNDS, INCUMBENT_MARGIN
 from ..data.tasks import metric_label, metric_sign
 from ..schedule import Schedule
 from .predictions import decode_labels, decode_losses
 
-__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "CRITERIA", "confirm", "confirm_seeds", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
+__all__ = ["BOOTSTRAP", "CANDIDATE_KINDS", "CRITERIA", "confirm", "confirm_round", "confirm_seeds", "INCUMBENT_Z", "LEARNED_INCUMBENT", "RECOMMENDED", "UNSTABLE_TV", "Recommendation",
            "recommend"]
 
 RECOMMENDED = "recommended"
@@ -162,20 +162,62 @@ def confirm_seeds(seeds: Sequence[int], k: int) -> list[int]:
     return list(range(start, start + k))
 
 
-def confirm(first: Recommendation, final: Recommendation, extra: Sequence[int]) -> Recommendation:
+def confirm_round(current: Recommendation, first: Sequence[int], k: int, rows_goal: int, held_rows: int) -> list[int]:
+    """The seeds of a confirmation's next round (none: it is done).
+
+    ``current`` is the latest choice (the comparison's, or the last round's on every seed so far: its ``seeds``),
+    ``first`` the comparison's own seeds, ``k`` the seeds a round adds (``compare.confirm_seeds``), ``held_rows`` the
+    held-out target rows of ``current.seeds`` (one candidate's).  A first round runs whenever ``current`` is within
+    noise of other candidates; a later one only while it still is, the seeds so far hold fewer than ``rows_goal``
+    held-out rows (``compare.confirm_rows``) and fewer than :data:`~taskmix.config.schema.CONFIRM_ROUNDS` rounds ran.
+
+    >>> from taskmix.schedule import Schedule
+    >>> rows = [{"method": m, "seed": s, "test": 0.7, "extra": {"reward_split": 0.7 + 0.01 * (s % 2)},
+    ...          "schedule": Schedule.from_weights(["t", "a"], w).to_dict()}
+    ...         for s in range(3) for m, w in [("single_task", [1.0, 0.0]), ("uniform", [0.5, 0.5])]]
+    >>> rec = recommend(rows, kinds={"single_task": "baseline", "uniform": "baseline"})
+    >>> rec.contenders  # the two rules are within noise of each other
+    ['single_task', 'uniform']
+    >>> confirm_round(rec, [0, 1, 2], 3, rows_goal=60, held_rows=3 * 8)
+    [3, 4, 5]
+    """
+    for name, v in (("k", k), ("rows_goal", rows_goal), ("held_rows", held_rows)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name}: expected a count >= 0, got {v!r}")
+    if not first or not set(first) <= set(current.seeds):
+        raise ValueError(f"first: expected the comparison's seeds, among the choice's {current.seeds}, got {list(first)!r}")
+    if not current.contenders or k == 0:
+        return []
+    rounds = (len(current.seeds) - len(first)) // k
+    if rounds and (rounds >= CONFIRM_ROUNDS or held_rows >= rows_goal):
+        return []
+    return confirm_seeds(current.seeds, k)
+
+
+def confirm(first: Recommendation, final: Recommendation, extra: Sequence[int],
+            rounds: Sequence[Mapping[str, Any]] | None = None) -> Recommendation:
     """``final`` (the choice among ``first``'s :attr:`~Recommendation.contenders` on their rows of every seed, the
-    ``extra`` ones included), saying so: ``confirmed`` holds the first choice, its held-out scores and the seeds."""
+    ``extra`` ones included), saying so: ``confirmed`` holds the first choice, its held-out scores and the seeds.
+    ``rounds``: each round's ``seeds`` and ``candidates`` (default: one round, ``extra`` for every contender)."""
     if set(final.held_out) - set(first.contenders):
         raise ValueError("final: expected a choice among the first recommendation's contenders")
+    rounds = [{"seeds": list(extra), "candidates": first.contenders}] if rounds is None else [
+        {"seeds": [int(s) for s in r["seeds"]], "candidates": list(r["candidates"])} for r in rounds]
+    if [s for r in rounds for s in r["seeds"]] != list(extra) or any(
+            set(r["candidates"]) - set(first.contenders) for r in rounds):
+        raise ValueError("rounds: expected the extra seeds in order, each round among the first choice's contenders")
     final.confirmed = {"first_choice": first.source, "candidates": first.contenders, "seeds": list(extra),
                        "first_seeds": list(first.seeds), "first_held_out": first.held_out,
-                       "first_best_rule": first.best_rule}
+                       "first_best_rule": first.best_rule, "rounds": rounds}
     same = "kept" if final.source == first.source else f"replaced by {final.source}"
+    later = "".join(f"; those still within noise on seeds {', '.join(map(str, r['seeds']))}" for r in rounds[1:])
+    if later:
+        later += " (fewer held-out target rows than compare.confirm_rows on the seeds before)"
     final.text = (f"Confirmed on {len(extra)} more seed{'s' if len(extra) != 1 else ''}: on the first {len(first.seeds)} "
                   f"seeds' held-out rows {first.source} was within noise of {', '.join(first.within_noise)} (every other candidate "
                   "was behind it beyond noise); those "
-                  f"candidates were rerun on seeds {', '.join(map(str, extra))} and chosen again on every seed's held-out "
-                  f"rows: {first.source} {same}. " + final.text)
+                  f"candidates were rerun on seeds {', '.join(map(str, rounds[0]['seeds']))}{later}, and chosen again on "
+                  f"every seed's held-out rows: {first.source} {same}. " + final.text)
     return final
 
 

@@ -38,7 +38,7 @@ from .methods import METHODS, method_row, run_method, select_methods
 from .plots import plot_schedule
 from .predictions import encode_labels
 from .ray_backend import run_cells_ray
-from .recommend import RECOMMENDED, Recommendation, confirm, confirm_seeds, recommend
+from .recommend import RECOMMENDED, Recommendation, confirm, confirm_round, recommend
 from .report import write_report
 from .rows import ROW_DIGEST, RowContext, read_rows, row_digest
 from .stats import format_table, method_kind, paired, paired_t, summarize
@@ -128,7 +128,7 @@ def run_compare(
             reporter.finish()
 
 
-RESUMABLE = ("methods", "recommend", "choose_by", "confirm_seeds")
+RESUMABLE = ("methods", "recommend", "choose_by", "confirm_seeds", "confirm_rows")
 """The ``compare`` settings a resume may change: which rows run, and how the recommendation is made from them."""
 
 
@@ -201,17 +201,23 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
     n_confirm = 0
     if cfg.compare.recommend:
         rec = recommendation(cfg, tasks, rows, seed_list)
-        extra = confirm_seeds(seed_list, cfg.confirm_seeds) if rec is not None and rec.contenders else []
-        if rec is not None and extra:  # the choice is within noise of others: rerun just those on more seeds
+        first_rec = rec
+        extra: list[int] = []
+        rounds: list[dict[str, Any]] = []
+        while rec is not None and (round_seeds := next_round(cfg, tasks, rec, seed_list)):
+            # the choice is within noise of others: rerun just those on more seeds, and choose again on every seed
             have_now = {(r["method"], int(r["seed"])) for r in rows}
-            wanted = [(m, s) for s in extra for m in rec.contenders]
+            wanted = [(m, s) for s in round_seeds for m in rec.contenders]
             more = [c for c in wanted if c not in have_now]
-            n_confirm = len(wanted)
+            n_confirm += len(wanted)
             progress.set_total(n_main + n_confirm + len(seed_list), n_main + n_confirm - len(more))
             run(more)
-            final = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders)
-            assert final is not None  # every contender has rows of every seed now
-            rec = confirm(rec, final, extra)
+            extra += round_seeds
+            rounds.append({"seeds": round_seeds, "candidates": rec.contenders})
+            rec = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders)
+            assert rec is not None  # every contender has rows of every seed now
+        if first_rec is not None and rec is not None and extra:
+            rec = confirm(first_rec, rec, extra, rounds)
         stale = [r for r in rows if r["method"] == RECOMMENDED and (rec is None or not _same_mixture(r, rec))]
         if stale:  # written for another recommendation (other seeds): replaced
             rows[:] = [r for r in rows if not any(r is s for s in stale)]
@@ -304,6 +310,17 @@ def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, 
     target = tasks[[t.name for t in tasks].index(cfg.target)]
     return recommend(base, kinds, labels, target.metric, incumbent=cfg.compare.incumbent,
                      incumbent_z=cfg.compare.incumbent_margin, criterion=cfg.compare.choose_by)
+
+
+def next_round(cfg: Config, tasks: Sequence[Task], rec: Recommendation, seeds: Sequence[int]) -> list[int]:
+    """The seeds of the confirmation's next round after the choice ``rec`` (:func:`~taskmix.compare.recommend.confirm_round`
+    with ``compare.confirm_seeds`` and ``compare.confirm_rows``), ``seeds`` the comparison's own; the held-out rows are
+    counted (each seed's reward split) only where a later round is in question."""
+    if not rec.contenders or not cfg.confirm_seeds:
+        return []
+    later = len(rec.seeds) > len(seeds)
+    held = sum(len(prepare_job(cfg, tasks, s).reward_split.y) for s in rec.seeds) if later else 0
+    return confirm_round(rec, seeds, cfg.confirm_seeds, cfg.confirm_rows, held)
 
 
 def _same_mixture(row: dict[str, Any], rec: Recommendation) -> bool:

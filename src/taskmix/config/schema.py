@@ -316,6 +316,11 @@ class CompareConfig(_Strict):
     more seeds (after the comparison's own) and choose again on all of their held-out rows; the extra seeds' rows
     feed only the choice, never the table.  null: the regime's default (CONFIRM_SEEDS for feature tasks and the
     built-in benchmark, 0 for text, fine-tuning and language modelling)"""
+    confirm_rows: StrictInt | None = Field(None, ge=0, le=1_000_000)
+    """a confirmation sized by the target's held-out rows: after its first round, the candidates still within noise
+    run on another round of confirm_seeds seeds while the seeds used hold fewer held-out target rows than this (at
+    most CONFIRM_ROUNDS rounds); 0: one round.  null: the regime's default (CONFIRM_ROWS where the regime confirms by
+    default, else 0)"""
     recommend: StrictBool = True
     """end with one recommended mixture (recommended.json, the verdict atop the report) and its 'recommended' rows: the
     recommendation retrained on every seed and scored on the report split like every other method"""
@@ -404,6 +409,16 @@ is the noise of choosing on a few dozen held-out rows (the best candidate by tes
 candidates within noise of the choice on three more seeds and choosing again cut it from 1.08 to 0.76 points (wide)
 and from 0.58 to 0.17 (v1).  Text (where an incumbent does that job), fine-tuning and language modelling were not
 screened and keep 0."""
+
+CONFIRM_ROUNDS = 3
+"""The most rounds a confirmation sized by compare.confirm_rows runs (the first included): 9 more seeds at most with
+compare.confirm_seeds 3."""
+
+CONFIRM_ROWS = 60
+"""compare.confirm_rows's default for feature tasks: a confirmation continues, a round of confirm_seeds seeds at a
+time, while the seeds used hold fewer held-out target rows than this (a target under about 100 training rows holds
+fewer than 10 per seed).  Chosen on the feature development families (BENCHMARKS.md, *confirm-sized-dev*): mean
+regret 0.76 / 0.06 points (wide / v1) against 0.76 / 0.17 for one round; 100 rows did worse on the wide families."""
 
 
 TEXT_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "proportional"}
@@ -572,6 +587,14 @@ class Config(_Strict):
         if self.compare.confirm_seeds is not None:
             return int(self.compare.confirm_seeds)
         return CONFIRM_SEEDS if self.regime == "features" and self.model.regime == "frozen" else 0
+
+    @property
+    def confirm_rows(self) -> int:
+        """``compare.confirm_rows``, or the regime's default where it is null: :data:`CONFIRM_ROWS` for feature tasks
+        in the frozen regime, else 0 (one round)."""
+        if self.compare.confirm_rows is not None:
+            return int(self.compare.confirm_rows)
+        return CONFIRM_ROWS if self.regime == "features" and self.model.regime == "frozen" else 0
 
     @property
     def regime_defaults(self) -> tuple[str, ...]:
