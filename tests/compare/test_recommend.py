@@ -79,6 +79,30 @@ def test_seeds_that_disagree_mark_the_learned_answer_unstable() -> None:
     assert rec.spread > UNSTABLE_TV and not rec.stable and "Unstable" in rec.text
 
 
+def test_a_far_mixture_within_noise_of_the_choice_marks_the_answer_unstable() -> None:
+    # two learned candidates, equally good on the held-out rows, with mixtures 0.4 apart: the seeds of each agree,
+    # yet the evidence does not say which weights to use
+    rows = []
+    for s in range(4):
+        rows += _rules(s, 0.6)
+        rows.append(_row("learned_time_invariant", s, 0.90 + 0.001 * (s % 2), [0.5, 0.4, 0.1]))
+        rows.append(_row("learned_time_variant", s, 0.90 + 0.001 * ((s + 1) % 2), [0.1, 0.8, 0.1]))
+    kinds = {**KINDS, "learned_time_variant": "learned"}
+    rec = recommend(rows, kinds)
+    assert rec is not None and rec.verdict == "learned" and rec.spread < 1e-9
+    other = ({"learned_time_invariant", "learned_time_variant"} - {rec.source}).pop()
+    assert rec.within_noise == [other] and rec.alternatives == {other: pytest.approx(0.4)}
+    assert rec.span == pytest.approx(0.4) and not rec.stable
+    assert "Unstable: the mixtures within noise" in rec.text and f"{other} 0.40 from it" in rec.text
+    assert rec.to_dict()["alternatives"] == rec.alternatives and rec.to_dict()["span"] == rec.span
+    # the same with the second candidate's mixture close to the first: stable, and nothing said
+    near = [dict(r, schedule=_row("x", 0, 0, [0.45, 0.45, 0.1])["schedule"]) if r["method"] == "learned_time_variant"
+            else r for r in rows]
+    rec = recommend(near, kinds)
+    assert rec is not None and rec.stable and "Unstable" not in rec.text
+    assert max(rec.alternatives.values()) <= rec.span < UNSTABLE_TV
+
+
 def test_held_out_rows_are_pooled_over_seeds_when_predictions_are_kept() -> None:
     """With the held-out labels, the difference is pooled over 2 x 200 paired held-out rows."""
     rng = np.random.default_rng(2)

@@ -25,7 +25,10 @@ over seeds and decides:
 
 A learned recommendation is the seeds' **consensus**: the mean of the seeds' schedules (row by row when
 they share a shape, else of their mean weights), with its spread (the mean total-variation distance of each
-seed's schedule to the consensus); a spread above :data:`UNSTABLE_TV` marks the answer ``unstable``.  The
+seed's schedule to the consensus); a spread above :data:`UNSTABLE_TV` marks the answer ``unstable``, and so
+does a ``span`` above it: the largest distance between the mixtures of the choice and the candidates within noise
+of it (``alternatives``: each one's distance to the choice).  The held-out rows then show that these mixtures do
+about equally well, not which weights to use.  The
 choice itself is resampled over seeds (:data:`BOOTSTRAP` draws): ``choice_agreement`` is the share of
 resamples that make the same choice.
 
@@ -130,6 +133,10 @@ class Recommendation:
     versus_incumbent: dict[str, Any] | None = None  # challenger - incumbent on held-out rows (when kept)
     scored_by: str = "accuracy"  # what the held-out rows were scored by: the target's metric, or "loss" (cross-entropy)
     confirmed: dict[str, Any] | None = None  # the first choice and the candidates rerun on more seeds (confirm)
+    alternatives: dict[str, float] = field(default_factory=dict)  # per candidate within noise: the total variation
+    # between its mean mixture and the recommended one's
+    span: float = 0.0  # the largest total variation between two of those mixtures and the recommended one (above
+    # UNSTABLE_TV: the evidence does not pin the weights down)
 
     @property
     def contenders(self) -> list[str]:
@@ -146,7 +153,7 @@ class Recommendation:
             "within_noise": self.within_noise, "spread": self.spread, "stable": self.stable,
             "choice_agreement": self.choice_agreement, "incumbent": self.incumbent, "incumbent_z": self.incumbent_z,
             "challenger": self.challenger, "versus_incumbent": self.versus_incumbent, "scored_by": self.scored_by,
-            "confirmed": self.confirmed,
+            "confirmed": self.confirmed, "alternatives": self.alternatives, "span": self.span,
         }
 
 
@@ -342,6 +349,20 @@ def _consensus(group: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], sou
     return Schedule.from_weights(tasks, w, spm, prov), spread
 
 
+def _alternatives(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], chosen: str, within: Sequence[str],
+                  seeds: Sequence[int], schedule: Schedule) -> tuple[dict[str, float], float]:
+    """Per candidate within noise of ``chosen``: the total variation between its mixture (its schedules' mean weights,
+    averaged over ``seeds``) and the recommended ``schedule``'s; and the span, the largest such distance between any
+    two of them and the recommended mixture (candidates over other tasks are left out)."""
+    mixes = {chosen: schedule.mean_weights()}
+    for m in within:
+        scheds = [Schedule.from_dict(cands[m][s]["schedule"], f"{m}-seed{s}") for s in seeds]
+        if all(x.tasks == schedule.tasks for x in scheds):
+            mixes[m] = np.mean([x.mean_weights() for x in scheds], axis=0)
+    tv = {(a, b): float(0.5 * np.abs(mixes[a] - mixes[b]).sum()) for a in mixes for b in mixes}
+    return {m: tv[(m, chosen)] for m in mixes if m != chosen}, max(tv.values())
+
+
 def _choose(cands: Mapping[str, Mapping[int, Mapping[str, Any]]], kinds: Mapping[str, str], seeds: Sequence[int],
             labels: Mapping[int, np.ndarray] | None, metric: str,
             z: float, incumbent: str | None = None, incumbent_z: float = INCUMBENT_Z,
@@ -453,6 +474,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
         spread = 0.0
     else:
         schedule, spread = _consensus(cands[chosen], seeds, chosen)
+    alternatives, span = _alternatives(cands, chosen, within, seeds, schedule)
     rng = np.random.default_rng(0)
     agree = 0
     draws = bootstrap if len(seeds) > 1 else 0
@@ -460,7 +482,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
         sample = sorted(rng.choice(seeds, size=len(seeds), replace=True).tolist())
         agree += _choose(cands, kinds, sample, labels, metric, z, inc, incumbent_z)[0] == chosen
     agreement = agree / draws if draws else 1.0
-    stable = spread <= UNSTABLE_TV
+    stable = spread <= UNSTABLE_TV and span <= UNSTABLE_TV
     rule_chosen = kinds.get(chosen) == "baseline"
     if within if rule_chosen else any(kinds.get(m) == "baseline" for m in within):
         verdict = "tie"  # a rule is within noise of the choice: no mixture wins
@@ -470,7 +492,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
                          spread, stable, agreement, weights, inc_method, float(incumbent_z) if inc is not None else None,
                          challenger, _difference(cands[challenger], cands[chosen], seeds, labels, metric) if challenger else None,
-                         metric)
+                         metric, alternatives=alternatives, span=span)
     rec.text = _text(rec, metric)
     return rec
 
@@ -529,8 +551,13 @@ def _text(rec: Recommendation, metric: str) -> str:
     elif not learned and rec.best_other is not None:
         ref = "it" if rec.best_rule == rec.source else f"the best rule there, {rec.best_rule},"
         s += f" The best learned candidate, {rec.best_other}: {_interval(rec.versus_rule)} against {ref} on those rows."
+    if rec.span > UNSTABLE_TV:
+        s += (f" Unstable: the mixtures within noise on those rows ({rec.source}, {', '.join(rec.alternatives)}) lie up to "
+              f"{rec.span:.2f} apart in total variation ("
+              + ", ".join(f"{m} {d:.2f} from it" for m, d in rec.alternatives.items())
+              + "): the evidence shows that they do about equally well, not which weights to use.")
     if learned:
-        if not rec.stable:
+        if rec.spread > UNSTABLE_TV:
             s += (f" Unstable: the seeds' schedules lie {rec.spread:.2f} (total variation) from their mean on average; "
                   "run more seeds before relying on the exact weights.")
         else:
