@@ -624,7 +624,8 @@ def stability(drawn: Sequence[TextFamily], store: TextStore, args: argparse.Name
     Each side's recommendation is recomputed from its stored rows exactly as the comparison makes it (the rules and
     the learned schedules as candidates, held-out rows pooled over that side's seeds), and the two mixtures'
     total-variation distance is reported per family.  A family passes when they lie within ``UNSTABLE_TV``, or when
-    a verdict warns: a tie with a rule, a spread above ``UNSTABLE_TV`` or a choice fewer than 70% of seed resamples
+    a verdict warns: a tie with a rule, an unstable answer (a spread of the seeds' schedules, or a span of the
+    within-noise mixtures, above ``UNSTABLE_TV``: ``stable`` is false) or a choice fewer than 70% of seed resamples
     make.
     """
     from taskmix.compare.recommend import UNSTABLE_TV
