@@ -180,7 +180,7 @@ def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int
     first = rec
     extra: list[int] = []
     rounds: list[dict[str, Any]] = []
-    while round_seeds := next_round(fam.config, fam.tasks, rec, list(seeds)):
+    while round_seeds := next_round(fam.config, rec, list(seeds)):
         for s in round_seeds:
             jobs[s] = prepare_job(fam.config, fam.tasks, s)
             confirm_rows += [{"family": fam.seed, "seed": s, **r} for r in run_methods(jobs[s], {}, rec.contenders)]

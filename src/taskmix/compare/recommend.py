@@ -137,6 +137,7 @@ class Recommendation:
     # between its mean mixture and the recommended one's
     span: float = 0.0  # the largest total variation between two of those mixtures and the recommended one (above
     # UNSTABLE_TV: the evidence does not pin the weights down)
+    held_out_rows: int = 0  # the target's held-out rows over ``seeds`` (one candidate's; 0 without their labels)
 
     @property
     def contenders(self) -> list[str]:
@@ -154,6 +155,7 @@ class Recommendation:
             "choice_agreement": self.choice_agreement, "incumbent": self.incumbent, "incumbent_z": self.incumbent_z,
             "challenger": self.challenger, "versus_incumbent": self.versus_incumbent, "scored_by": self.scored_by,
             "confirmed": self.confirmed, "alternatives": self.alternatives, "span": self.span,
+            "held_out_rows": self.held_out_rows,
         }
 
 
@@ -492,7 +494,8 @@ def recommend(rows: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], label
     rec = Recommendation(schedule, chosen, verdict, str(kinds.get(chosen)), "", seeds, best_rule, best_other, held_out, d, sorted(within),
                          spread, stable, agreement, weights, inc_method, float(incumbent_z) if inc is not None else None,
                          challenger, _difference(cands[challenger], cands[chosen], seeds, labels, metric) if challenger else None,
-                         metric, alternatives=alternatives, span=span)
+                         metric, alternatives=alternatives, span=span,
+                         held_out_rows=sum(len(labels[s]) for s in seeds if s in labels) if labels is not None else 0)
     rec.text = _text(rec, metric)
     return rec
 

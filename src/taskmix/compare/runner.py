@@ -204,7 +204,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         first_rec = rec
         extra: list[int] = []
         rounds: list[dict[str, Any]] = []
-        while rec is not None and (round_seeds := next_round(cfg, tasks, rec, seed_list)):
+        while rec is not None and (round_seeds := next_round(cfg, rec, seed_list)):
             # the choice is within noise of others: rerun just those on more seeds, and choose again on every seed
             have_now = {(r["method"], int(r["seed"])) for r in rows}
             wanted = [(m, s) for s in round_seeds for m in rec.contenders]
@@ -216,7 +216,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
             rounds.append({"seeds": round_seeds, "candidates": rec.contenders})
             rec = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders)
             assert rec is not None  # every contender has rows of every seed now
-        if first_rec is not None and rec is not None and extra:
+        if extra and first_rec is not None and rec is not None:  # rec is a round's choice: never None after one
             rec = confirm(first_rec, rec, extra, rounds)
         stale = [r for r in rows if r["method"] == RECOMMENDED and (rec is None or not _same_mixture(r, rec))]
         if stale:  # written for another recommendation (other seeds): replaced
@@ -312,15 +312,13 @@ def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, 
                      incumbent_z=cfg.compare.incumbent_margin, criterion=cfg.compare.choose_by)
 
 
-def next_round(cfg: Config, tasks: Sequence[Task], rec: Recommendation, seeds: Sequence[int]) -> list[int]:
+def next_round(cfg: Config, rec: Recommendation, seeds: Sequence[int]) -> list[int]:
     """The seeds of the confirmation's next round after the choice ``rec`` (:func:`~taskmix.compare.recommend.confirm_round`
-    with ``compare.confirm_seeds`` and ``compare.confirm_rows``), ``seeds`` the comparison's own; the held-out rows are
-    counted (each seed's reward split) only where a later round is in question."""
+    with ``compare.confirm_seeds``, ``compare.confirm_rows`` and the held-out rows ``rec`` weighed), ``seeds`` the
+    comparison's own."""
     if not rec.contenders or not cfg.confirm_seeds:
         return []
-    later = len(rec.seeds) > len(seeds)
-    held = sum(len(prepare_job(cfg, tasks, s).reward_split.y) for s in rec.seeds) if later else 0
-    return confirm_round(rec, seeds, cfg.confirm_seeds, cfg.confirm_rows, held)
+    return confirm_round(rec, seeds, cfg.confirm_seeds, cfg.confirm_rows, rec.held_out_rows)
 
 
 def _same_mixture(row: dict[str, Any], rec: Recommendation) -> bool:
