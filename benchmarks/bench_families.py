@@ -296,6 +296,10 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
     seeds = sorted({r["seed"] for r in rows})
     fam = family if family is not None else make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
+    if later_fraction is not None:
+        lf = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"),
+                         overrides={"search": {"reward_fraction": later_fraction}})
+        labels.update({s: np.asarray(prepare_job(lf.config, lf.tasks, s).reward_split.y) for s in seeds if s >= n_first})
     as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z if prefer == "rule" else 0.0,
                     incumbent=INCUMBENT if prefer == "incumbent" else None, incumbent_z=z if prefer == "incumbent" else 0.0,
@@ -346,7 +350,8 @@ def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: 
 
 
 def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_confirm",
-                       plan: Sequence[int] | None = None, min_rows: int | None = None) -> None:
+                       plan: Sequence[int] | None = None, min_rows: int | None = None,
+                       later_fraction: float | None = None) -> None:
     """A development screen of the confirmation (``compare.confirm_seeds``) from rows of more seeds than the
     comparison's: the choice on the first ``n_first`` seeds (``rec_z0``'s), then, where it is within noise of other
     candidates, made again among those on every seed's rows (as :func:`add_recommended` does).  The rows of the later
@@ -355,7 +360,8 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
     ``plan``: the seeds each round of confirmation adds (default: one round, every later seed); a round reruns only
     the candidates still within noise of the choice after the previous one; with ``min_rows``, a round after the
     first runs only while the seeds used so far hold fewer held-out target rows than that (a confirmation sized by
-    the target's held-out rows)."""
+    the target's held-out rows).  ``later_fraction``: the later seeds' rows were run with that
+    ``search.reward_fraction`` (``--set``), their held-out labels are carved with it (default: the family's)."""
     rows = fam_out["rows"]
     seeds = sorted({r["seed"] for r in rows})
     every = {m for m in {r["method"] for r in rows} if {r["seed"] for r in rows if r["method"] == m} == set(seeds)}
@@ -366,6 +372,10 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
                          "and of later ones (a --first-seed run beside the comparison's)")
     fam = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
+    if later_fraction is not None:
+        lf = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"),
+                         overrides={"search": {"reward_fraction": later_fraction}})
+        labels.update({s: np.asarray(prepare_job(lf.config, lf.tasks, s).reward_split.y) for s in seeds if s >= n_first})
     as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend([r for r in as_compare if r["seed"] in first], kinds, {s: labels[s] for s in first}, "accuracy",
                     bootstrap=0, z=0.0)
@@ -760,6 +770,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "(add_confirm_screen), then scores every method on the first N seeds only; N:P1,P2+P3: rows "
                          "'rec_cP' per plan, each a '+'-list of the seeds its rounds add, optionally ending in 'rR': a round after the "
                          "first only while the seeds used hold fewer than R held-out target rows")
+    ap.add_argument("--confirm-fraction", type=float, default=None,
+                    help="with --screen-confirm: the later seeds' rows were run with this search.reward_fraction (--set)")
     ap.add_argument("--set", action="append", default=[], dest="settings_over",
                     help="SECTION.KEY=VALUE (repeatable): set a config key in every family (e.g. search.credit_window=4), "
                          "merged over the family's drawn config; values are read as YAML")
@@ -803,11 +815,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         sub = {**f, "rows": list(f["rows"])}
                         rounds, _, rows_goal = spec.partition("r")
                         add_confirm_screen(sub, int(n_first), f"rec_c{spec}", [int(k) for k in rounds.split("+")],
-                                           int(rows_goal) if rows_goal else None)
+                                           int(rows_goal) if rows_goal else None, args.confirm_fraction)
                         f.setdefault("_screens", []).extend(r for r in sub["rows"] if r["method"] == f"rec_c{spec}")
                     f["rows"] = [r for r in f["rows"] if r["seed"] < int(n_first)] + f.pop("_screens")
                 else:
-                    add_confirm_screen(f, int(n_first))
+                    add_confirm_screen(f, int(n_first), later_fraction=args.confirm_fraction)
         for zs in (args.screen_recommend or "").split(","):
             if zs:
                 z, prefer, name, criterion = screen_spec(zs)
