@@ -170,7 +170,8 @@ def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int
     """The comparison's recommendation (:func:`taskmix.compare.recommend.recommend`) from this family's rows, pooled
     over its seeds, retrained on each seed (a rule's: that rule's own row) -- as ``taskmix compare`` does, with its
     confirmation (``compare.confirm_seeds``: the candidates within noise of the choice rerun on more seeds, the
-    choice made again; more rounds while the seeds hold fewer than ``compare.confirm_rows`` held-out rows).  Returns the confirmation's rows (kept apart from the family's: they feed only the choice)."""
+    choice made again, their runs holding out ``compare.confirm_fraction`` of the target's rows; more rounds while the
+    seeds hold fewer than ``compare.confirm_rows`` held-out rows).  Returns the confirmation's rows (kept apart from the family's: they feed only the choice)."""
     jobs = {s: prepare_job(fam.config, fam.tasks, s) for s in seeds}
     rec = recommendation_of(rows, jobs)
     if rec is None:
@@ -182,7 +183,7 @@ def add_recommended(fam: Family, rows: list[dict[str, Any]], seeds: Sequence[int
     rounds: list[dict[str, Any]] = []
     while round_seeds := next_round(fam.config, rec, list(seeds)):
         for s in round_seeds:
-            jobs[s] = prepare_job(fam.config, fam.tasks, s)
+            jobs[s] = prepare_job(fam.config.for_confirmation(), fam.tasks, s)  # compare.confirm_fraction held out
             confirm_rows += [{"family": fam.seed, "seed": s, **r} for r in run_methods(jobs[s], {}, rec.contenders)]
         extra += round_seeds
         rounds.append({"seeds": round_seeds, "candidates": rec.contenders})
@@ -296,10 +297,6 @@ def add_recommended_screen(fam_out: dict[str, Any], z: float, name: str, family:
     seeds = sorted({r["seed"] for r in rows})
     fam = family if family is not None else make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
-    if later_fraction is not None:
-        lf = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"),
-                         overrides={"search": {"reward_fraction": later_fraction}})
-        labels.update({s: np.asarray(prepare_job(lf.config, lf.tasks, s).reward_split.y) for s in seeds if s >= n_first})
     as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend(as_compare, kinds, labels, "accuracy", bootstrap=0, z=z if prefer == "rule" else 0.0,
                     incumbent=INCUMBENT if prefer == "incumbent" else None, incumbent_z=z if prefer == "incumbent" else 0.0,
