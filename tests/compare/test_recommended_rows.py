@@ -186,9 +186,37 @@ def test_a_confirmation_runs_more_rounds_while_its_seeds_hold_few_held_out_rows(
     assert rec["confirmed"]["seeds"] == [2] and len(rec["confirmed"]["rounds"]) == 1 and rec["seeds"] == [0, 1, 2]
 
 
+def test_a_confirmation_holds_out_its_own_share_and_never_lends_its_rows_to_the_table(tmp_path: Path) -> None:
+    from taskmix.compare.predictions import decode_labels
+
+    args = ["compare", "builtin", "--methods", "proportional,temperature_1", "--out", OUT, *SMALL,
+            "-o", "compare.confirm_rows=0", "-o", "compare.confirm_fraction=0.5"]
+    o = invoke([*args, "--seeds", "2", "-o", "compare.confirm_seeds=1"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rows = _rows(tmp_path)
+    held = {(r["method"], r["seed"]): len(decode_labels(r["extra"]["reward_predictions"])) for r in rows}
+    conf = [r for r in rows if r["seed"] == 2]
+    assert len(conf) == 2 and all(r["extra"]["reward_fraction"] == 0.5 for r in conf)
+    assert all("reward_fraction" not in r["extra"] for r in rows if r["seed"] < 2)
+    assert held[("proportional", 2)] > 4 * held[("proportional", 0)]  # half the target's rows against a tenth
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    assert rec["held_out_rows"] == held[("proportional", 0)] + held[("proportional", 1)] + held[("proportional", 2)]
+    # a resume on three seeds runs seed 2's comparison rows beside the confirmation's: those never enter the table
+    o = invoke([*args, "--seeds", "3", "-o", "compare.confirm_seeds=0", "--resume"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    rows = _rows(tmp_path)
+    assert sorted(r.get("extra", {}).get("reward_fraction") or 0 for r in rows
+                  if r["seed"] == 2 and r["method"] == "proportional") == [0, 0.5]
+    results = json.loads((tmp_path / OUT / "results.json").read_text())
+    assert results["seeds"] == [0, 1, 2] and all("reward_fraction" not in r["extra"] for r in results["rows"])
+    # the share shapes the confirmation's rows: a resume may not change it
+    o = invoke([*args[:-1], "compare.confirm_fraction=0.4", "--seeds", "3", "--resume"], tmp_path)
+    assert o.exit_code == 2 and "compare.confirm_fraction" in o.stderr
+
+
 def test_confirm_seeds_defaults_by_regime_and_is_refused_out_of_range(tmp_path: Path) -> None:
     from taskmix.config import config_from_dict, load_config
-    from taskmix.config.schema import CONFIRM_ROWS, CONFIRM_SEEDS
+    from taskmix.config.schema import CONFIRM_FRACTION, CONFIRM_ROWS, CONFIRM_SEEDS
     from taskmix.errors import ConfigError
 
     assert load_config(None).confirm_seeds == CONFIRM_SEEDS == 3  # feature tasks: the built-in benchmark
@@ -205,3 +233,10 @@ def test_confirm_seeds_defaults_by_regime_and_is_refused_out_of_range(tmp_path: 
     for bad in ("-1", "1.5", "true"):
         with pytest.raises(ConfigError, match="compare.confirm_rows"):
             load_config(None, [f"compare.confirm_rows={bad}"])
+    assert load_config(None).confirm_fraction == CONFIRM_FRACTION  # feature tasks: the confirmation's own share
+    assert config_from_dict(text, "c.yaml", tmp_path).confirm_fraction == 0.1  # elsewhere: search.reward_fraction
+    assert load_config(None, ["compare.confirm_fraction=0.1"]).for_confirmation().search.reward_fraction == 0.1
+    assert load_config(None).for_confirmation().search.reward_fraction == CONFIRM_FRACTION
+    for bad in ("0", "1", "-0.2", "x"):
+        with pytest.raises(ConfigError, match="compare.confirm_fraction"):
+            load_config(None, [f"compare.confirm_fraction={bad}"])

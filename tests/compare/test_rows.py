@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taskmix.compare.predictions import decode_labels, encode_labels, encode_losses
-from taskmix.compare.rows import ROW_DIGEST, RowContext, check_row, read_rows, row_digest
+from taskmix.compare.rows import ROW_DIGEST, RowContext, check_row, held_out_fraction, read_rows, row_digest
 from taskmix.compare.runner import strict_json
 from taskmix.compare.stats import combined_ci, nearly_constant, paired_t, t_ci
 from taskmix.errors import ConfigError
@@ -124,7 +124,7 @@ def test_results_and_rows_are_strict_json(finished: dict[str, Any]) -> None:
 
 def _context() -> RowContext:
     return RowContext(("target", "helpful", "harmful", "irrelevant"), "accuracy", np.array([0, 1, 1, 0]), 2,
-                      reward_labels=lambda seed: np.array([0, 1]))
+                      reward_labels=lambda seed, fraction: np.array([0, 1]) if fraction is None else np.array([0, 1, 1]))
 
 
 HELD_OUT = {"reward_split": 0.5, "reward_predictions": encode_labels(np.array([0, 0]))}
@@ -174,6 +174,10 @@ def _row(**kw: Any) -> dict[str, Any]:
     ({"predictions": encode_labels(np.array([0, 1, 2, 1]))}, "'predictions' holds label 2, expected labels below 2"),
     ({"predictions": encode_labels(np.array([0, 1]))}, "'predictions' holds 2 labels but the target's report split has 4"),
     ({"extra": [1]}, "'extra' is [1], expected an object"),
+    ({"extra": {"reward_fraction": 1.0}}, "'extra.reward_fraction' is 1.0, expected a number in (0, 1)"),
+    ({"extra": {"reward_fraction": 0}}, "'extra.reward_fraction' is 0, expected a number in (0, 1)"),
+    ({"extra": {"reward_fraction": "0.3"}}, "'extra.reward_fraction' is \"0.3\", expected a number in (0, 1)"),
+    ({"extra": {"reward_fraction": 0.33}}, "'extra.reward_predictions' holds 2 labels but seed 0's reward split has 3"),
     ({"junk": 1}, "unknown field 'junk'"),
 ])
 def test_check_row_refuses_with_one_line_naming_the_field(edit: dict[str, Any], message: str) -> None:
@@ -181,6 +185,17 @@ def test_check_row_refuses_with_one_line_naming_the_field(edit: dict[str, Any], 
         check_row(_row(**edit), "rows.jsonl:3", _context())
     text = str(e.value)
     assert text.startswith("rows.jsonl:3: ") and message in text and "\n" not in text, text
+
+
+def test_a_confirmation_row_is_checked_against_its_own_held_out_share(tmp_path: Path) -> None:
+    """A row that records its held-out share (a confirmation's run) is checked against that carve's labels, and is
+    another key than the comparison's row of the same (method, seed)."""
+    mine = _row(extra={"reward_fraction": 0.33, "reward_split": 2 / 3,
+                       "reward_predictions": encode_labels(np.array([0, 1, 0]))})
+    assert held_out_fraction(check_row(mine, "x", _context())) == 0.33 and held_out_fraction(_row()) is None
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(_row()) + "\n" + json.dumps(mine) + "\n")
+    assert [held_out_fraction(r) for r in read_rows(path, _context())] == [None, 0.33]
 
 
 def test_check_row_refuses_a_missing_field_and_a_deep_nesting() -> None:

@@ -16,7 +16,8 @@ checks every field a comparison uses, as the writer produces it:
   one finite number per task; ``task_train_loss`` and ``reward_se*``: one finite number or ``null`` per task),
   counters (``round``, ``meta_step``, ``step``, ...: integers in ``[0, 2^40)``) and
   ``reward_split_accuracy`` in ``[0, 1]``;
-* ``extra``: an object (its ``task_effects`` well formed);
+* ``extra``: an object (its ``task_effects`` well formed; a confirmation's row, run with another share of held-out
+  target rows, records it as ``reward_fraction``, a number in ``(0, 1)``: :func:`held_out_fraction`);
 * with a :class:`RowContext` (a resume): ``predictions`` hold one label per row of the target's report split,
   each below the target's number of labels, and ``test`` is the target's metric of those predictions against
   the report split's labels (within :data:`TEST_TOLERANCE`).
@@ -39,7 +40,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -52,7 +53,20 @@ from ..schedule import TOLERANCE, Schedule
 from .methods import METHODS
 from .predictions import decode_labels, decode_losses
 
-__all__ = ["FIELDS", "MAX_SECONDS", "ROW_DIGEST", "RowContext", "TEST_TOLERANCE", "check_row", "read_rows", "row_digest"]
+__all__ = ["FIELDS", "FRACTION", "MAX_SECONDS", "ROW_DIGEST", "RowContext", "TEST_TOLERANCE", "check_row", "held_out_fraction",
+           "read_rows", "row_digest"]
+
+FRACTION = "reward_fraction"
+"""The ``extra`` field of a confirmation's row run with its own share of held-out target rows
+(``compare.confirm_fraction``, where it differs from ``search.reward_fraction``): that share.  Such a row feeds only
+the confirmation's choice, never the table, and is never taken for the comparison's row of its (method, seed)."""
+
+
+def held_out_fraction(row: Mapping[str, Any]) -> float | None:
+    """The share of held-out target rows ``row`` was run with where it records one (a confirmation's run with
+    ``compare.confirm_fraction``), else None (the comparison's ``search.reward_fraction``)."""
+    v = (row.get("extra") or {}).get(FRACTION)
+    return None if v is None else float(v)
 
 ROW_DIGEST = "sha256"
 """The field of every ``rows.jsonl`` row holding the sha256 of the rest of the row (see :func:`row_digest`)."""
@@ -116,13 +130,15 @@ class RowContext:
     """the target's number of labels (predictions are below it)"""
     split: str = "test"
     """the report split's name, for messages"""
-    reward_labels: Callable[[int], np.ndarray] | None = None
-    """the labels of a seed's reward split (held out of every retrained model), to check ``extra.reward_split``"""
+    reward_labels: Callable[[int, float | None], np.ndarray] | None = None
+    """the labels of a seed's reward split (held out of every retrained model), to check ``extra.reward_split``: called
+    with the seed and the row's :func:`held_out_fraction` (None: the comparison's)"""
 
     @classmethod
     def of(cls, tasks: Sequence[Task], target: str,
-           reward_labels: Callable[[int], np.ndarray] | None = None) -> "RowContext":
-        """The context of a comparison of ``tasks`` on ``target`` (``reward_labels``: seed -> its reward split's labels)."""
+           reward_labels: Callable[[int, float | None], np.ndarray] | None = None) -> "RowContext":
+        """The context of a comparison of ``tasks`` on ``target`` (``reward_labels``: (seed, held-out share or None) ->
+        that reward split's labels)."""
         names = tuple(t.name for t in tasks)
         t = tasks[names.index(target)]
         return cls(names, t.metric, np.asarray(t.report_split.y), int(cast(int, t.num_labels)), t.report_split_name,
@@ -156,6 +172,10 @@ def _held_out(extra: dict[str, Any], where: str, kind: str, seed: int, context: 
             if key not in extra:
                 raise ConfigError(f"{where}: no 'extra.{key}'; a row of a {kind} method keeps its held-out evidence")
     lm = context is not None and context.metric in NO_LABEL_METRICS
+    if extra.get(FRACTION) is not None:
+        _number(extra[FRACTION], where, f"extra.{FRACTION}", 0, 1, "a number in (0, 1)", hi_open=True)
+        if extra[FRACTION] == 0:
+            raise _bad(where, f"extra.{FRACTION}", extra[FRACTION], "a number in (0, 1)")
     if "reward_split" in extra:
         hi = MAX_BITS_PER_BYTE if lm or (context is None and _no_labels(extra.get("reward_predictions"))) else 1
         _number(extra["reward_split"], where, "extra.reward_split", 0, hi, f"a number in [0, {hi:g}]")
@@ -183,7 +203,7 @@ def _held_out(extra: dict[str, Any], where: str, kind: str, seed: int, context: 
         return
     if context.reward_labels is None or "reward_split" not in extra:
         return
-    y = context.reward_labels(seed)
+    y = context.reward_labels(seed, held_out_fraction({"extra": extra}))
     if len(pred) != len(y):
         raise ConfigError(f"{where}: 'extra.reward_predictions' holds {len(pred)} labels but seed {seed}'s reward split has "
                           f"{len(y)} rows; the data changed since these rows were written: use a new --out")
@@ -380,7 +400,8 @@ def check_row(row: Any, where: str, context: RowContext | None = None) -> dict[s
 def read_rows(path: str | Path, context: RowContext | None = None) -> list[dict[str, Any]]:
     """The rows of a ``rows.jsonl``, each checked by :func:`check_row`; duplicates dropped.
 
-    A row seen twice for one (method, seed) with different content is refused;
+    A row seen twice for one (method, seed) with different content is refused (a confirmation's row with its own
+    share of held-out rows, :func:`held_out_fraction`, is another key);
     any bad row is a :class:`ConfigError` naming the file and line.  The file
     must be a regular file (a symbolic link is refused) and is never unpickled.
     """
@@ -390,7 +411,7 @@ def read_rows(path: str | Path, context: RowContext | None = None) -> list[dict[
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
     rows: list[dict[str, Any]] = []
-    seen: dict[tuple[str, int], tuple[int, str]] = {}
+    seen: dict[tuple[str, int, float | None], tuple[int, str]] = {}
     for i, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():
             continue
@@ -400,7 +421,7 @@ def read_rows(path: str | Path, context: RowContext | None = None) -> list[dict[
         except (ValueError, RecursionError):  # bad JSON, not UTF-8 (a pickle), a duplicate key, a 5000-digit number
             raise ConfigError(f"{where}: not a results row (expected JSON with method, seed, test and seconds)") from None
         row = check_row(row, where, context)
-        key = (row["method"], row["seed"])
+        key = (row["method"], row["seed"], held_out_fraction(row))
         if key in seen:
             line, digest = seen[key]
             if digest != row[ROW_DIGEST]:

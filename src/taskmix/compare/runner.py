@@ -40,7 +40,7 @@ from .predictions import encode_labels
 from .ray_backend import run_cells_ray
 from .recommend import RECOMMENDED, Recommendation, confirm, confirm_round, recommend
 from .report import write_report
-from .rows import ROW_DIGEST, RowContext, read_rows, row_digest
+from .rows import FRACTION, ROW_DIGEST, RowContext, held_out_fraction, read_rows, row_digest
 from .stats import format_table, method_kind, paired, paired_t, summarize
 
 __all__ = ["read_rows", "row_digest", "run_cells", "run_compare", "schedule_title", "warm_up"]
@@ -162,12 +162,12 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         check_compatible(_without_methods(saved), _without_methods({"config": fingerprint})["config"], saved.get("seed"),  # type: ignore[arg-type]  # seeds are per row
                          str(out))
         check_inputs(saved.get("inputs"), inputs, str(meta_path), allow_changed_data, cfg)  # before the rows are read
-        reward_labels = functools.lru_cache(maxsize=None)(lambda s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y))
+        reward_labels = functools.lru_cache(maxsize=None)(lambda s, f: _reward_labels(cfg, tasks, s, f))
         # every field checked; `test` and `extra.reward_split` against the row's own predictions
         rows = read_rows(rows_path, RowContext.of(tasks, cfg.target, reward_labels))
     elif (out / "results.json").exists() or rows_path.exists() or rows_path.is_symlink():
         raise ConfigError(f"{out}: already holds a comparison; use --resume to continue it or choose a new --out")
-    done = {(r["method"], int(r["seed"])) for r in rows}
+    done = {(r["method"], int(r["seed"])) for r in rows if held_out_fraction(r) is None}  # not a confirmation's own
     cells = [(m, s) for s in seed_list for m in methods if (m, s) not in done]
     names = [t.name for t in tasks]
     target = tasks[names.index(cfg.target)]
@@ -188,12 +188,14 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         atomic_write_text(rows_path, "".join(strict_json(r) + "\n" for r in rows))
         progress.cell_finished(row["method"], int(row["seed"]), row.get("test"), row.get("seconds"))
 
-    def run(todo: Sequence[tuple[str, int]]) -> None:
+    def run(todo: Sequence[tuple[str, int]], run_cfg: Config = cfg, mark: float | None = None) -> None:
+        """Run ``todo`` with ``run_cfg``; ``mark``: the held-out share its rows record (a confirmation's own)."""
+        keep = on_row if mark is None else (lambda row: on_row({**row, "extra": {**(row.get("extra") or {}), FRACTION: mark}}))
         with reporting(progress):  # a learned method's search reports its meta-steps to the running cell
             if backend == "ray":
-                run_cells_ray(cfg, tasks, todo, on_row, address=address)
+                run_cells_ray(run_cfg, tasks, todo, keep, address=address)
             else:
-                run_cells(cfg, tasks, todo, on_row, on_start=progress.cell_started)
+                run_cells(run_cfg, tasks, todo, keep, on_start=progress.cell_started)
 
     run(cells)
 
@@ -204,17 +206,19 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         first_rec = rec
         extra: list[int] = []
         rounds: list[dict[str, Any]] = []
+        mark = confirm_mark(cfg)
         while rec is not None and (round_seeds := next_round(cfg, rec, seed_list)):
-            # the choice is within noise of others: rerun just those on more seeds, and choose again on every seed
-            have_now = {(r["method"], int(r["seed"])) for r in rows}
+            # the choice is within noise of others: rerun just those on more seeds (holding out compare.confirm_fraction
+            # of the target's rows), and choose again on every seed
+            have_now = {(r["method"], int(r["seed"])) for r in rows if held_out_fraction(r) == mark}
             wanted = [(m, s) for s in round_seeds for m in rec.contenders]
             more = [c for c in wanted if c not in have_now]
             n_confirm += len(wanted)
             progress.set_total(n_main + n_confirm + len(seed_list), n_main + n_confirm - len(more))
-            run(more)
+            run(more, cfg.for_confirmation(), mark)
             extra += round_seeds
             rounds.append({"seeds": round_seeds, "candidates": rec.contenders})
-            rec = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders)
+            rec = recommendation(cfg, tasks, rows, seed_list + extra, methods=rec.contenders, confirming=extra)
             assert rec is not None  # every contender has rows of every seed now
         if extra and first_rec is not None and rec is not None:  # rec is a round's choice: never None after one
             rec = confirm(first_rec, rec, extra, rounds)
@@ -233,7 +237,7 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
         methods = methods + ([RECOMMENDED] if rec is not None else [])
 
     order = {(m, s): i for i, (m, s) in enumerate((m, s) for s in seed_list for m in methods)}
-    rows = sorted((r for r in rows if (r["method"], int(r["seed"])) in order), key=lambda r: order[(r["method"], int(r["seed"]))])
+    rows = sorted((r for r in rows if (r["method"], int(r["seed"])) in order and held_out_fraction(r) is None), key=lambda r: order[(r["method"], int(r["seed"]))])
     public_rows = []
     for r in rows:
         tag = f"{r['method']}-seed{r['seed']}"
@@ -294,19 +298,34 @@ def _compare_locked(cfg: Config, tasks: Sequence[Task], out: Path, methods: list
     return {"results": results, "table": table, "summary": summary, "verdict": answer["text"] if answer else None}
 
 
+def confirm_mark(cfg: Config) -> float | None:
+    """The held-out share a confirmation's rows record (:data:`~taskmix.compare.rows.FRACTION`):
+    ``compare.confirm_fraction`` where it differs from ``search.reward_fraction``, else None (its rows are like the
+    comparison's)."""
+    f = cfg.confirm_fraction
+    return None if f == cfg.search.reward_fraction else f
+
+
+def _reward_labels(cfg: Config, tasks: Sequence[Task], seed: int, fraction: float | None = None) -> np.ndarray:
+    """The labels of ``seed``'s reward split, carved with ``fraction`` of the target's rows (None: the config's)."""
+    return np.asarray(prepare_job(cfg.with_reward_fraction(fraction), tasks, seed).reward_split.y)
+
+
 def recommendation(cfg: Config, tasks: Sequence[Task], rows: Sequence[dict[str, Any]], seeds: Sequence[int],
-                   methods: Sequence[str] | None = None) -> Recommendation | None:
+                   methods: Sequence[str] | None = None, confirming: Sequence[int] = ()) -> Recommendation | None:
     """The comparison's recommended mixture (:func:`taskmix.compare.recommend.recommend`) from its rows of ``seeds``
-    (of ``methods`` only, when given: a confirmation's contenders).
+    (of ``methods`` only, when given: a confirmation's contenders; ``confirming``: the seeds among ``seeds`` that a
+    confirmation ran, whose rows hold out ``compare.confirm_fraction`` of the target's rows).
 
     The held-out evidence is pooled over the reward-split rows of every seed: their labels come from the
     seed's job (the reward split is carved from the target's training data per seed, as every method's is).
     """
-    wanted = set(seeds)
+    wanted, mark, later = set(seeds), confirm_mark(cfg), set(confirming)
     base = [r for r in rows if r["method"] != RECOMMENDED and int(r["seed"]) in wanted
-            and (methods is None or r["method"] in methods)]
+            and (methods is None or r["method"] in methods)
+            and held_out_fraction(r) == (mark if int(r["seed"]) in later else None)]
     kinds = {r["method"]: METHODS.meta(r["method"], "kind") for r in base}
-    labels = {s: np.asarray(prepare_job(cfg, tasks, s).reward_split.y) for s in seeds}
+    labels = {s: _reward_labels(cfg, tasks, s, mark if s in later else None) for s in seeds}
     target = tasks[[t.name for t in tasks].index(cfg.target)]
     return recommend(base, kinds, labels, target.metric, incumbent=cfg.compare.incumbent,
                      incumbent_z=cfg.compare.incumbent_margin, criterion=cfg.compare.choose_by)
@@ -343,7 +362,8 @@ def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, see
     same = [r for r in rows if int(r["seed"]) == seed and r["method"] in names]
     cost = {k: sum(float(r[k]) for r in same) for k in ("seconds", "train_steps", "evaluations")}
     if conf:  # the confirmation's runs, shared equally by the comparison's seeds
-        more = [r for r in rows if int(r["seed"]) in set(conf["seeds"]) and r["method"] in conf["candidates"]]
+        more = [r for r in rows if int(r["seed"]) in set(conf["seeds"]) and r["method"] in conf["candidates"]
+                and held_out_fraction(r) == confirm_mark(cfg)]
         cost = {k: v + sum(float(r[k]) for r in more) / len(conf["first_seeds"]) for k, v in cost.items()}
     src = next((r for r in same if r["method"] == rec.source), None)
     if rec.kind == "baseline" and src is not None:

@@ -233,8 +233,9 @@ def regime_note(cfg: Config) -> str:
     if cfg.model.regime == "frozen":
         return (f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md); "
                 "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation, "
-                f"and confirms a choice within noise on compare.confirm_seeds={cfg.confirm_seeds} more seeds, and again while "
-                f"they hold fewer than compare.confirm_rows={cfg.confirm_rows} held-out target rows (docs/compare.md)")
+                f"and confirms a choice within noise on compare.confirm_seeds={cfg.confirm_seeds} more seeds (runs that hold out "
+                f"compare.confirm_fraction={cfg.confirm_fraction:g} of the target's training rows), and again while they hold "
+                f"fewer than compare.confirm_rows={cfg.confirm_rows} held-out target rows (docs/compare.md)")
     return f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md)"
 
 

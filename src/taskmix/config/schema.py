@@ -321,6 +321,11 @@ class CompareConfig(_Strict):
     run on another round of confirm_seeds seeds while the seeds used hold fewer held-out target rows than this (at
     most CONFIRM_ROUNDS rounds); 0: one round.  null: the regime's default (CONFIRM_ROWS where the regime confirms by
     default, else 0)"""
+    confirm_fraction: float | None = Field(None, gt=0, lt=1)
+    """the share of the target's training rows a confirmation's runs hold out (their reward split, which the choice is
+    made on), in place of search.reward_fraction: a larger share gives each rerun more held-out rows to weigh, each
+    model trained on fewer.  The comparison's own rows keep search.reward_fraction.  null: the regime's default
+    (CONFIRM_FRACTION for feature tasks, search.reward_fraction elsewhere)"""
     recommend: StrictBool = True
     """end with one recommended mixture (recommended.json, the verdict atop the report) and its 'recommended' rows: the
     recommendation retrained on every seed and scored on the report split like every other method"""
@@ -419,6 +424,13 @@ CONFIRM_ROWS = 60
 time, while the seeds used hold fewer held-out target rows than this (a target under about 100 training rows holds
 fewer than 10 per seed).  Chosen on the feature development families (BENCHMARKS.md, *confirm-sized-dev*): mean
 regret 0.76 / 0.06 points (wide / v1) against 0.76 / 0.17 for one round; 100 rows did worse on the wide families."""
+
+CONFIRM_FRACTION = 0.5
+"""compare.confirm_fraction's default for feature tasks: a confirmation's runs hold out half the target's training
+rows (the comparison's own rows: search.reward_fraction, 0.1), so each rerun weighs five times the held-out rows,
+each model trained on half the target.  Chosen on the feature development families by a pre-registered rule
+(BENCHMARKS.md, *confirm-fraction-dev*): mean regret 0.42 / 0.07 points (wide / v1) against 0.76 / 0.06 for 0.1 and
+0.74 / 0.08 for 0.33, the families within noise of the best rule and the cells below single-task unchanged."""
 
 
 TEXT_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "proportional"}
@@ -595,6 +607,30 @@ class Config(_Strict):
         if self.compare.confirm_rows is not None:
             return int(self.compare.confirm_rows)
         return CONFIRM_ROWS if self.regime == "features" and self.model.regime == "frozen" else 0
+
+    @property
+    def confirm_fraction(self) -> float:
+        """``compare.confirm_fraction``, or the regime's default where it is null: :data:`CONFIRM_FRACTION` for feature
+        tasks in the frozen regime, else ``search.reward_fraction`` (a confirmation's runs hold out what the
+        comparison's do)."""
+        if self.compare.confirm_fraction is not None:
+            return float(self.compare.confirm_fraction)
+        frozen_features = self.regime == "features" and self.model.regime == "frozen"
+        return CONFIRM_FRACTION if frozen_features else float(self.search.reward_fraction)
+
+    def for_confirmation(self) -> "Config":
+        """This config as a confirmation's runs use it: ``search.reward_fraction`` set to :attr:`confirm_fraction`
+        (the same config where they agree)."""
+        return self.with_reward_fraction(self.confirm_fraction)
+
+    def with_reward_fraction(self, fraction: float | None) -> "Config":
+        """This config with ``search.reward_fraction`` set to ``fraction`` (itself for None or the same share),
+        validated like the field."""
+        if fraction is None or fraction == self.search.reward_fraction:
+            return self
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ValueError(f"reward_fraction: expected a number in (0, 1), got {fraction!r}")
+        return self.model_copy(update={"search": self.search.model_copy(update={"reward_fraction": float(fraction)})})
 
     @property
     def regime_defaults(self) -> tuple[str, ...]:
