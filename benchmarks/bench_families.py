@@ -371,9 +371,8 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
     fam = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"))
     labels = {s: np.asarray(prepare_job(fam.config, fam.tasks, s).reward_split.y) for s in seeds}
     if later_fraction is not None:
-        lf = make_family(fam_out["family"], generator=fam_out.get("generator", "v1"),
-                         overrides={"search": {"reward_fraction": later_fraction}})
-        labels.update({s: np.asarray(prepare_job(lf.config, lf.tasks, s).reward_split.y) for s in seeds if s >= n_first})
+        later_cfg = fam.config.with_reward_fraction(later_fraction)
+        labels.update({s: np.asarray(prepare_job(later_cfg, fam.tasks, s).reward_split.y) for s in seeds if s >= n_first})
     as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend([r for r in as_compare if r["seed"] in first], kinds, {s: labels[s] for s in first}, "accuracy",
                     bootstrap=0, z=0.0)

@@ -362,8 +362,9 @@ def recommended_row(cfg: Config, tasks: Sequence[Task], rec: Recommendation, see
     same = [r for r in rows if int(r["seed"]) == seed and r["method"] in names]
     cost = {k: sum(float(r[k]) for r in same) for k in ("seconds", "train_steps", "evaluations")}
     if conf:  # the confirmation's runs, shared equally by the comparison's seeds
-        more = [r for r in rows if int(r["seed"]) in set(conf["seeds"]) and r["method"] in conf["candidates"]
-                and held_out_fraction(r) == confirm_mark(cfg)]
+        seeds, mark = set(conf["seeds"]), confirm_mark(cfg)
+        more = [r for r in rows if int(r["seed"]) in seeds and r["method"] in conf["candidates"]
+                and held_out_fraction(r) == mark]
         cost = {k: v + sum(float(r[k]) for r in more) / len(conf["first_seeds"]) for k, v in cost.items()}
     src = next((r for r in same if r["method"] == rec.source), None)
     if rec.kind == "baseline" and src is not None:
