@@ -350,7 +350,8 @@ def add_candidate_screen(fam_out: dict[str, Any], methods: Sequence[str], name: 
 
 def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_confirm",
                        plan: Sequence[int] | None = None, min_rows: int | None = None,
-                       later_fraction: float | None = None) -> None:
+                       later_fraction: float | None = None, incumbent: str | None = None,
+                       incumbent_z: float = 1.0) -> None:
     """A development screen of the confirmation (``compare.confirm_seeds``) from rows of more seeds than the
     comparison's: the choice on the first ``n_first`` seeds (``rec_z0``'s), then, where it is within noise of other
     candidates, made again among those on every seed's rows (as :func:`add_recommended` does).  The rows of the later
@@ -360,7 +361,9 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
     the candidates still within noise of the choice after the previous one; with ``min_rows``, a round after the
     first runs only while the seeds used so far hold fewer held-out target rows than that (a confirmation sized by
     the target's held-out rows).  ``later_fraction``: the later seeds' rows were run with that
-    ``search.reward_fraction`` (``--set``), their held-out labels are carved with it (default: the family's)."""
+    ``search.reward_fraction`` (``--set``), their held-out labels are carved with it (default: the family's).
+    ``incumbent``: every round's choice keeps that rule unless a candidate beats it by more than ``incumbent_z``
+    standard errors (``compare.incumbent`` / ``compare.incumbent_margin``, as the runner passes them)."""
     rows = fam_out["rows"]
     seeds = sorted({r["seed"] for r in rows})
     every = {m for m in {r["method"] for r in rows} if {r["seed"] for r in rows if r["method"] == m} == set(seeds)}
@@ -376,7 +379,7 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
         labels.update({s: np.asarray(prepare_job(later_cfg, fam.tasks, s).reward_split.y) for s in seeds if s >= n_first})
     as_compare = compare_rows([r for r in rows if r["method"] in kinds])
     rec = recommend([r for r in as_compare if r["seed"] in first], kinds, {s: labels[s] for s in first}, "accuracy",
-                    bootstrap=0, z=0.0)
+                    bootstrap=0, z=0.0, incumbent=incumbent, incumbent_z=incumbent_z)
     if rec is None:
         return
     later = [s for s in seeds if s not in first]
@@ -393,7 +396,8 @@ def add_confirm_screen(fam_out: dict[str, Any], n_first: int, name: str = "rec_c
         ran |= set(cur.contenders)
         used += later[len(used) - len(first):len(used) - len(first) + k]
         cur = recommend([r for r in as_compare if r["method"] in cur.contenders and r["seed"] in used], kinds,
-                        {s: labels[s] for s in used}, "accuracy", bootstrap=0, z=0.0)
+                        {s: labels[s] for s in used}, "accuracy", bootstrap=0, z=0.0, incumbent=incumbent,
+                        incumbent_z=incumbent_z)
         assert cur is not None
     source = cur.source
     extra_seeds = set(used) - set(first)
@@ -770,6 +774,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "first only while the seeds used hold fewer than R held-out target rows")
     ap.add_argument("--confirm-fraction", type=float, default=None,
                     help="with --screen-confirm: the later seeds' rows were run with this search.reward_fraction (--set)")
+    ap.add_argument("--confirm-incumbent", default=None,
+                    help="with --screen-confirm N:PLANS: comma-separated RULE:Z (or none): one rows name per plan and "
+                         "incumbent, 'rec_c<plan>_<RULE><Z>', every round keeping RULE unless a candidate beats it by "
+                         "more than Z standard errors (compare.incumbent, compare.incumbent_margin)")
     ap.add_argument("--set", action="append", default=[], dest="settings_over",
                     help="SECTION.KEY=VALUE (repeatable): set a config key in every family (e.g. search.credit_window=4), "
                          "merged over the family's drawn config; values are read as YAML")
@@ -810,11 +818,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             for f in fams:
                 if plans:  # one rows name per plan, every plan from the same rows, then the later seeds dropped
                     for spec in plans.split(","):
-                        sub = {**f, "rows": list(f["rows"])}
-                        rounds, _, rows_goal = spec.partition("r")
-                        add_confirm_screen(sub, int(n_first), f"rec_c{spec}", [int(k) for k in rounds.split("+")],
-                                           int(rows_goal) if rows_goal else None, args.confirm_fraction)
-                        f.setdefault("_screens", []).extend(r for r in sub["rows"] if r["method"] == f"rec_c{spec}")
+                        for inc in (args.confirm_incumbent or "none").split(","):
+                            rule, _, iz = inc.partition(":")
+                            name = f"rec_c{spec}" + ("" if rule == "none" else f"_{rule}{iz or '1'}")
+                            sub = {**f, "rows": list(f["rows"])}
+                            rounds, _, rows_goal = spec.partition("r")
+                            add_confirm_screen(sub, int(n_first), name, [int(k) for k in rounds.split("+")],
+                                               int(rows_goal) if rows_goal else None, args.confirm_fraction,
+                                               None if rule == "none" else rule, float(iz or 1))
+                            f.setdefault("_screens", []).extend(r for r in sub["rows"] if r["method"] == name)
                     f["rows"] = [r for r in f["rows"] if r["seed"] < int(n_first)] + f.pop("_screens")
                 else:
                     add_confirm_screen(f, int(n_first), later_fraction=args.confirm_fraction)

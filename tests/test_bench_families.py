@@ -254,3 +254,22 @@ def test_the_confirm_screen_needs_rows_of_later_seeds():
             for s in (0, 1, 2)]
     with pytest.raises(SystemExit, match="--screen-confirm 3: family 7 needs rows"):
         bf.add_confirm_screen({"family": 7, "rows": rows}, 3)
+
+
+def test_the_confirm_screen_keeps_its_incumbent_unless_beaten():
+    """With an incumbent and a huge margin, every round of the confirmation screen keeps that rule; the screen's rows
+    are scored on the comparison's seeds only."""
+    torch.set_num_threads(1)
+    fam = _family()
+    res = bf.run_family(fam, [0, 1, 2, 3], {}, ("single_task", "uniform", "learned_time_invariant"), n_random=0,
+                        oracle=False)
+    kept = {**res, "rows": list(res["rows"])}
+    bf.add_confirm_screen(kept, 2, "rec_inc", [2], incumbent="single_task", incumbent_z=100.0)
+    mine = [r for r in kept["rows"] if r["method"] == "rec_inc"]
+    assert sorted(r["seed"] for r in mine) == [0, 1] and {r["source"] for r in mine} == {"single_task"}
+    assert {r["seed"] for r in kept["rows"]} == {0, 1}  # the later seeds' rows are dropped
+    own = {r["seed"]: r["test"] for r in kept["rows"] if r["method"] == "single_task"}
+    assert all(r["test"] == own[r["seed"]] for r in mine)
+    other = {**res, "rows": list(res["rows"])}  # another incumbent: the same rows now keep that one
+    bf.add_confirm_screen(other, 2, "rec_inc", [2], incumbent="uniform", incumbent_z=100.0)
+    assert {r["source"] for r in other["rows"] if r["method"] == "rec_inc"} == {"uniform"}
