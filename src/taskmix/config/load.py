@@ -231,7 +231,11 @@ def regime_note(cfg: Config) -> str:
     why = "the built-in benchmark" if cfg.synthetic is not None else (
         "fine-tuned text tasks" if cfg.model.regime != "frozen" else "feature (npz) tasks")
     if cfg.model.regime == "frozen":
+        inc = (f"keeps compare.incumbent={cfg.compare.incumbent} unless a mixture beats it by more than "
+               f"compare.incumbent_margin={cfg.compare.incumbent_margin:g} standard errors on the held-out target rows, "
+               if cfg.compare.incumbent is not None else "weighs every candidate equally (compare.incumbent=null), ")
         return (f"search defaults: features ({why}): the library's, chosen on the task families (docs/method.md); "
+                f"the recommendation {inc}"
                 "without compare.methods a comparison also runs credit_proportional, a candidate of its recommendation, "
                 f"and confirms a choice within noise on compare.confirm_seeds={cfg.confirm_seeds} more seeds (runs that hold out "
                 f"compare.confirm_fraction={cfg.confirm_fraction:g} of the target's training rows), and again while they hold "

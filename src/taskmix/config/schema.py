@@ -305,7 +305,7 @@ class CompareConfig(_Strict):
     incumbent: str | None = None
     """the recommendation's default answer: a rule (e.g. proportional) or learned (the best learned candidate on the
     held-out rows), kept unless the best candidate beats it there by more than incumbent_margin standard errors;
-    null: the best candidate wins (see regime defaults)"""
+    null: the best candidate wins (default: the regime's, single_task for feature tasks, proportional for text)"""
     incumbent_margin: float = Field(INCUMBENT_MARGIN, ge=0, le=10)
     """standard errors of held-out advantage a candidate needs to replace compare.incumbent"""
     choose_by: Literal["metric", "loss"] = "metric"
@@ -440,8 +440,23 @@ Measured on the real-text development families (BENCHMARKS.md, *text-families-de
 point or two there, and the best of a dozen candidates on a few hundred held-out rows is mostly the luckiest
 one; keeping proportional unless a candidate beats it by more than one standard error cut the recommendation's
 regret to the test-oracle from 0.65 to 0.03 points and raised the families within noise of the best rule from
-13/16 to 15/16; on 20 fresh families (*text-families-eval-2*) -0.11 points and 20/20.  Feature tasks keep no
-incumbent: there it lost on fresh families (*families-wide-eval-2*: 2.81 against 1.84 points without)."""
+13/16 to 15/16; on 20 fresh families (*text-families-eval-2*) -0.11 points and 20/20.  Feature tasks do not take
+proportional: there it lost on fresh families (*families-wide-eval-2*: 2.81 against 1.84 points without); they keep
+target-only (:data:`FEATURE_COMPARE_DEFAULTS`)."""
+
+
+FEATURE_COMPARE_DEFAULTS: dict[str, Any] = {"incumbent": "single_task"}
+"""The comparison defaults for feature tasks (npz, the built-in benchmark, in-memory tasks) in the frozen regime,
+applied to every key the config leaves unset: target-only is the recommendation's default answer, kept unless a
+mixture beats it on the held-out target rows by more than compare.incumbent_margin (1) standard errors, in every
+round of the confirmation.
+
+Chosen on the feature development families by a pre-registered rule (BENCHMARKS.md, *incumbent-target-dev*): on a
+second wide development set (121), whose choices over target-only on small targets left 6/90 cells more than 2 points
+below single-task, 4/90 with the incumbent at 1 SE (0.5 SE: 6/90), the mean regret 1.00 -> 0.95 points; on the two
+older development sets (101, v1) nothing moved by more than 0.07 points.  A rule other than target-only as the
+incumbent lost on fresh feature families (*families-wide-eval-2*); the text regime keeps proportional
+(:data:`TEXT_COMPARE_DEFAULTS`)."""
 
 
 def _is_text_spec(spec: "TaskSpec") -> bool:
@@ -485,8 +500,8 @@ class Config(_Strict):
     base_dir: str = Field(".", exclude=True)
     # where the config came from (a file, or "<built-in>"), named in messages; not part of the file
     source: str = Field("config", exclude=True)
-    # the keys the regime's defaults filled in (TEXT_SEARCH_DEFAULTS: search keys, bare; TEXT_COMPARE_DEFAULTS:
-    # "compare.<key>"), for `taskmix config show`
+    # the keys the regime's defaults filled in (TEXT_SEARCH_DEFAULTS: search keys, bare; TEXT_COMPARE_DEFAULTS and
+    # FEATURE_COMPARE_DEFAULTS: "compare.<key>"), for `taskmix config show`
     _regime_defaults: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
@@ -508,6 +523,11 @@ class Config(_Strict):
             if unset_compare:
                 self.compare = self.compare.model_copy(update=unset_compare)
             self._regime_defaults = filled
+        elif self.regime == "features" and self.model.regime == "frozen":  # the feature regime's comparison defaults
+            unset_compare = {k: v for k, v in FEATURE_COMPARE_DEFAULTS.items() if k not in self.compare.model_fields_set}
+            if unset_compare:  # (an assignment above, e.g. the built-in benchmark's heads, may have filled them already)
+                self.compare = self.compare.model_copy(update=unset_compare)
+                self._regime_defaults = tuple(f"compare.{k}" for k in unset_compare)
         if self.model.regime == "lm" or any(s.corpus is not None for s in self.tasks.values()):
             self._lm_tasks()
         else:
@@ -634,8 +654,9 @@ class Config(_Strict):
 
     @property
     def regime_defaults(self) -> tuple[str, ...]:
-        """The keys the text regime's defaults filled in: ``search`` keys of :data:`TEXT_SEARCH_DEFAULTS` (bare) and
-        ``"compare.<key>"`` of :data:`TEXT_COMPARE_DEFAULTS` (empty: the library defaults, or all set)."""
+        """The keys the regime's defaults filled in: for text, ``search`` keys of :data:`TEXT_SEARCH_DEFAULTS` (bare)
+        and ``"compare.<key>"`` of :data:`TEXT_COMPARE_DEFAULTS`; for feature tasks in the frozen regime,
+        ``"compare.<key>"`` of :data:`FEATURE_COMPARE_DEFAULTS` (empty: the library defaults, or all set)."""
         return self._regime_defaults
 
     def task_names(self) -> list[str]:
