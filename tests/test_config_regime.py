@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from taskmix.config import config_from_dict, load_config, resolved_yaml
-from taskmix.config.schema import TEXT_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
+from taskmix.config.schema import FEATURE_COMPARE_DEFAULTS, TEXT_COMPARE_DEFAULTS, TEXT_SEARCH_DEFAULTS
 
 
 def _cfg(tmp_path: Path, train: str = "t.csv", **sections) -> object:
@@ -31,13 +31,23 @@ def test_text_tasks_through_a_frozen_encoder_get_the_text_defaults_for_every_uns
     ("t.npz", {}, "feature (npz) tasks"),
     ("t.csv", {"model": {"regime": "finetune"}}, "fine-tuned text tasks"),
 ])
-def test_features_and_fine_tuning_keep_the_library_defaults(tmp_path, train, sections, why):
+def test_features_and_fine_tuning_keep_the_library_search_defaults(tmp_path, train, sections, why):
+    """Feature tasks in the frozen regime get target-only as the recommendation's incumbent (and nothing else);
+    fine-tuning gets nothing (never screened)."""
     cfg = _cfg(tmp_path, train, **sections)
-    assert cfg.regime == "features" and cfg.regime_defaults == ()
-    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5 and cfg.compare.incumbent is None
+    frozen = "model" not in sections
+    assert cfg.regime == "features" and cfg.regime_defaults == (("compare.incumbent",) if frozen else ())
+    assert cfg.search.reward == "gradient_alignment" and cfg.search.horizon == 0.5
+    assert cfg.compare.incumbent == ("single_task" if frozen else None)
     assert f"search defaults: features ({why})" in resolved_yaml(cfg)
+    assert ("keeps compare.incumbent=single_task unless a mixture beats it" in resolved_yaml(cfg)) == frozen
     builtin = load_config(None)
     assert builtin.regime == "features" and builtin.search.reward == "gradient_alignment"
+    # the built-in benchmark's own assignment (its shared heads) validates the config again: the key is still named
+    assert builtin.compare.incumbent == "single_task" and builtin.regime_defaults == ("compare.incumbent",)
+    own = _cfg(tmp_path, train, compare={"incumbent": None}, **sections)  # null in the config: the config wins
+    assert own.compare.incumbent is None and own.regime_defaults == ()
+    assert "weighs every candidate equally (compare.incumbent=null)" in resolved_yaml(own) or not frozen
 
 
 def test_config_show_says_which_defaults_apply_and_the_resolved_config_loads_back_the_same(tmp_path):
@@ -59,7 +69,7 @@ def test_in_memory_tasks_keep_the_library_defaults_and_text_formats_or_paths_do_
     from taskmix.data.families import make_family
 
     fam = make_family(1000)
-    assert fam.config.regime == "features" and fam.config.regime_defaults == ()
+    assert fam.config.regime == "features" and fam.config.regime_defaults == ("compare.incumbent",)
     assert fam.config.search.reward == "gradient_alignment" and fam.config.search.horizon == 0.5
     mem = config_from_dict({"target": "t", "tasks": {"t": {}, "a": {}}}, "c.yaml", ".")
     assert mem.regime == "features"
@@ -67,13 +77,13 @@ def test_in_memory_tasks_keep_the_library_defaults_and_text_formats_or_paths_do_
     assert config_from_dict({"target": "t", "tasks": {"t": {"train": "t.tsv"}, "a": {}}}, "c.yaml", ".").regime == "text"
 
 
-def test_only_text_gets_the_incumbent_and_config_show_names_the_language_modelling_regime(tmp_path):
-    """compare.incumbent was adopted for text only: on fresh feature families it lost to no incumbent
-    (BENCHMARKS.md, *families-wide-eval-2*); the LM regime was never screened."""
+def test_each_classification_regime_gets_its_own_incumbent_and_config_show_names_the_language_modelling_regime(tmp_path):
+    """compare.incumbent is proportional for text (*text-families-dev*) and target-only for feature tasks
+    (*incumbent-target-dev*; proportional lost there, *families-wide-eval-2*); the LM regime was never screened."""
     for name in ("t.txt", "a.txt"):
         (tmp_path / name).write_text("some text\n")
     lm = config_from_dict({"target": "t", "model": {"regime": "lm"}, "tasks": {"t": {"corpus": "t.txt"}, "a": {"corpus": "a.txt"}}},
                           "c.yaml", tmp_path)
     assert lm.regime == "lm" and lm.compare.incumbent is None and lm.regime_defaults == ()
     assert "search defaults: language modelling (model.regime lm)" in resolved_yaml(lm)
-    assert _cfg(tmp_path, "t.npz").compare.incumbent is None
+    assert _cfg(tmp_path, "t.npz").compare.incumbent == FEATURE_COMPARE_DEFAULTS["incumbent"] == "single_task"
