@@ -17,7 +17,9 @@ over seeds and decides:
    learned candidate of step 1), the choice of step 2 is recommended only when it beats the incumbent on those
    rows by more than ``incumbent_z`` standard errors; otherwise the incumbent is kept.  On flat landscapes (real
    text) the best of several candidates on a few hundred held-out rows is mostly the luckiest one, and a rule as
-   incumbent keeps that choice from chasing noise (the text regime's default).  ``learned`` is an option: on
+   incumbent keeps that choice from chasing noise (the text regime's default); feature tasks keep target-only
+   (``single_task``) unless a mixture beats it (their default, BENCHMARKS.md, *incumbent-target-dev*).  ``learned``
+   is an option: on
    fresh feature families it lost to the best rule more often than no incumbent (BENCHMARKS.md,
    *families-wide-eval-4*);
 4. when a rule is within noise (95%) of the recommended candidate (or, for a rule, any other candidate), the
