@@ -240,3 +240,19 @@ def test_confirm_seeds_defaults_by_regime_and_is_refused_out_of_range(tmp_path: 
     for bad in ("0", "1", "-0.2", "x"):
         with pytest.raises(ConfigError, match="compare.confirm_fraction"):
             load_config(None, [f"compare.confirm_fraction={bad}"])
+
+
+def test_a_resume_may_change_the_incumbent_and_reruns_nothing(tmp_path: Path) -> None:
+    """The incumbent only shapes the choice from the rows: a run made without one (e.g. before the feature regime's
+    default became single_task) resumes under another, keeps every row and answers with the new burden of proof."""
+    args = ["compare", "builtin", "--methods", "single_task,proportional", "--seeds", "2", "--out", OUT, *SMALL,
+            "-o", "compare.confirm_seeds=0"]
+    o = invoke([*args, "-o", "compare.incumbent=proportional", "-o", "compare.incumbent_margin=10"], tmp_path)
+    assert o.exit_code == 0, o.stderr
+    assert json.loads((tmp_path / OUT / "recommended.json").read_text())["source"] == "proportional"
+    before = sorted((r["method"], r["seed"], r["test"]) for r in _rows(tmp_path) if r["method"] != "recommended")
+    o = invoke([*args, "-o", "compare.incumbent_margin=10", "--resume"], tmp_path)  # the regime's default: single_task
+    assert o.exit_code == 0, o.stderr
+    rec = json.loads((tmp_path / OUT / "recommended.json").read_text())
+    assert rec["source"] == "single_task" and rec["incumbent"] == "single_task"
+    assert sorted((r["method"], r["seed"], r["test"]) for r in _rows(tmp_path) if r["method"] != "recommended") == before

@@ -128,14 +128,15 @@ def run_compare(
             reporter.finish()
 
 
-RESUMABLE = ("methods", "recommend", "choose_by", "confirm_seeds", "confirm_rows")
+RESUMABLE = ("methods", "recommend", "choose_by", "incumbent", "incumbent_margin", "confirm_seeds", "confirm_rows")
 """The ``compare`` settings a resume may change: which rows run, and how the recommendation is made from them."""
 
 
 def _without_methods(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved comparison's record with the settings that never change a kept row left out of its config
     (:data:`RESUMABLE`): a resume may run other methods (or none more), the recommendation or not, choose it by
-    another criterion or confirm it on more or fewer seeds (a confirmation's rows are ordinary (method, seed) rows)."""
+    another criterion or incumbent (a run made before a regime's default incumbent changed resumes under the new one)
+    or confirm it on more or fewer seeds (a confirmation's rows are ordinary (method, seed) rows)."""
     config = saved.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("compare"), dict):
         return saved
