@@ -79,12 +79,14 @@ RELATIVE_ROLES = ("helpful", "copy", "shifted", "noisy_copy")
 WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation", 104: "third evaluation",
               105: "fourth evaluation", 106: "fifth evaluation", 107: "sixth evaluation",
               108: "seventh evaluation", 109: "eighth evaluation",
-              110: "ninth evaluation", 121: "second development", 111: "tenth evaluation"}
+              110: "ninth evaluation", 121: "second development", 111: "tenth evaluation",
+              112: "eleventh evaluation"}
 """``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once; 103 scores once a default
 chosen on the development sets after 102 was scored (the recommendation's incumbent); 104 scores once the next one
 (credit_proportional among the recommendation's candidates); 105 the next (the learned incumbent); 106 the next
 (the confirmation on more seeds, compare.confirm_seeds); 107 the next (after the sized confirmation's screen); 108 a second fresh set with the same defaults; 109 the next (the confirmation's own held-out share, compare.confirm_fraction); 110 a second fresh set with the same defaults; 121 a second development set (101 and the v1 set 1 had
-chosen every default since issue 22 opened and sat near their floor); 111 scores once the next default chosen on it."""
+chosen every default since issue 22 opened and sat near their floor); 111 scores once the next default chosen on it (target-only as the incumbent, compare.incumbent); 112 a second fresh
+set with the same defaults."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
@@ -852,7 +854,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
         fams = []
         if args.generator == "wide":
-            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither a development set, 101 or 121, nor an evaluation set, 102-111)")
+            which = WIDE_SEEDS.get(args.family_seed, "ad hoc (neither a development set, 101 or 121, nor an evaluation set, 102-112)")
             print(f"wide families {1000 * args.family_seed}..{1000 * args.family_seed + args.families - 1}: {which}", flush=True)
             if which.endswith("evaluation"):
                 print("evaluation families: score them once, with defaults chosen on the development sets (101, 121)", flush=True)
