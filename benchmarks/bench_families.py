@@ -84,9 +84,11 @@ WIDE_SEEDS = {101: "development", 102: "evaluation", 103: "second evaluation", 1
 """``--family-seed`` sets of the wide generator: choose defaults on 101, score 102 once; 103 scores once a default
 chosen on the development sets after 102 was scored (the recommendation's incumbent); 104 scores once the next one
 (credit_proportional among the recommendation's candidates); 105 the next (the learned incumbent); 106 the next
-(the confirmation on more seeds, compare.confirm_seeds); 107 the next (after the sized confirmation's screen); 108 a second fresh set with the same defaults; 109 the next (the confirmation's own held-out share, compare.confirm_fraction); 110 a second fresh set with the same defaults; 121 a second development set (101 and the v1 set 1 had
-chosen every default since issue 22 opened and sat near their floor); 111 scores once the next default chosen on it (target-only as the incumbent, compare.incumbent); 112 a second fresh
-set with the same defaults."""
+(the confirmation on more seeds, compare.confirm_seeds); 107 the next (after the sized confirmation's screen); 108 a
+second fresh set with the same defaults; 109 the next (the confirmation's own held-out share,
+compare.confirm_fraction); 110 a second fresh set with the same defaults; 121 a second development set (101 and the
+v1 set 1 had chosen every default since issue 22 opened and sat near their floor); 111 scores once the next default
+chosen on it (target-only as the incumbent, compare.incumbent); 112 a second fresh set with the same defaults."""
 
 
 def mean_weights(sched: Schedule | None) -> list[float] | None:
@@ -822,6 +824,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     for spec in plans.split(","):
                         for inc in (args.confirm_incumbent or "none").split(","):
                             rule, _, iz = inc.partition(":")
+                            try:
+                                float(iz or 1)
+                            except ValueError:
+                                raise SystemExit(f"--confirm-incumbent {inc!r}: expected RULE:Z (Z a number of standard "
+                                                 "errors) or none") from None
                             name = f"rec_c{spec}" + ("" if rule == "none" else f"_{rule}{iz or '1'}")
                             sub = {**f, "rows": list(f["rows"])}
                             rounds, _, rows_goal = spec.partition("r")
