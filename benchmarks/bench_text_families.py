@@ -624,9 +624,9 @@ def stability(drawn: Sequence[TextFamily], store: TextStore, args: argparse.Name
     Each side's recommendation is recomputed from its stored rows exactly as the comparison makes it (the rules and
     the learned schedules as candidates, held-out rows pooled over that side's seeds), and the two mixtures'
     total-variation distance is reported per family.  A family passes when they lie within ``UNSTABLE_TV``, or when
-    a verdict warns: a tie with a rule, an unstable answer (a spread of the seeds' schedules, or a span of the
-    within-noise mixtures, above ``UNSTABLE_TV``: ``stable`` is false) or a choice fewer than 70% of seed resamples
-    make.
+    a verdict says unstable (a spread of the seeds' schedules, or a span of the within-noise mixtures, above
+    ``UNSTABLE_TV``: ``stable`` is false; the acceptance's fallback); the other warnings (a tie with a rule, a choice
+    fewer than 70% of seed resamples make) are counted apart.
     """
     from taskmix.compare.recommend import UNSTABLE_TV
     from taskmix.runs import prepare_job
@@ -634,7 +634,7 @@ def stability(drawn: Sequence[TextFamily], store: TextStore, args: argparse.Name
     sides = [_load_rows(part.replace("+", ",")) for part in args.stability.split(",")]
     if len(sides) != 2:
         raise SystemExit("--stability A,B: two rows files (shards joined with '+')")
-    lines, tvs, stats = [], [], {"close": 0, "flagged": 0, "silent": 0}
+    lines, tvs, stats = [], [], {"close": 0, "unstable": 0, "flagged": 0, "silent": 0}
     for tf in drawn:
         if not all(tf.fid in side for side in sides):
             continue
@@ -651,14 +651,17 @@ def stability(drawn: Sequence[TextFamily], store: TextStore, args: argparse.Name
         tv = 0.5 * float(np.abs(a.schedule.mean_weights() - b.schedule.mean_weights()).sum())
         tvs.append(tv)
         warned = [r for r in (a, b) if r.verdict == "tie" or not r.stable or r.choice_agreement < 0.7]
-        kind = "close" if tv <= UNSTABLE_TV else "flagged" if warned else "silent"
+        kind = ("close" if tv <= UNSTABLE_TV else "unstable" if any(not r.stable for r in (a, b))
+                else "flagged" if warned else "silent")
         stats[kind] += 1
 
         def cell(r: Any) -> str:
-            return (f"{r.source} ({r.verdict}, agreement {r.choice_agreement:.0%}, spread {r.spread:.2f}): "
+            flag = "" if r.stable else f", unstable: span {r.span:.2f}"
+            return (f"{r.source} ({r.verdict}, agreement {r.choice_agreement:.0%}, spread {r.spread:.2f}{flag}): "
                     + "/".join(f"{w:.2f}" for w in r.schedule.mean_weights()))
-        lines.append(f"| {tf.fid} | {tf.target.key} ({len(tf.target_rows)}) | {cell(a)} | {cell(b)} | {tv:.3f} | "
-                     f"{ {'close': 'within', 'flagged': 'beyond, verdict warns', 'silent': 'beyond, no warning'}[kind]} |")
+        label = {"close": "within", "unstable": "beyond, verdict says unstable", "flagged": "beyond, verdict warns",
+                 "silent": "beyond, no warning"}[kind]
+        lines.append(f"| {tf.fid} | {tf.target.key} ({len(tf.target_rows)}) | {cell(a)} | {cell(b)} | {tv:.3f} | {label} |")
     if not tvs:
         raise SystemExit("--stability: no family is in both rows files")
     n = len(tvs)
@@ -667,9 +670,10 @@ def stability(drawn: Sequence[TextFamily], store: TextStore, args: argparse.Name
             + seeds_text[1] + ": recommended | TV | ≤ " + f"{UNSTABLE_TV:g}" + " |\n|---|---|---|---|---|---|\n"
             + "\n".join(lines)
             + f"\n\n{n} families: the two recommendations lie within total variation {UNSTABLE_TV:g} in **{stats['close']}/{n}**"
-            f" (median TV {np.median(tvs):.3f}, mean {np.mean(tvs):.3f}); beyond it with a verdict that warns (a tie with a rule,"
-            f" an unstable consensus or an uncertain choice) in {stats['flagged']}; beyond it with no warning in "
-            f"**{stats['silent']}**.")
+            f" (median TV {np.median(tvs):.3f}, mean {np.mean(tvs):.3f}); beyond it with a verdict that says unstable (the"
+            f" seeds' spread or the span of the mixtures within noise above {UNSTABLE_TV:g}, shown) in {stats['unstable']};"
+            f" with another warning (a tie with a rule or a choice fewer than 70% of seed resamples make) in"
+            f" {stats['flagged']}; beyond it with no warning in **{stats['silent']}**.")
     print(body)
     if args.write:
         from _md import update_section
