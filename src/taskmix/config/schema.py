@@ -513,21 +513,20 @@ class Config(_Strict):
         if self.synthetic is not None and "heads" not in self.model.model_fields_set:
             # the built-in tasks share one label space, like XNLI languages
             self.model = self.model.model_copy(update={"heads": "shared"})
-        if self.regime == "text":  # the text regime's search defaults, for every key the config leaves unset
-            # both found before either is assigned: an assignment validates the config again
-            unset = {k: v for k, v in TEXT_SEARCH_DEFAULTS.items() if k not in self.search.model_fields_set}
-            unset_compare = {k: v for k, v in TEXT_COMPARE_DEFAULTS.items() if k not in self.compare.model_fields_set}
-            filled = tuple(unset) + tuple(f"compare.{k}" for k in unset_compare)
-            if unset:
-                self.search = self.search.model_copy(update=unset)
-            if unset_compare:
-                self.compare = self.compare.model_copy(update=unset_compare)
-            self._regime_defaults = filled
-        elif self.regime == "features" and self.model.regime == "frozen":  # the feature regime's comparison defaults
-            unset_compare = {k: v for k, v in FEATURE_COMPARE_DEFAULTS.items() if k not in self.compare.model_fields_set}
-            if unset_compare:  # (an assignment above, e.g. the built-in benchmark's heads, may have filled them already)
-                self.compare = self.compare.model_copy(update=unset_compare)
-                self._regime_defaults = tuple(f"compare.{k}" for k in unset_compare)
+        # the regime's defaults, for every key the config leaves unset (text: search and compare keys; feature tasks in
+        # the frozen regime: compare keys), all found before any is assigned: an assignment validates the config again
+        text = self.regime == "text"
+        frozen_features = self.regime == "features" and self.model.regime == "frozen"
+        search_defaults = TEXT_SEARCH_DEFAULTS if text else {}
+        compare_defaults = TEXT_COMPARE_DEFAULTS if text else FEATURE_COMPARE_DEFAULTS if frozen_features else {}
+        unset = {k: v for k, v in search_defaults.items() if k not in self.search.model_fields_set}
+        unset_compare = {k: v for k, v in compare_defaults.items() if k not in self.compare.model_fields_set}
+        if unset:
+            self.search = self.search.model_copy(update=unset)
+        if unset_compare:
+            self.compare = self.compare.model_copy(update=unset_compare)
+        if unset or unset_compare:  # (an assignment above, e.g. the built-in benchmark's heads, may have filled them)
+            self._regime_defaults = tuple(unset) + tuple(f"compare.{k}" for k in unset_compare)
         if self.model.regime == "lm" or any(s.corpus is not None for s in self.tasks.values()):
             self._lm_tasks()
         else:
